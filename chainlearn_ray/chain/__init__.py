@@ -1,0 +1,1 @@
+"""Blockchain layer: contract artifact, backends and the typed FLCoordinator client."""

@@ -1,0 +1,1 @@
+"""Command-line verbs; each module defines ``add_arguments(parser)`` and ``main(args) -> int``."""

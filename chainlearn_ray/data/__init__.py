@@ -1,0 +1,1 @@
+"""MedMNIST loading, synthetic data in the MedMNIST format and non-IID partitions."""

@@ -1,0 +1,1 @@
+"""Federated and local learning methods of the study, one small class each."""

@@ -1,0 +1,1 @@
+"""Results: Parquet schema, atomic store, statistics and figures."""

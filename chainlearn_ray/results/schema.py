@@ -1,0 +1,67 @@
+"""Column schema of the tidy long-format results table shared by run, sweep, stats and figures."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+#: One row = one measured number. ``hospital`` is a hospital id (``"h00"`` ...), ``"ensemble"``
+#: for the method's aggregate, or ``"all"`` for run-level figures (gas, wall time, ...).
+#: ``round`` is the 1-based round, or 0 for figures that belong to no round (PoC, shards).
+#: ``method`` is a study method (``"ours"``, ``"fedavg"``, ...), an ablation (``"ablation:no_ece"``)
+#: or an attack (``"attack:inflated"``). ``tier`` is ``weak``/``medium``/``strong`` or ``""``.
+SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("dataset", pa.string()),
+        ("alpha", pa.float64()),
+        ("seed", pa.int64()),
+        ("method", pa.string()),
+        ("round", pa.int64()),
+        ("hospital", pa.string()),
+        ("tier", pa.string()),
+        ("metric", pa.string()),
+        ("value", pa.float64()),
+    ]
+)
+
+COLUMNS: tuple[str, ...] = tuple(SCHEMA.names)
+
+ENSEMBLE = "ensemble"
+ALL = "all"
+
+#: Metric names with a fixed meaning across the project.
+METRICS = {
+    "accuracy": "test accuracy (fraction)",
+    "macro_f1": "test macro-averaged F1 (fraction)",
+    "ece": "expected calibration error on the metric split (fraction)",
+    "confidence": "mean max-softmax on the metric split (fraction)",
+    "weight": "on-chain ensemble weight (fixed point, SCALE 10000)",
+    "shard_size": "training samples in the hospital's shard",
+    "poc_throughput": "Proof-of-Capacity throughput (samples/s)",
+    "gas": "gas used by an operation (see the operation column in receipts)",
+    "round_seconds": "wall time of the round (s)",
+    "simulated_seconds": "virtual-clock time of the hospital's round work (s)",
+    "participants": "hospitals whose update reached the chain this round",
+}
+
+
+def rows_to_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Build a frame with exactly :data:`COLUMNS`, in order and with the schema's dtypes."""
+    frame = pd.DataFrame(list(rows), columns=list(COLUMNS))
+    for name, typ in zip(SCHEMA.names, SCHEMA.types, strict=True):
+        if pa.types.is_string(typ):
+            frame[name] = frame[name].fillna("").astype(str)
+        elif pa.types.is_integer(typ):
+            frame[name] = frame[name].fillna(0).astype("int64")
+        else:
+            frame[name] = frame[name].astype("float64")
+    return frame
+
+
+def class_count_metric(label: int) -> str:
+    """Metric name of a shard's count of class ``label`` (``"class_count_3"``)."""
+    return f"class_count_{label}"
