@@ -1,0 +1,375 @@
+"""Atomic Parquet/JSON writes and reading of run, sweep and dataset results layouts."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from chainlearn_ray.errors import DataError
+from chainlearn_ray.results.schema import COLUMNS, SCHEMA
+
+logger = logging.getLogger(__name__)
+
+#: File of a single run's rows inside a run folder.
+RUN_RESULTS = "results.parquet"
+#: Folder of a sweep's Parquet dataset inside a sweep folder.
+SWEEP_RESULTS = "results"
+#: Manifest written next to the results of a run or a sweep.
+MANIFEST = "manifest.json"
+#: Prefix of a dataset partition folder (``dataset=<name>``).
+PARTITION_PREFIX = "dataset="
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]*$")
+
+_LAYOUTS = (
+    f"a run folder with {RUN_RESULTS}, a sweep folder with "
+    f"{SWEEP_RESULTS}/{PARTITION_PREFIX}<name>/<cell>.parquet, a single .parquet file, "
+    f"or a directory of {PARTITION_PREFIX}<name> partitions or .parquet files"
+)
+
+
+def conform(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return ``frame`` reduced to the schema's columns, in order, with the schema's dtypes.
+
+    Parameters
+    ----------
+    frame:
+        A results frame holding at least every column of :data:`~.schema.COLUMNS`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A new frame (fresh index) with string, int64 and float64 columns as in the schema.
+
+    Raises
+    ------
+    DataError
+        When a column is missing or a value cannot be converted to the column's type.
+    """
+    missing = [name for name in COLUMNS if name not in frame.columns]
+    if missing:
+        raise DataError(
+            f"results frame lacks the column(s) {missing}; results need exactly {list(COLUMNS)} "
+            "(build them with chainlearn_ray.results.schema.rows_to_frame)"
+        )
+    out = frame.loc[:, list(COLUMNS)].reset_index(drop=True).copy()
+    for name, typ in zip(SCHEMA.names, SCHEMA.types, strict=True):
+        try:
+            if pa.types.is_string(typ):
+                out[name] = out[name].fillna("").astype(str)
+            elif pa.types.is_integer(typ):
+                out[name] = out[name].fillna(0).astype("int64")
+            else:
+                out[name] = out[name].astype("float64")
+        except (TypeError, ValueError) as exc:
+            raise DataError(
+                f"results column {name!r} cannot be stored as {typ}: {exc}; "
+                "fix the values written to that column"
+            ) from exc
+    return out
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Flush a directory entry to disk (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
+    """Write ``path`` through a hidden temp file in the same folder, fsync, then rename over it.
+
+    A failure at any point removes the temp file and leaves a previous ``path`` untouched.
+    """
+    path = Path(path)
+    folder = path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    _fsync_dir(folder)
+    logger.debug("wrote %s", path)
+    return path
+
+
+def write_parquet_atomic(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """Write a results frame to ``path`` as Parquet with the schema, atomically.
+
+    The frame is validated against :data:`~.schema.SCHEMA` (extra columns are dropped with a
+    warning), written to a hidden temp file in the destination folder, fsynced and renamed over
+    ``path``; readers see either the old file or the complete new one, never a partial file.
+
+    Parameters
+    ----------
+    frame:
+        Tidy long-format results (see :mod:`chainlearn_ray.results.schema`).
+    path:
+        Destination file; parent folders are created.
+
+    Returns
+    -------
+    pathlib.Path
+        The written path.
+
+    Raises
+    ------
+    DataError
+        When a schema column is missing or holds values of the wrong type.
+    """
+    extra = [name for name in frame.columns if name not in COLUMNS]
+    if extra:
+        logger.warning("dropping columns %s that are not in the results schema", extra)
+    table = pa.Table.from_pandas(conform(frame), schema=SCHEMA, preserve_index=False)
+    return _atomic_write(Path(path), lambda handle: pq.write_table(table, handle))
+
+
+def _json_default(obj: Any) -> Any:
+    """Convert numpy scalars/arrays, paths and sets into JSON-native values."""
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if isinstance(obj, set | frozenset):
+        return sorted(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def write_json_atomic(obj: Any, path: str | os.PathLike[str]) -> Path:
+    """Write ``obj`` as JSON (sorted keys, indent 2, trailing newline) to ``path`` atomically.
+
+    Parameters
+    ----------
+    obj:
+        JSON-serialisable data; numpy scalars and arrays, paths and sets are converted.
+    path:
+        Destination file; parent folders are created.
+
+    Returns
+    -------
+    pathlib.Path
+        The written path.
+    """
+    text = json.dumps(obj, sort_keys=True, indent=2, default=_json_default) + "\n"
+    data = text.encode("utf-8")
+
+    def write(handle: IO[bytes]) -> None:
+        handle.write(data)
+
+    return _atomic_write(Path(path), write)
+
+
+def _visible(path: Path) -> bool:
+    """False for hidden or temp entries (names starting with ``.`` or ``_``)."""
+    return not path.name.startswith((".", "_"))
+
+
+def _parquet_files(folder: Path) -> list[Path]:
+    """Results files of a dataset directory: its partitions' files or its own .parquet files."""
+    partitions = sorted(
+        p for p in folder.iterdir() if p.is_dir() and p.name.startswith(PARTITION_PREFIX)
+    )
+    files: list[Path] = []
+    for part in partitions:
+        files.extend(_walk_parquet(part))
+    own = (p for p in folder.iterdir() if p.is_file() and p.suffix == ".parquet" and _visible(p))
+    files.extend(sorted(own))
+    return files
+
+
+def _walk_parquet(folder: Path) -> Iterator[Path]:
+    """Every visible .parquet file below ``folder``, sorted, skipping hidden folders."""
+    for entry in sorted(folder.iterdir()):
+        if not _visible(entry):
+            continue
+        if entry.is_dir():
+            yield from _walk_parquet(entry)
+        elif entry.suffix == ".parquet":
+            yield entry
+
+
+def _partition_dataset(file: Path) -> str:
+    """Dataset name from the nearest ``dataset=<name>`` folder above ``file`` ("" if none)."""
+    for parent in file.parents:
+        if parent.name.startswith(PARTITION_PREFIX):
+            return parent.name[len(PARTITION_PREFIX) :]
+    return ""
+
+
+def _read_file(file: Path) -> pd.DataFrame:
+    """One results file as a conformed frame; empty ``dataset`` values come from its partition."""
+    try:
+        table = pq.read_table(file)
+    except (OSError, pa.ArrowException) as exc:
+        raise DataError(f"cannot read results file {file}: {exc}; delete or rewrite it") from exc
+    missing = [name for name in COLUMNS if name not in table.column_names]
+    if missing:
+        raise DataError(
+            f"{file} is not a results file: it lacks the column(s) {missing} (expected {_LAYOUTS})"
+        )
+    frame = conform(table.select(list(COLUMNS)).to_pandas())
+    partition = _partition_dataset(file)
+    if partition:
+        frame.loc[frame["dataset"] == "", "dataset"] = partition
+    return frame
+
+
+def _results_files(path: Path) -> list[Path]:
+    """The results files a path stands for, by layout (see :func:`read_results`)."""
+    if path.is_file():
+        if path.suffix != ".parquet":
+            raise DataError(f"{path} is not a .parquet file; expected {_LAYOUTS}")
+        return [path]
+    if not path.is_dir():
+        raise DataError(f"results path {path} does not exist; expected {_LAYOUTS}")
+    run_file = path / RUN_RESULTS
+    if run_file.is_file():
+        return [run_file]
+    sweep_dir = path / SWEEP_RESULTS
+    if sweep_dir.is_dir():
+        return _parquet_files(sweep_dir)
+    return _parquet_files(path)
+
+
+def read_results(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read every results row under ``path`` into one frame with the schema's columns and dtypes.
+
+    Accepted layouts, tried in this order:
+
+    * a single ``.parquet`` file;
+    * a run folder holding ``results.parquet`` (its ``manifest.json`` is not read);
+    * a sweep folder holding ``results/dataset=<name>/<cell>.parquet``;
+    * a dataset directory: ``dataset=<name>/...`` partitions and/or ``.parquet`` files directly
+      inside it (for example a sweep's ``results/`` folder or one of its partitions).
+
+    Hidden and temp files (names starting with ``.`` or ``_``) are skipped. Rows whose
+    ``dataset`` is empty take the name of their ``dataset=<name>`` partition.
+
+    Parameters
+    ----------
+    path:
+        File or folder to read.
+
+    Returns
+    -------
+    pandas.DataFrame
+        All rows, in file order (files sorted by path), with a fresh index.
+
+    Raises
+    ------
+    DataError
+        When the path does not exist, holds no results file, or a file is not a results file.
+    """
+    root = Path(path)
+    files = _results_files(root)
+    if not files:
+        raise DataError(f"no results found at {root}: expected {_LAYOUTS}")
+    frames = [_read_file(file) for file in files]
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    logger.debug("read %d rows from %d file(s) under %s", len(frame), len(files), root)
+    return conform(frame)
+
+
+def _check_name(kind: str, name: str) -> None:
+    """Reject names that are unsafe as a single path component."""
+    if not _SAFE_NAME.match(name) or name.endswith(".tmp"):
+        raise DataError(
+            f"{kind} {name!r} cannot be used as a file name: use letters, digits and . _ = + - "
+            "only, starting with a letter or digit"
+        )
+
+
+def cell_path(root: str | os.PathLike[str], dataset: str, cell_name: str) -> Path:
+    """Path of a sweep cell's file: ``root/results/dataset=<dataset>/<cell_name>.parquet``."""
+    _check_name("dataset", dataset)
+    _check_name("cell name", cell_name)
+    return Path(root) / SWEEP_RESULTS / f"{PARTITION_PREFIX}{dataset}" / f"{cell_name}.parquet"
+
+
+def append_cell(
+    frame: pd.DataFrame, root: str | os.PathLike[str], dataset: str, cell_name: str
+) -> Path:
+    """Store one sweep cell's rows atomically as its own file of the sweep's Parquet dataset.
+
+    Writing a cell that already exists replaces it (a re-run cell never duplicates rows).
+    Rows with an empty ``dataset`` are given ``dataset``.
+
+    Parameters
+    ----------
+    frame:
+        The cell's results rows.
+    root:
+        The sweep folder (the one holding ``results/`` and ``manifest.json``).
+    dataset:
+        Dataset name of the partition (``"pneumoniamnist"``).
+    cell_name:
+        Unique name of the cell across the sweep, e.g. ``"pneumoniamnist_a0.5_s42"``.
+
+    Returns
+    -------
+    pathlib.Path
+        The written cell file.
+
+    Raises
+    ------
+    DataError
+        When a name is unsafe as a file name or rows belong to another dataset.
+    """
+    path = cell_path(root, dataset, cell_name)
+    rows = conform(frame)
+    rows.loc[rows["dataset"] == "", "dataset"] = dataset
+    others = sorted(set(rows["dataset"]) - {dataset})
+    if others:
+        raise DataError(
+            f"cell {cell_name!r} of dataset {dataset!r} holds rows of dataset(s) {others}; "
+            "write each dataset's rows as its own cell"
+        )
+    return write_parquet_atomic(rows, path)
+
+
+def finished_cells(root: str | os.PathLike[str]) -> set[str]:
+    """Names of the cells already stored in the sweep folder ``root`` (empty when none).
+
+    Parameters
+    ----------
+    root:
+        The sweep folder given to :func:`append_cell`.
+
+    Returns
+    -------
+    set of str
+        Cell names (file stems) across every dataset partition; temp files are not counted.
+    """
+    results = Path(root) / SWEEP_RESULTS
+    if not results.is_dir():
+        return set()
+    return {file.stem for file in _parquet_files(results) if _partition_dataset(file)}
