@@ -1,0 +1,370 @@
+"""Run configuration: frozen dataclasses, YAML loading and validation (the only home of defaults)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from chainlearn_ray.errors import ConfigError
+from chainlearn_ray.tiers import TIERS, Tier
+
+T = TypeVar("T")
+
+#: Named non-IID levels (Dirichlet concentration); SPEC.md §2.
+ALPHA_LEVELS: dict[str, float] = {"mild": 1.0, "moderate": 0.5, "severe": 0.1}
+#: Seeds of the published study.
+PAPER_SEEDS: tuple[int, ...] = (42, 142, 242, 342, 442)
+#: Per-round attendance of the Ours-Dropout scenario.
+DROPOUT_ATTENDANCE: dict[str, float] = {"weak": 1.0, "medium": 0.8, "strong": 0.6}
+CHAIN_BACKENDS = ("embedded", "anvil", "rpc")
+THROTTLE_MODES = ("virtual", "sleep")
+SPLIT_MODES = ("official", "reference_halved")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class TierConfig:
+    """What a hospital of one tier runs on and trains.
+
+    Attributes
+    ----------
+    arch:
+        Model architecture (``chainlearn_ray.models`` registry name, e.g. ``"resnet50"`` or
+        ``"tiny_cnn:16"``).
+    num_cpus, num_gpus:
+        Ray resources of each hospital actor of this tier (``num_gpus`` may be a fraction 1/k).
+    resources:
+        Extra Ray custom resources per actor, e.g. ``{"tier_strong": 1}``.
+    target_throughput:
+        Proof-of-Capacity samples/s the simulated hardware delivers (``None``: the machine's
+        own speed). The hardware profile slows the benchmark and training to match it.
+    threads:
+        torch threads of the actor process.
+    attendance:
+        Probability that a hospital of this tier attends a round.
+    """
+
+    arch: str
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    resources: Mapping[str, float] = field(default_factory=dict)
+    target_throughput: float | None = None
+    threads: int = 1
+    attendance: float = 1.0
+
+
+DEFAULT_TIERS: dict[str, TierConfig] = {
+    "weak": TierConfig(arch="mobilenet_v3_small", target_throughput=50.0),
+    "medium": TierConfig(arch="efficientnet_b0", target_throughput=200.0),
+    "strong": TierConfig(arch="resnet50", target_throughput=1000.0),
+}
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Dataset, image size, split mode and the non-IID partition."""
+
+    dataset: str = "pneumoniamnist"
+    data_dir: str | None = None
+    size: int = 28
+    split: str = "official"
+    alpha: float = 1.0
+    min_shard: int = 32
+    download: bool = True
+    normalize: str = "dataset"
+    rgb: bool = False
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Local training budget and optimiser (SPEC.md §2 reference defaults, fewer rounds)."""
+
+    rounds: int = 3
+    epochs: int = 1
+    batch_size: int = 32
+    lr: float = 1e-3
+    pretrained: str | None = None
+
+
+@dataclass(frozen=True)
+class PoCConfig:
+    """Proof-of-Capacity benchmark and tier thresholds (samples/s)."""
+
+    steps: int = 50
+    warmup: int = 5
+    batch_size: int = 16
+    weak_below: float = 100.0
+    medium_below: float = 300.0
+
+
+@dataclass(frozen=True)
+class ChainConfig:
+    """Which chain the coordinator talks to."""
+
+    backend: str = "embedded"
+    rpc_url: str | None = None
+    contract: str | None = None
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Ray placement, device, time limits and the simulated clock."""
+
+    address: str | None = None
+    device: str = "cpu"
+    round_timeout: float | None = None
+    deadline: float | None = None
+    throttle: str = "virtual"
+    coordinator_cpus: float = 0.5
+    fit_cpus: bool = True
+    gpu_memory_gb: float | None = None
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one federated run needs; build it with :func:`load_config`."""
+
+    name: str = "run"
+    seed: int = 42
+    hospitals: Mapping[str, int] = field(
+        default_factory=lambda: {"weak": 1, "medium": 1, "strong": 1}
+    )
+    tiers: Mapping[str, TierConfig] = field(default_factory=lambda: dict(DEFAULT_TIERS))
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    poc: PoCConfig = field(default_factory=PoCConfig)
+    chain: ChainConfig = field(default_factory=ChainConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+    @property
+    def n_hospitals(self) -> int:
+        """Total number of hospitals."""
+        return sum(self.hospitals.values())
+
+    def hospital_tiers(self) -> list[Tier]:
+        """The configured hardware tier of each hospital, in id order (weak first)."""
+        out: list[Tier] = []
+        for tier in TIERS:
+            out.extend([tier] * int(self.hospitals.get(tier.label, 0)))
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (YAML/JSON friendly)."""
+        return _to_plain(self)
+
+
+def _to_plain(obj: Any) -> Any:
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: _to_plain(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, Mapping):
+        return {str(k): _to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_to_plain(v) for v in obj]
+    return obj
+
+
+def parse_alpha(value: str | float | int) -> float:
+    """``"mild"``/``"moderate"``/``"severe"`` or a positive number → Dirichlet alpha."""
+    if isinstance(value, str) and value.strip().lower() in ALPHA_LEVELS:
+        return ALPHA_LEVELS[value.strip().lower()]
+    try:
+        alpha = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"alpha {value!r} is neither a level ({', '.join(ALPHA_LEVELS)}) nor a number"
+        ) from None
+    if not math.isfinite(alpha) or alpha <= 0:
+        raise ConfigError(f"alpha must be a positive number, got {value!r}")
+    return alpha
+
+
+def alpha_name(alpha: float) -> str:
+    """The level name of ``alpha`` if it is one, else its number as text."""
+    for name, value in ALPHA_LEVELS.items():
+        if math.isclose(alpha, value):
+            return name
+    return f"{alpha:g}"
+
+
+def parse_tier_counts(text: str) -> dict[str, int]:
+    """``"weak:4,medium:4,strong:4"`` → ``{"weak": 4, "medium": 4, "strong": 4}``."""
+    counts = {t.label: 0 for t in TIERS}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, number = part.partition(":")
+        if not sep:
+            raise ConfigError(f"--tiers entry {part!r} must look like weak:4")
+        label = Tier.parse(name).label
+        try:
+            counts[label] = int(number)
+        except ValueError:
+            raise ConfigError(f"--tiers count {number!r} for {label} is not an integer") from None
+    return counts
+
+
+def spread_hospitals(n: int) -> dict[str, int]:
+    """``n`` hospitals spread over the tiers as evenly as possible (weak gets leftovers first)."""
+    if n < 1:
+        raise ConfigError(f"--hospitals must be at least 1, got {n}")
+    base, extra = divmod(n, len(TIERS))
+    return {t.label: base + (1 if i < extra else 0) for i, t in enumerate(TIERS)}
+
+
+def _build(cls: type[T], data: Any, where: str) -> T:
+    """Build dataclass ``cls`` from a mapping, rejecting unknown keys with the valid ones."""
+    if data is None:
+        return cls()
+    if is_dataclass(data):
+        return data  # type: ignore[return-value]
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where} must be a mapping, got {type(data).__name__}")
+    known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) {unknown} in {where}; valid keys: {', '.join(sorted(known))}"
+        )
+    return cls(**dict(data))
+
+
+def _tiers(data: Any) -> dict[str, TierConfig]:
+    tiers = dict(DEFAULT_TIERS)
+    if data is None:
+        return tiers
+    if not isinstance(data, Mapping):
+        raise ConfigError("tiers must map weak/medium/strong to tier settings")
+    for name, spec in data.items():
+        label = Tier.parse(name).label
+        if isinstance(spec, TierConfig):
+            tiers[label] = spec
+            continue
+        merged = {**_to_plain(tiers[label]), **dict(spec or {})}
+        tiers[label] = _build(TierConfig, merged, f"tiers.{label}")
+    return tiers
+
+
+def from_dict(raw: Mapping[str, Any]) -> RunConfig:
+    """Build and validate a :class:`RunConfig` from nested plain data (e.g. parsed YAML)."""
+    raw = dict(raw or {})
+    known = {f.name for f in fields(RunConfig)}
+    unknown = sorted(set(raw) - known - {"sweep", "study", "description"})
+    if unknown:
+        raise ConfigError(f"unknown top-level key(s) {unknown}; valid keys: {sorted(known)}")
+    hospitals = raw.get("hospitals", {"weak": 1, "medium": 1, "strong": 1})
+    if isinstance(hospitals, int):
+        hospitals = spread_hospitals(hospitals)
+    elif isinstance(hospitals, str):
+        hospitals = parse_tier_counts(hospitals)
+    elif isinstance(hospitals, Mapping):
+        hospitals = {Tier.parse(k).label: int(v) for k, v in hospitals.items()}
+    else:
+        raise ConfigError("hospitals must be a number, 'weak:1,medium:1,strong:1' or a mapping")
+    data = dict(raw.get("data") or {})
+    if "alpha" in data:
+        data["alpha"] = parse_alpha(data["alpha"])
+    cfg = RunConfig(
+        name=str(raw.get("name", "run")),
+        seed=int(raw.get("seed", 42)),
+        hospitals={t.label: int(hospitals.get(t.label, 0)) for t in TIERS},
+        tiers=_tiers(raw.get("tiers")),
+        data=_build(DataConfig, data, "data"),
+        train=_build(TrainConfig, raw.get("train"), "train"),
+        poc=_build(PoCConfig, raw.get("poc"), "poc"),
+        chain=_build(ChainConfig, raw.get("chain"), "chain"),
+        runtime=_build(RuntimeConfig, raw.get("runtime"), "runtime"),
+    )
+    validate(cfg)
+    return cfg
+
+
+def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> RunConfig:
+    """Load a YAML experiment file (or the defaults) and apply dotted-key ``overrides``.
+
+    Parameters
+    ----------
+    path:
+        YAML file, or ``None`` for the built-in defaults.
+    overrides:
+        ``{"train.rounds": 5, "data.dataset": "synthetic", "hospitals": "weak:4"}``; ``None``
+        values are ignored so CLI flags that were not given leave the file's values alone.
+    """
+    raw: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} does not exist (try experiments/quick.yaml)")
+        try:
+            loaded = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p} is not valid YAML: {exc}") from None
+        if not isinstance(loaded, Mapping):
+            raise ConfigError(f"{p} must contain a mapping at the top level")
+        raw = dict(loaded)
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        node = raw
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return from_dict(raw)
+
+
+def replace(cfg: RunConfig, **sections: Any) -> RunConfig:
+    """A validated copy of ``cfg`` with whole fields or sections replaced."""
+    new = dataclasses.replace(cfg, **sections)
+    validate(new)
+    return new
+
+
+def validate(cfg: RunConfig) -> None:
+    """Raise :class:`ConfigError` on any invalid or inconsistent value."""
+    if cfg.n_hospitals < 1:
+        raise ConfigError("at least one hospital is needed (e.g. --hospitals 3)")
+    if any(v < 0 for v in cfg.hospitals.values()):
+        raise ConfigError("hospital counts per tier cannot be negative")
+    for label, tier in cfg.tiers.items():
+        if tier.num_cpus < 0 or tier.num_gpus < 0:
+            raise ConfigError(f"tiers.{label}: num_cpus and num_gpus cannot be negative")
+        if tier.num_gpus > 1 and tier.num_gpus != int(tier.num_gpus):
+            raise ConfigError(f"tiers.{label}.num_gpus above 1 must be a whole number")
+        if tier.target_throughput is not None and tier.target_throughput <= 0:
+            raise ConfigError(f"tiers.{label}.target_throughput must be positive or null")
+        if not 0.0 <= tier.attendance <= 1.0:
+            raise ConfigError(f"tiers.{label}.attendance must be within [0, 1]")
+        if tier.threads < 1:
+            raise ConfigError(f"tiers.{label}.threads must be at least 1")
+    d, t, p = cfg.data, cfg.train, cfg.poc
+    if d.size not in (28, 64, 128, 224):
+        raise ConfigError(f"data.size must be 28, 64, 128 or 224 (got {d.size})")
+    if d.split not in SPLIT_MODES:
+        raise ConfigError(f"data.split must be one of {SPLIT_MODES}, got {d.split!r}")
+    if d.min_shard < 1:
+        raise ConfigError("data.min_shard must be at least 1")
+    if d.normalize not in ("dataset", "imagenet", "none"):
+        raise ConfigError("data.normalize must be dataset, imagenet or none")
+    if t.rounds < 1 or t.epochs < 1 or t.batch_size < 1 or t.lr <= 0:
+        raise ConfigError("train.rounds, epochs and batch_size must be >= 1 and lr > 0")
+    if p.steps < 1 or p.warmup < 0 or p.batch_size < 1:
+        raise ConfigError("poc.steps and poc.batch_size must be >= 1, poc.warmup >= 0")
+    if not 0 < p.weak_below <= p.medium_below:
+        raise ConfigError("poc thresholds need 0 < weak_below <= medium_below")
+    if cfg.chain.backend not in CHAIN_BACKENDS:
+        raise ConfigError(f"chain.backend must be one of {CHAIN_BACKENDS}")
+    if cfg.chain.backend == "rpc" and not cfg.chain.rpc_url:
+        raise ConfigError("chain backend rpc needs --rpc-url (e.g. http://127.0.0.1:8545)")
+    r = cfg.runtime
+    if r.device not in DEVICES:
+        raise ConfigError(f"runtime.device must be one of {DEVICES}")
+    if r.throttle not in THROTTLE_MODES:
+        raise ConfigError(f"runtime.throttle must be one of {THROTTLE_MODES}")
+    for name in ("round_timeout", "deadline"):
+        value = getattr(r, name)
+        if value is not None and value <= 0:
+            raise ConfigError(f"runtime.{name} must be positive (seconds) or null")

@@ -1,0 +1,343 @@
+"""One simulated hospital: its key, shard, hardware profile, model, PoC and local training.
+
+Plain Python (no Ray): ``chainlearn_ray.runtime.hospital`` hosts these objects inside Ray actors.
+A hospital never holds a Web3 object; it signs its PoC statement and its own transactions and
+hands plain bytes back.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from eth_account import Account
+from eth_utils import keccak
+
+from chainlearn_ray.errors import HospitalFailure
+from chainlearn_ray.tiers import Tier
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class HospitalSpec:
+    """Everything that identifies and configures one hospital (plain data, crosses Ray).
+
+    Attributes
+    ----------
+    hospital_id:
+        Stable id used in results (``"h00"``, ``"h01"``, ...).
+    index:
+        Position of the hospital in the run (selects its shard and derives its key).
+    hardware_tier:
+        Tier of the simulated hardware (selects the hardware profile).
+    arch_by_tier:
+        Model architecture for each tier label; the model follows the tier the PoC measured,
+        because the contract only accepts the model type of the registered tier.
+    """
+
+    hospital_id: str
+    index: int
+    hardware_tier: Tier
+    arch_by_tier: dict[str, str]
+    seed: int
+    n_classes: int
+    in_channels: int
+    target_throughput: float | None = None
+    threads: int = 1
+    throttle: str = "virtual"
+    device: str = "cpu"
+    batch_size: int = 32
+    lr: float = 1e-3
+    pretrained: str | None = None
+    checkpoint_dir: str | None = None
+    faults: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TrainShard:
+    """A hospital's own training images (uint8, MedMNIST layout) and labels."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+
+@dataclass(frozen=True)
+class EvalSplits:
+    """The splits every hospital evaluates on (metric split and test split) and the transform."""
+
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    size: int = 28
+    rgb: bool = False
+    normalize: str = "dataset"
+
+
+@dataclass(frozen=True)
+class RoundReport:
+    """What a hospital returns after training in one round (plain data)."""
+
+    hospital_id: str
+    round: int
+    model_hash: bytes
+    confidence_fixed: int
+    ece_fixed: int
+    confidence: float
+    ece: float
+    val_accuracy: float
+    test_probs: np.ndarray
+    samples: int
+    wall_seconds: float
+    compute_seconds: float
+    simulated_seconds: float
+    final_loss: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def derive_private_key(seed: int, index: int) -> bytes:
+    """Deterministic secp256k1 key of hospital ``index`` in a run with ``seed``.
+
+    Derived inside the hospital process, so the key never crosses Ray.
+    """
+    return keccak(b"chainlearn-hospital-key" + int(seed).to_bytes(8, "big") + index.to_bytes(4, "big"))
+
+
+def hospital_seed(seed: int, index: int, round_: int) -> int:
+    """Training seed of one hospital in one round (distinct, reproducible)."""
+    return int.from_bytes(
+        keccak(int(seed).to_bytes(8, "big") + index.to_bytes(4, "big") + round_.to_bytes(4, "big"))[:4],
+        "big",
+    )
+
+
+class Hospital:
+    """A simulated hospital.
+
+    Parameters
+    ----------
+    spec:
+        Identity and configuration.
+    shard:
+        Its own training data.
+    evals:
+        The shared validation (metric) and test splits, and the image transform.
+    """
+
+    def __init__(self, spec: HospitalSpec, shard: TrainShard, evals: EvalSplits) -> None:
+        import torch
+
+        from chainlearn_ray.data.transforms import to_tensor
+        from chainlearn_ray.training import set_determinism
+
+        self.spec = spec
+        set_determinism(spec.seed, spec.threads)
+        self._key = derive_private_key(spec.seed, spec.index)
+        self.address: str = Account.from_key(self._key).address
+        kwargs = {"size": evals.size, "rgb": evals.rgb, "normalize": evals.normalize}
+        self.x_train = to_tensor(shard.x, **kwargs)
+        self.y_train = torch.as_tensor(np.asarray(shard.y), dtype=torch.long)
+        self.x_val = to_tensor(evals.x_val, **kwargs)
+        self.y_val = np.asarray(evals.y_val, dtype=np.int64)
+        self.x_test = to_tensor(evals.x_test, **kwargs)
+        self.tier: Tier | None = None
+        self.model: Any = None
+        self.throttle: Any = None
+        self.rounds_trained = 0
+        self.poc: Any = None
+        self._restore()
+
+    # ---------------------------------------------------------------- identity / PoC
+    def identity(self) -> dict[str, Any]:
+        """Public identity: id, address, hardware tier, registered tier (if any)."""
+        return {
+            "hospital_id": self.spec.hospital_id,
+            "address": self.address,
+            "hardware_tier": self.spec.hardware_tier.label,
+            "tier": self.tier.label if self.tier is not None else None,
+            "rounds_trained": self.rounds_trained,
+        }
+
+    def _profile(self) -> Any:
+        from chainlearn_ray.capacity import HardwareProfile
+
+        return HardwareProfile(
+            name=self.spec.hardware_tier.label,
+            threads=self.spec.threads,
+            target_throughput=self.spec.target_throughput,
+            device=self.spec.device,
+            mode=self.spec.throttle,
+        )
+
+    def run_poc(self, steps: int, warmup: int, batch_size: int, weak_below: float,
+                medium_below: float) -> dict[str, Any]:
+        """Run the Proof-of-Capacity benchmark under this hospital's hardware profile."""
+        from chainlearn_ray.capacity import Throttle, classify, run_benchmark
+
+        if self.throttle is None:
+            self.throttle = Throttle.calibrate(self._profile(), seed=self.spec.seed)
+        result = run_benchmark(
+            steps=steps, warmup=warmup, batch_size=batch_size, device=self.spec.device,
+            seed=self.spec.seed, throttle=self.throttle,
+            weak_below=weak_below, medium_below=medium_below,
+        )
+        self.poc = result
+        tier = classify(result.throughput, weak_below, medium_below)
+        return {
+            "throughput": float(result.throughput),
+            "steps": int(result.steps),
+            "batch_size": int(result.batch_size),
+            "seconds": float(result.seconds),
+            "tier": tier.label,
+            "bench_hash": bytes(result.bench_hash),
+            "slowdown": float(getattr(self.throttle, "slowdown", 1.0)),
+        }
+
+    def sign_registration(self, tier: str, bench_hash: bytes, chain_id: int, contract: str) -> bytes:
+        """Sign the PoC statement for ``tier`` on this deployment, and adopt ``tier``."""
+        from chainlearn_ray.capacity import sign_poc
+
+        self.tier = Tier.parse(tier)
+        signature = sign_poc(self._key, self.tier, bench_hash, chain_id, contract)
+        self._ensure_model()
+        self._checkpoint()
+        return signature
+
+    # ---------------------------------------------------------------- training
+    def _ensure_model(self) -> None:
+        if self.model is not None:
+            return
+        if self.tier is None:
+            raise HospitalFailure(f"{self.spec.hospital_id} has no registered tier yet")
+        from chainlearn_ray.models import build_model
+
+        arch = self.spec.arch_by_tier[self.tier.label]
+        self.model = build_model(
+            arch, self.spec.n_classes, self.spec.in_channels,
+            pretrained=self.spec.pretrained, seed=self.spec.seed + self.spec.index,
+        )
+
+    def _inject_fault(self, round_: int) -> None:
+        """Chaos testing: ``faults`` entries ``"<hospital_id>@<round>:crash|raise|hang"``."""
+        for fault in self.spec.faults:
+            target, _, rest = fault.partition("@")
+            when, _, kind = rest.partition(":")
+            if target != self.spec.hospital_id or int(when) != round_:
+                continue
+            marker = self._fault_marker(fault)
+            if marker is not None and marker.exists():
+                continue  # each fault fires once, even across restarts
+            if marker is not None:
+                marker.touch()
+            logger.warning("%s: injected fault %s in round %d", self.spec.hospital_id, kind, round_)
+            if kind == "crash":
+                os._exit(17)
+            if kind == "hang":
+                time.sleep(3600)
+            raise HospitalFailure(f"injected fault in {self.spec.hospital_id} round {round_}")
+
+    def _fault_marker(self, fault: str) -> Path | None:
+        if not self.spec.checkpoint_dir:
+            return None
+        safe = fault.replace("@", "_").replace(":", "_")
+        return Path(self.spec.checkpoint_dir) / f".fault_{safe}"
+
+    def train_round(self, round_: int, epochs: int) -> RoundReport:
+        """Train ``epochs`` local epochs, then measure reliability and test probabilities."""
+        from chainlearn_ray.metrics import accuracy, reliability
+        from chainlearn_ray.training import model_hash, predict_proba, train
+
+        self._inject_fault(round_)
+        self._ensure_model()
+        started = time.perf_counter()
+        stats = train(
+            self.model, self.x_train, self.y_train, epochs=epochs,
+            batch_size=self.spec.batch_size, lr=self.spec.lr,
+            seed=hospital_seed(self.spec.seed, self.spec.index, round_),
+            device=self.spec.device, throttle=self.throttle,
+        )
+        val_probs = predict_proba(self.model, self.x_val, device=self.spec.device)
+        rel = reliability(val_probs, self.y_val)
+        test_probs = predict_proba(self.model, self.x_test, device=self.spec.device)
+        self.rounds_trained += 1
+        self._checkpoint()
+        return RoundReport(
+            hospital_id=self.spec.hospital_id,
+            round=round_,
+            model_hash=model_hash(self.model),
+            confidence_fixed=int(rel.confidence_fixed),
+            ece_fixed=int(rel.ece_fixed),
+            confidence=float(rel.confidence),
+            ece=float(rel.ece),
+            val_accuracy=float(accuracy(val_probs, self.y_val)),
+            test_probs=test_probs,
+            samples=int(stats.samples),
+            wall_seconds=time.perf_counter() - started,
+            compute_seconds=float(stats.compute_seconds),
+            simulated_seconds=float(stats.simulated_seconds),
+            final_loss=float(stats.final_loss),
+        )
+
+    def sign_transaction(self, tx: dict[str, Any], model_hash: bytes, confidence: int, ece: int) -> bytes:
+        """Sign the submitUpdate transaction after checking it carries exactly our submission."""
+        from chainlearn_ray.chain.tx import sign_submit_update
+
+        if self.tier is None:
+            raise HospitalFailure(f"{self.spec.hospital_id} cannot submit before registering")
+        return sign_submit_update(
+            tx, self._key, model_hash=model_hash, confidence=confidence, ece=ece,
+            model_type=int(self.tier.model_type),
+        )
+
+    # ---------------------------------------------------------------- checkpoints
+    def _checkpoint_path(self) -> Path | None:
+        if not self.spec.checkpoint_dir:
+            return None
+        return Path(self.spec.checkpoint_dir) / f"{self.spec.hospital_id}.pt"
+
+    def _checkpoint(self) -> None:
+        import torch
+
+        path = self._checkpoint_path()
+        if path is None or self.model is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        torch.save(
+            {
+                "model": self.model.state_dict(),
+                "tier": int(self.tier) if self.tier is not None else None,
+                "rounds_trained": self.rounds_trained,
+                "slowdown": getattr(self.throttle, "slowdown", None),
+            },
+            buf,
+        )
+        tmp = path.with_suffix(".pt.tmp")
+        tmp.write_bytes(buf.getvalue())
+        os.replace(tmp, path)
+
+    def _restore(self) -> None:
+        import torch
+
+        path = self._checkpoint_path()
+        if path is None or not path.exists():
+            return
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        if state.get("tier") is not None:
+            self.tier = Tier(int(state["tier"]))
+            self._ensure_model()
+            self.model.load_state_dict(state["model"])
+        self.rounds_trained = int(state.get("rounds_trained", 0))
+        if state.get("slowdown") is not None:
+            from chainlearn_ray.capacity import Throttle
+
+            self.throttle = Throttle.from_slowdown(self._profile(), float(state["slowdown"]))
+        logger.warning("%s restored from checkpoint after %d rounds", self.spec.hospital_id,
+                       self.rounds_trained)

@@ -1,0 +1,246 @@
+"""CoordinatorActor: owns the chain connection and the owner key, and runs each round's lifecycle."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+import ray
+from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
+
+from chainlearn_ray.errors import ChainlearnError
+from chainlearn_ray.federation import (
+    ABSENT,
+    ATTENDED,
+    FAILED,
+    LATE,
+    TIMED_OUT,
+    HospitalRound,
+    RoundOutcome,
+    split_by_deadline,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Ether given to each hospital account for its own gas.
+HOSPITAL_FUNDING_WEI = 10**18
+
+
+@ray.remote(max_restarts=0)
+class CoordinatorActor:
+    """The only holder of a Web3 object; relays hospitals' signed transactions.
+
+    Parameters
+    ----------
+    backend, rpc_url, contract:
+        Chain selection (``embedded`` runs an in-process EVM inside this actor).
+    y_test, n_classes:
+        Test labels, to score hospitals and the ensemble.
+    """
+
+    def __init__(self, backend: str, rpc_url: str | None, contract: str | None,
+                 y_test: np.ndarray, n_classes: int) -> None:
+        from chainlearn_ray.chain.backends import connect
+        from chainlearn_ray.chain.client import FLCoordinatorClient
+
+        self.conn = connect(backend, rpc_url=rpc_url)
+        if contract:
+            self.client = FLCoordinatorClient.attach(self.conn, contract)
+        else:
+            self.client = FLCoordinatorClient.deploy(self.conn)
+        self.backend = backend
+        self.y_test = np.asarray(y_test, dtype=np.int64)
+        self.n_classes = int(n_classes)
+        self.hosts: dict[str, Any] = {}
+        self.addresses: dict[str, str] = {}
+        self.tiers: dict[str, str] = {}
+        self.registered: set[str] = set()
+
+    # ------------------------------------------------------------------ setup
+    def chain_info(self) -> dict[str, Any]:
+        """Contract address, chain id, backend, artifact hash and deployment receipts."""
+        from chainlearn_ray.chain.artifact import artifact_sha256
+
+        return {
+            "contract": self.client.address,
+            "chain_id": int(self.client.chain_id),
+            "backend": self.backend,
+            "artifact_sha256": artifact_sha256(),
+        }
+
+    def attach_hospitals(self, hosts: dict[str, Any]) -> list[dict[str, Any]]:
+        """Take the hospital actor handles (id -> handle); returns their identities."""
+        self.hosts = dict(hosts)
+        ids = ray.get([h.ping.remote() for h in {id(h): h for h in hosts.values()}.values()])
+        identities = [ident for group in ids for ident in group]
+        for ident in identities:
+            self.addresses[ident["hospital_id"]] = ident["address"]
+        return identities
+
+    def register_all(self, poc: dict[str, Any], concurrency: int) -> list[dict[str, Any]]:
+        """PoC on every hospital (``concurrency`` at a time), then sign and register each.
+
+        The tier registered is the tier the hospital's own signed benchmark measured.
+        """
+        ids = list(self.hosts)
+        results: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(ids), max(1, concurrency)):
+            batch = ids[start:start + max(1, concurrency)]
+            outs = ray.get([self.hosts[h].run_poc.remote(h, **poc) for h in batch])
+            results.update(zip(batch, outs, strict=True))
+        sigs = ray.get([
+            self.hosts[h].sign_registration.remote(
+                h, results[h]["tier"], results[h]["bench_hash"], self.client.chain_id,
+                self.client.address,
+            )
+            for h in ids
+        ])
+        registrations = []
+        for h, sig in zip(ids, sigs, strict=True):
+            addr = self.addresses[h]
+            self.conn.fund(addr, HOSPITAL_FUNDING_WEI)
+            tx = self.client.register_hospital(addr, h, results[h]["tier"],
+                                               results[h]["bench_hash"], sig)
+            self.tiers[h] = results[h]["tier"]
+            self.registered.add(h)
+            registrations.append({
+                "hospital_id": h, "address": addr, **{k: v for k, v in results[h].items()
+                                                     if k != "bench_hash"},
+                "bench_hash": "0x" + bytes(results[h]["bench_hash"]).hex(),
+                "gas_register": int(tx.gas_used),
+            })
+        return registrations
+
+    # ------------------------------------------------------------------ rounds
+    def run_round(self, round_: int, attending: list[str], epochs: int,
+                  deadline: float | None, round_timeout: float | None) -> RoundOutcome:
+        """One round: start on chain, train attending hospitals, submit, weigh, ensemble."""
+        from chainlearn_ray.ensemble import predict, prediction_hash, weighted_ensemble
+        from chainlearn_ray.metrics import accuracy, confidence, expected_calibration_error, macro_f1
+
+        started = time.perf_counter()
+        chain_seconds = 0.0
+        gas: dict[str, int] = {}
+        t0 = time.perf_counter()
+        tx = self.client.start_round()
+        chain_seconds += time.perf_counter() - t0
+        gas["startNewRound"] = int(tx.gas_used)
+
+        status = {h: ABSENT for h in self.hosts}
+        errors: dict[str, str] = {}
+        refs = {self.hosts[h].train_round.remote(h, round_, epochs): h for h in attending}
+        t_train = time.perf_counter()
+        ready, pending = ray.wait(list(refs), num_returns=len(refs), timeout=round_timeout)
+        train_seconds = time.perf_counter() - t_train
+        reports: dict[str, Any] = {}
+        for ref in ready:
+            h = refs[ref]
+            try:
+                reports[h] = ray.get(ref)
+            except (RayActorError, RayTaskError, ChainlearnError) as exc:
+                status[h], errors[h] = FAILED, type(exc).__name__
+                logger.warning("hospital %s failed in round %d: %s", h, round_, exc)
+        for ref in pending:
+            h = refs[ref]
+            status[h], errors[h] = TIMED_OUT, f"> {round_timeout}s"
+            logger.warning("hospital %s exceeded the round timeout; restarting it", h)
+            ray.cancel(ref, force=True)
+            ray.kill(self.hosts[h], no_restart=False)
+
+        on_time, late = split_by_deadline(
+            {h: r.simulated_seconds for h, r in reports.items()}, deadline
+        )
+        for h in late:
+            status[h] = LATE
+        t0 = time.perf_counter()
+        submitted = self._submit(round_, {h: reports[h] for h in on_time}, status, errors)
+        weights = {h: int(self.client.round_weight(round_, self.addresses[h])) for h in submitted}
+        chain_seconds += time.perf_counter() - t0
+
+        ensemble: dict[str, float] = {}
+        ens_hash = None
+        rounds_out: list[HospitalRound] = []
+        for h in self.hosts:
+            rep = reports.get(h)
+            hr = HospitalRound(h, self.tiers.get(h, ""), status[h], error=errors.get(h))
+            if rep is not None and status[h] == ATTENDED:
+                preds = predict(rep.test_probs)
+                hr.weight = weights[h]
+                hr.accuracy = float(accuracy(preds, self.y_test))
+                hr.macro_f1 = float(macro_f1(preds, self.y_test, self.n_classes))
+                hr.confidence, hr.ece = rep.confidence, rep.ece
+                hr.val_accuracy = rep.val_accuracy
+                hr.simulated_seconds, hr.wall_seconds = rep.simulated_seconds, rep.wall_seconds
+                hr.samples = rep.samples
+                hr.gas_submit = submitted[h]
+            elif rep is not None:
+                hr.simulated_seconds = rep.simulated_seconds
+            rounds_out.append(hr)
+        if submitted:
+            probs = weighted_ensemble([reports[h].test_probs for h in submitted],
+                                      [weights[h] for h in submitted], on_zero="equal")
+            preds = predict(probs)
+            ensemble = {
+                "accuracy": float(accuracy(preds, self.y_test)),
+                "macro_f1": float(macro_f1(preds, self.y_test, self.n_classes)),
+                "confidence": float(confidence(probs)),
+                "ece": float(expected_calibration_error(probs, self.y_test)),
+            }
+            digest = prediction_hash(preds, round_)
+            t0 = time.perf_counter()
+            rec = self.client.record_ensemble(digest, len(submitted))
+            chain_seconds += time.perf_counter() - t0
+            gas["recordEnsemblePrediction"] = int(rec.gas_used)
+            ens_hash = "0x" + digest.hex()
+        return RoundOutcome(
+            round=round_, hospitals=rounds_out, participants=len(submitted), ensemble=ensemble,
+            gas=gas, round_seconds=time.perf_counter() - started, chain_seconds=chain_seconds,
+            train_seconds=train_seconds, ensemble_hash=ens_hash,
+        )
+
+    def _submit(self, round_: int, reports: dict[str, Any], status: dict[str, str],
+                errors: dict[str, str]) -> dict[str, int]:
+        """Prepare, have each hospital sign, relay; returns hospital -> gas of its submission."""
+        txs = {
+            h: self.client.prepare_submit_update(
+                self.addresses[h], rep.model_hash, rep.confidence_fixed, rep.ece_fixed,
+                _model_type(self.tiers[h]),
+            )
+            for h, rep in reports.items()
+        }
+        sign_refs = {
+            h: self.hosts[h].sign_transaction.remote(
+                h, txs[h], reports[h].model_hash, reports[h].confidence_fixed, reports[h].ece_fixed
+            )
+            for h in txs
+        }
+        submitted: dict[str, int] = {}
+        for h, ref in sign_refs.items():
+            try:
+                raw = ray.get(ref, timeout=60)
+                result = self.client.send_raw(raw, "submitUpdate")
+            except (RayActorError, RayTaskError, GetTimeoutError, ChainlearnError) as exc:
+                status[h], errors[h] = FAILED, f"submit: {type(exc).__name__}"
+                logger.warning("submission of %s failed in round %d: %s", h, round_, exc)
+                continue
+            status[h] = ATTENDED
+            submitted[h] = int(result.gas_used)
+        return submitted
+
+    def receipts(self) -> list[dict[str, Any]]:
+        """Every transaction of the run as plain dicts."""
+        from dataclasses import asdict
+
+        return [asdict(r) for r in self.client.receipts]
+
+    def close(self) -> None:
+        """Stop the chain backend (an anvil process, for instance)."""
+        self.conn.close()
+
+
+def _model_type(tier_label: str) -> int:
+    from chainlearn_ray.tiers import Tier
+
+    return int(Tier.parse(tier_label).model_type)
