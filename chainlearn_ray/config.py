@@ -73,6 +73,7 @@ class DataConfig:
     dataset: str = "pneumoniamnist"
     data_dir: str | None = None
     size: int = 28
+    resize: int | None = None
     split: str = "official"
     alpha: float = 1.0
     min_shard: int = 32
@@ -124,6 +125,8 @@ class RuntimeConfig:
     coordinator_cpus: float = 0.5
     fit_cpus: bool = True
     gpu_memory_gb: float | None = None
+    hospitals_per_actor: int = 1
+    faults: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -345,6 +348,8 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"data.size must be 28, 64, 128 or 224 (got {d.size})")
     if d.split not in SPLIT_MODES:
         raise ConfigError(f"data.split must be one of {SPLIT_MODES}, got {d.split!r}")
+    if d.resize is not None and d.resize < 8:
+        raise ConfigError("data.resize must be an image side in pixels (e.g. 224) or null")
     if d.min_shard < 1:
         raise ConfigError("data.min_shard must be at least 1")
     if d.normalize not in ("dataset", "imagenet", "none"):
@@ -364,6 +369,13 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"runtime.device must be one of {DEVICES}")
     if r.throttle not in THROTTLE_MODES:
         raise ConfigError(f"runtime.throttle must be one of {THROTTLE_MODES}")
+    if r.hospitals_per_actor < 1:
+        raise ConfigError("runtime.hospitals_per_actor must be at least 1")
+    for fault in r.faults:
+        target, at, rest = fault.partition("@")
+        when, colon, kind = rest.partition(":")
+        if not (at and colon and when.isdigit() and kind in ("crash", "raise", "hang")):
+            raise ConfigError(f"fault {fault!r} must look like h01@2:crash (crash, raise or hang)")
     for name in ("round_timeout", "deadline"):
         value = getattr(r, name)
         if value is not None and value <= 0:

@@ -1,0 +1,89 @@
+"""Run manifests: configuration, package versions, git revision and chain facts of a result."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from chainlearn_ray import __version__
+
+PACKAGES = (
+    "torch",
+    "torchvision",
+    "ray",
+    "web3",
+    "eth-tester",
+    "py-evm",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "medmnist",
+    "scipy",
+)
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages that shape results (missing ones omitted)."""
+    out = {"chainlearn_ray": __version__, "python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def git_revision(path: str | Path | None = None) -> str:
+    """``git describe``-style revision of the source tree (``"unknown"`` outside a checkout)."""
+    where = Path(path) if path else Path(__file__).resolve().parent
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=where,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=where,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return rev + ("-dirty" if dirty else "")
+
+
+def config_digest(config: dict[str, Any]) -> str:
+    """Short stable digest of a plain config dict (names a run reproducibly)."""
+    text = json.dumps(config, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file (e.g. the dataset file a run read)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def build_manifest(config: dict[str, Any], **facts: Any) -> dict[str, Any]:
+    """The manifest dict: config, versions, git revision, plus ``facts`` (chain, data, status)."""
+    return {
+        "config": config,
+        "versions": package_versions(),
+        "git_revision": git_revision(),
+        "platform": platform.platform(),
+        **facts,
+    }

@@ -1,0 +1,61 @@
+"""Connecting to Ray and validating a run's resources before any actor exists."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import ray
+
+from chainlearn_ray.config import RunConfig
+from chainlearn_ray.errors import ResourceError
+from chainlearn_ray.resources import ResourcePlan, TierResources, plan_resources
+
+logger = logging.getLogger(__name__)
+
+
+def ensure_ray(address: str | None = None, *, num_cpus: int | None = None,
+               num_gpus: int | None = None) -> bool:
+    """Start local Ray or join ``address`` (``"auto"`` = a running ``ray start`` cluster).
+
+    Returns True when this call started Ray (and the caller should shut it down).
+    """
+    if ray.is_initialized():
+        return False
+    os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+    kwargs: dict[str, object] = {
+        "include_dashboard": False,
+        "logging_level": logging.WARNING,
+        "log_to_driver": True,
+        "configure_logging": True,
+    }
+    try:
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(num_cpus=num_cpus, num_gpus=num_gpus, **kwargs)
+    except ConnectionError as exc:
+        raise ResourceError(
+            f"cannot reach a Ray cluster at {address!r}: {exc}. Start one with `ray start --head`"
+            " or drop --address to run on local Ray"
+        ) from None
+    return True
+
+
+def plan_for(cfg: RunConfig) -> ResourcePlan:
+    """The validated resource plan of ``cfg`` on the connected cluster (raises ResourceError)."""
+    per = cfg.runtime.hospitals_per_actor
+    per_tier = {
+        label: TierResources(
+            num_cpus=t.num_cpus, num_gpus=t.num_gpus, gpu_memory_gb=None,
+            custom=dict(t.resources),
+        )
+        for label, t in cfg.tiers.items()
+    }
+    counts = {label: -(-int(n) // per) for label, n in cfg.hospitals.items()}
+    return plan_resources(
+        counts, per_tier, ray.cluster_resources(),
+        coordinator_cpus=cfg.runtime.coordinator_cpus, device=cfg.runtime.device,
+        gpu_memory_gb=cfg.runtime.gpu_memory_gb, fit_cpus=cfg.runtime.fit_cpus,
+        nodes=[n["Resources"] for n in ray.nodes() if n.get("Alive")],
+    )

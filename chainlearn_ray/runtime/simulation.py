@@ -1,0 +1,268 @@
+"""One federated run on Ray: data and shards, actors, registration, rounds, Parquet results."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import ray
+
+from chainlearn_ray.config import RunConfig, alpha_name
+from chainlearn_ray.federation import (
+    RoundOutcome,
+    RunKey,
+    draw_attendance,
+    format_round,
+    format_table,
+    round_rows,
+    setup_rows,
+)
+from chainlearn_ray.hospital import EvalSplits, HospitalSpec, TrainShard
+from chainlearn_ray.results.manifest import build_manifest, config_digest
+from chainlearn_ray.results.schema import rows_to_frame
+from chainlearn_ray.results.store import write_json_atomic, write_parquet_atomic
+from chainlearn_ray.runtime.cluster import ensure_ray, plan_for
+from chainlearn_ray.runtime.coordinator import CoordinatorActor
+from chainlearn_ray.runtime.hospital import HospitalActor
+from chainlearn_ray.tiers import Tier
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class RunSummary:
+    """What a finished run returns: where results are and the headline numbers."""
+
+    out_dir: Path
+    run_id: str
+    frame: pd.DataFrame
+    rounds: list[RoundOutcome] = field(default_factory=list)
+    registrations: list[dict[str, Any]] = field(default_factory=list)
+    chain: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _load(cfg: RunConfig) -> tuple[Any, Any]:
+    from chainlearn_ray.data.medmnist import load_dataset
+    from chainlearn_ray.data.partition import dirichlet_partition
+
+    data = load_dataset(cfg.data.dataset, cfg.data.data_dir, size=cfg.data.size,
+                        split_mode=cfg.data.split, download=cfg.data.download)
+    part = dirichlet_partition(data.train.labels, cfg.n_hospitals, cfg.data.alpha,
+                               seed=cfg.seed, min_size=cfg.data.min_shard)
+    return data, part
+
+
+def _hospital_specs(cfg: RunConfig, data: Any, plan: Any, ckpt: Path) -> list[HospitalSpec]:
+    rgb = cfg.data.rgb
+    specs = []
+    for index, tier in enumerate(cfg.hospital_tiers()):
+        tc = cfg.tiers[tier.label]
+        specs.append(HospitalSpec(
+            hospital_id=f"h{index:02d}", index=index, hardware_tier=tier,
+            arch_by_tier={label: t.arch for label, t in cfg.tiers.items()},
+            seed=cfg.seed, n_classes=data.n_classes,
+            in_channels=3 if rgb else data.n_channels,
+            target_throughput=tc.target_throughput, threads=tc.threads,
+            throttle=cfg.runtime.throttle,
+            device="cuda" if plan.ray_options(tier.label)["num_gpus"] > 0 else "cpu",
+            batch_size=cfg.train.batch_size, lr=cfg.train.lr, pretrained=cfg.train.pretrained,
+            checkpoint_dir=str(ckpt), faults=tuple(cfg.runtime.faults),
+        ))
+    return specs
+
+
+def run_simulation(cfg: RunConfig, out_dir: str | Path, *, progress: Progress | None = None,
+                   method: str = "ours") -> RunSummary:
+    """Run one federated simulation end to end and write ``out_dir/results.parquet``.
+
+    Parameters
+    ----------
+    cfg:
+        The validated run configuration.
+    out_dir:
+        Results folder (created); ``results.parquet``, ``manifest.json`` and ``receipts.json``
+        are rewritten atomically after every round, so an interrupted run keeps what it finished.
+    progress:
+        Receives human-readable progress lines (default: discard).
+    method:
+        Method name recorded in the results.
+    """
+    say = progress or (lambda _msg: None)
+    t_start = time.perf_counter()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    conf_dict = cfg.to_dict()
+    run_id = f"{cfg.name}-{config_digest(conf_dict)}"
+    key = RunKey(run_id, cfg.data.dataset, float(cfg.data.alpha), int(cfg.seed), method)
+
+    data, part = _load(cfg)
+    say(f"data: {data.flag} ({len(data.train)} train / {len(data.val)} val / "
+        f"{len(data.test)} test, {data.n_classes} classes), {cfg.n_hospitals} hospitals, "
+        f"alpha {alpha_name(cfg.data.alpha)}; shard sizes "
+        f"{[int(n) for n in part.class_counts.sum(axis=1)]}")
+    t_data = time.perf_counter()
+
+    started_ray = ensure_ray(cfg.runtime.address)
+    actors: list[Any] = []
+    coordinator = None
+    try:
+        plan = plan_for(cfg)
+        say(plan.render())
+        t_ray = time.perf_counter()
+
+        evals = EvalSplits(
+            x_val=data.val.images, y_val=data.val.labels, x_test=data.test.images,
+            y_test=data.test.labels, size=cfg.data.resize or cfg.data.size, rgb=cfg.data.rgb,
+            normalize=cfg.data.normalize,
+        )
+        evals_ref = ray.put(evals)
+        coordinator = CoordinatorActor.options(**plan.coordinator_options()).remote(
+            cfg.chain.backend, cfg.chain.rpc_url, cfg.chain.contract, data.test.labels,
+            data.n_classes,
+        )
+        specs = _hospital_specs(cfg, data, plan, out / "checkpoints")
+        hosts: dict[str, Any] = {}
+        per = cfg.runtime.hospitals_per_actor
+        for tier in (Tier.WEAK, Tier.MEDIUM, Tier.STRONG):
+            group = [s for s in specs if s.hardware_tier == tier]
+            for start in range(0, len(group), per):
+                chunk = group[start:start + per]
+                shards = [TrainShard(data.train.images[part.indices[s.index]],
+                                     data.train.labels[part.indices[s.index]]) for s in chunk]
+                opts = _scaled(plan.ray_options(tier.label), len(chunk))
+                actor = HospitalActor.options(
+                    **opts, name=f"chainlearn-{run_id}-{chunk[0].hospital_id}",
+                ).remote(chunk, shards, evals_ref)
+                actors.append(actor)
+                hosts.update({s.hospital_id: actor for s in chunk})
+        ray.get(coordinator.attach_hospitals.remote(hosts))
+        chain = ray.get(coordinator.chain_info.remote())
+        say(f"chain: {chain['backend']} chain id {chain['chain_id']}, FLCoordinator at "
+            f"{chain['contract']}")
+        t_actors = time.perf_counter()
+
+        poc = {"steps": cfg.poc.steps, "warmup": cfg.poc.warmup, "batch_size": cfg.poc.batch_size,
+               "weak_below": cfg.poc.weak_below, "medium_below": cfg.poc.medium_below}
+        concurrency = max(1, int(plan.cluster_cpus))
+        regs = ray.get(coordinator.register_all.remote(poc, concurrency))
+        hw = {s.hospital_id: s.hardware_tier.label for s in specs}
+        for r in regs:
+            r["hardware_tier"] = hw[r["hospital_id"]]
+            say(f"  {r['hospital_id']} hardware {r['hardware_tier']:<6} PoC "
+                f"{r['throughput']:8.1f} samples/s -> registered {r['tier']}")
+        rows = setup_rows(key, regs, part.class_counts,
+                          {r["hospital_id"]: r["gas_register"] for r in regs})
+        facts: dict[str, Any] = {
+            "run_id": run_id, "status": "running", "chain": chain,
+            "data": {"flag": data.flag, "path": str(data.path) if data.path else None,
+                     "n_classes": data.n_classes, "split_mode": data.split_mode,
+                     "partition_attempts": int(part.attempts)},
+            "hospitals": [{k: v for k, v in r.items()} for r in regs],
+        }
+        _persist(out, conf_dict, facts, rows)
+        t_setup = time.perf_counter()
+
+        attendance = {s.hospital_id: cfg.tiers[s.hardware_tier.label].attendance for s in specs}
+        outcomes: list[RoundOutcome] = []
+        for round_ in range(1, cfg.train.rounds + 1):
+            attend = draw_attendance(cfg.seed, round_, list(hosts), attendance)
+            attending = [h for h, yes in attend.items() if yes]
+            say(f"round {round_}: training {', '.join(attending) or 'nobody'}")
+            outcome = ray.get(coordinator.run_round.remote(
+                round_, attending, cfg.train.epochs, cfg.runtime.deadline,
+                cfg.runtime.round_timeout,
+            ))
+            outcomes.append(outcome)
+            rows.extend(round_rows(key, outcome))
+            facts["rounds_completed"] = round_
+            _persist(out, conf_dict, facts, rows)
+            say(format_round(outcome))
+        receipts = ray.get(coordinator.receipts.remote())
+        write_json_atomic(receipts, out / "receipts.json")
+        t_end = time.perf_counter()
+        timings = {
+            "data_seconds": t_data - t_start, "ray_seconds": t_ray - t_data,
+            "actors_seconds": t_actors - t_ray, "registration_seconds": t_setup - t_actors,
+            "rounds_seconds": t_end - t_setup, "total_seconds": t_end - t_start,
+        }
+        facts.update(status="complete", timings=timings)
+        frame = _persist(out, conf_dict, facts, rows)
+        summary = RunSummary(out, run_id, frame, outcomes, regs, chain, timings)
+        say(format_summary(summary))
+        return summary
+    finally:
+        if coordinator is not None:
+            try:
+                ray.get(coordinator.close.remote(), timeout=30)
+            except Exception:  # the run's own error matters more than cleanup's
+                logger.debug("coordinator close failed", exc_info=True)
+        for actor in [*actors, *([coordinator] if coordinator is not None else [])]:
+            ray.kill(actor)
+        if started_ray:
+            ray.shutdown()
+
+
+def _scaled(opts: dict[str, Any], k: int) -> dict[str, Any]:
+    """Resources of an actor hosting ``k`` hospitals of one tier."""
+    if k == 1:
+        return opts
+    return {
+        "num_cpus": round(opts["num_cpus"] * k, 4),
+        "num_gpus": round(opts["num_gpus"] * k, 4),
+        "resources": {name: round(v * k, 4) for name, v in opts.get("resources", {}).items()},
+    }
+
+
+def _persist(out: Path, conf: dict[str, Any], facts: dict[str, Any],
+             rows: list[dict[str, Any]]) -> pd.DataFrame:
+    frame = rows_to_frame(rows)
+    write_parquet_atomic(frame, out / "results.parquet")
+    write_json_atomic(build_manifest(conf, **facts), out / "manifest.json")
+    return frame
+
+
+def format_summary(summary: RunSummary) -> str:
+    """The end-of-run table: per-hospital and ensemble metrics of the last round, and gas."""
+    if not summary.rounds:
+        return "no round completed"
+    last = summary.rounds[-1]
+    regs = {r["hospital_id"]: r for r in summary.registrations}
+    table_rows: list[list[Any]] = []
+    for h in last.hospitals:
+        reg = regs.get(h.hospital_id, {})
+        table_rows.append([
+            h.hospital_id, f"{reg.get('hardware_tier', '')}->{h.tier}", h.status,
+            h.accuracy, h.macro_f1, h.ece, h.weight if h.weight else None,
+        ])
+    ens = last.ensemble
+    table_rows.append(["ensemble", "", f"{last.participants} models", ens.get("accuracy"),
+                       ens.get("macro_f1"), ens.get("ece"), None])
+    gas = summary.frame[summary.frame.metric.str.startswith("gas_")]
+    gas_text = ", ".join(f"{m[4:]} {v:,.0f}" for m, v in
+                         gas.groupby("metric")["value"].mean().items())
+    total = summary.timings.get("total_seconds", float("nan"))
+    return "\n".join([
+        f"Run {summary.run_id}: {len(summary.rounds)} rounds in {total:.1f}s -> {summary.out_dir}",
+        format_table(["hospital", "tier", "status", "accuracy", "macro_f1", "ece", "weight"],
+                     table_rows),
+        f"mean gas per call: {gas_text}",
+    ])
+
+
+def validate_only(cfg: RunConfig) -> str:
+    """Resolve the resource plan without creating actors (for ``--dry-run``)."""
+    started = ensure_ray(cfg.runtime.address)
+    try:
+        return plan_for(cfg).render()
+    finally:
+        if started:
+            ray.shutdown()
+
