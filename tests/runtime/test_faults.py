@@ -1,0 +1,38 @@
+"""Faults: a hospital that dies, raises or hangs misses one round and comes back restored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from chainlearn_ray.runtime.simulation import run_simulation
+
+from .conftest import tiny_config
+
+pytestmark = pytest.mark.slow
+
+
+def test_crash_raise_and_hang_then_recover(ray_local: Any, synth_dir: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(synth_dir, **{
+        "train.rounds": 3,
+        "runtime.faults": ["h00@2:crash", "h01@2:raise", "h02@2:hang"],
+        "runtime.round_timeout": 12.0,
+    })
+    out = tmp_path / "run"
+    summary = run_simulation(cfg, out)
+    status = {o.round: {h.hospital_id: h.status for h in o.hospitals} for o in summary.rounds}
+    assert status[1] == {"h00": "submitted", "h01": "submitted", "h02": "submitted"}
+    assert status[2] == {"h00": "failed", "h01": "failed", "h02": "timed_out"}
+    assert status[3] == {"h00": "submitted", "h01": "submitted", "h02": "submitted"}
+    assert summary.rounds[1].participants == 0 and not summary.rounds[1].ensemble
+    # round 1 was on disk before the faults; the run completed and kept every round
+    frame = pd.read_parquet(out / "results.parquet")
+    assert sorted(frame["round"].unique()) == [0, 1, 2, 3]
+    assert frame[(frame["round"] == 3) & (frame.metric == "participants")].value.item() == 3
+    # the restored hospitals continued from their checkpoint: round 3 is their second round
+    # on chain, so the participation bonus of round 3 is one round more than in round 1
+    w = frame[frame.metric == "weight"].pivot(index="hospital", columns="round", values="value")
+    assert (w[3] > 0).all()

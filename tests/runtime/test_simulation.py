@@ -1,0 +1,108 @@
+"""End-to-end federated runs on real local Ray, the embedded EVM and real (tiny) training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from chainlearn_ray.federation import draw_attendance
+from chainlearn_ray.runtime.simulation import run_simulation
+
+from .conftest import tiny_config
+
+pytestmark = pytest.mark.slow
+
+#: Metrics that depend on wall-clock timing, hence not part of the determinism check.
+TIMING = ("poc_throughput", "poc_slowdown", "simulated_seconds", "wall_seconds", "round_seconds",
+          "chain_seconds", "train_seconds")
+
+
+def _metrics(frame: pd.DataFrame) -> pd.DataFrame:
+    keep = frame[~frame.metric.isin(TIMING)]
+    return keep.drop(columns=["run_id"]).sort_values(
+        ["method", "round", "hospital", "metric"]).reset_index(drop=True)
+
+
+def test_three_hospitals_end_to_end(ray_local: Any, synth_dir: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(synth_dir)
+    lines: list[str] = []
+    summary = run_simulation(cfg, tmp_path / "run", progress=lines.append)
+    frame = pd.read_parquet(tmp_path / "run" / "results.parquet")
+    assert list(frame.columns) == ["run_id", "dataset", "alpha", "seed", "method", "round",
+                                   "hospital", "tier", "metric", "value"]
+    # every hospital registered the tier its own PoC measured, which matches its hardware
+    regs = {r["hospital_id"]: r for r in summary.registrations}
+    assert [regs[h]["tier"] for h in sorted(regs)] == ["weak", "medium", "strong"]
+    # each round: three on-chain submissions, positive on-chain weights, an ensemble that learns
+    for r in (1, 2):
+        rnd = frame[frame["round"] == r]
+        assert rnd[rnd.metric == "participants"].value.item() == 3
+        weights = rnd[rnd.metric == "weight"]
+        assert len(weights) == 3 and (weights.value > 0).all()
+        ens = rnd[(rnd.hospital == "ensemble") & (rnd.metric == "accuracy")].value.item()
+        assert ens > 0.6  # two balanced classes: chance is 0.5
+    # the strong hospital's capacity multiplier shows in its weight at equal-ish metrics
+    shard = frame[frame.metric == "shard_size"]
+    assert shard.value.sum() == 480 and (shard.value >= 16).all()
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["status"] == "complete"
+    assert manifest["chain"]["chain_id"] > 0 and manifest["chain"]["contract"].startswith("0x")
+    assert len(manifest["chain"]["artifact_sha256"]) == 64
+    assert manifest["config"]["seed"] == cfg.seed and "torch" in manifest["versions"]
+    receipts = json.loads((tmp_path / "run" / "receipts.json").read_text())
+    ops = [r["operation"] for r in receipts]
+    assert ops.count("registerHospital") == 3 and ops.count("submitUpdate") == 6
+    assert ops.count("recordEnsemblePrediction") == 2
+    assert any("ensemble acc" in line for line in lines)
+
+
+def test_same_seed_same_metrics(ray_local: Any, synth_dir: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(synth_dir, **{"train.rounds": 1})
+    a = run_simulation(cfg, tmp_path / "a").frame
+    b = run_simulation(cfg, tmp_path / "b").frame
+    pd.testing.assert_frame_equal(_metrics(a), _metrics(b))
+    other = run_simulation(tiny_config(synth_dir, **{"train.rounds": 1, "seed": 7}),
+                           tmp_path / "c").frame
+    assert not _metrics(a).equals(_metrics(other))
+
+
+def test_twelve_hospitals_mixed_tiers(ray_local: Any, synth_dir: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(synth_dir, hospitals="weak:4,medium:4,strong:4",
+                      **{"train.rounds": 1, "data.min_shard": 8})
+    summary = run_simulation(cfg, tmp_path / "run")
+    frame = summary.frame
+    tiers = frame[frame.metric == "weight"].groupby("tier").size().to_dict()
+    assert tiers == {"weak": 4, "medium": 4, "strong": 4}
+    assert frame[frame.metric == "participants"].value.item() == 12
+
+
+def test_dropout_attendance_and_deadline(ray_local: Any, synth_dir: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(synth_dir, hospitals="weak:2,medium:2,strong:2", **{
+        "train.rounds": 3, "tiers.medium.attendance": 0.5, "tiers.strong.attendance": 0.5,
+        "data.min_shard": 8,
+    })
+    summary = run_simulation(cfg, tmp_path / "drop")
+    ids = [f"h{i:02d}" for i in range(6)]
+    probs = {h: (1.0 if i < 2 else 0.5) for i, h in enumerate(ids)}
+    for outcome in summary.rounds:
+        expected = draw_attendance(cfg.seed, outcome.round, ids, probs)
+        got = {h.hospital_id: h.status == "submitted" for h in outcome.hospitals}
+        assert got == expected
+        assert outcome.participants == sum(expected.values())
+
+    # virtual clock: the weak profile is ~target-limited (slow), strong is unthrottled
+    cfg = tiny_config(synth_dir, **{"train.rounds": 1, "tiers.strong.target_throughput": None})
+    probe = run_simulation(cfg, tmp_path / "probe").rounds[0]
+    sim = {h.tier: h.simulated_seconds for h in probe.hospitals}
+    assert sim["weak"] > 4 * sim["strong"]
+    deadline = (sim["weak"] * sim["strong"]) ** 0.5  # geometric middle
+    late = run_simulation(tiny_config(synth_dir, **{
+        "train.rounds": 1, "tiers.strong.target_throughput": None, "runtime.deadline": deadline,
+    }), tmp_path / "late").rounds[0]
+    status = {h.tier: h.status for h in late.hospitals}
+    assert status["weak"] == "late" and status["strong"] == "submitted"
+    assert late.participants == sum(s == "submitted" for s in status.values())
