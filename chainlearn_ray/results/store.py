@@ -95,10 +95,22 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
+def write_atomic(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> Path:
     """Write ``path`` through a hidden temp file in the same folder, fsync, then rename over it.
 
     A failure at any point removes the temp file and leaves a previous ``path`` untouched.
+
+    Parameters
+    ----------
+    path:
+        Destination file; parent folders are created.
+    write:
+        Called once with the open binary temp file; writes the whole content.
+
+    Returns
+    -------
+    pathlib.Path
+        The written path.
     """
     path = Path(path)
     folder = path.parent
@@ -148,7 +160,41 @@ def write_parquet_atomic(frame: pd.DataFrame, path: str | os.PathLike[str]) -> P
     if extra:
         logger.warning("dropping columns %s that are not in the results schema", extra)
     table = pa.Table.from_pandas(conform(frame), schema=SCHEMA, preserve_index=False)
-    return _atomic_write(Path(path), lambda handle: pq.write_table(table, handle))
+    return write_atomic(Path(path), lambda handle: pq.write_table(table, handle))
+
+
+def write_table_atomic(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+    """Write any table atomically as Parquet (``.parquet``) or CSV (``.csv``), without index.
+
+    Parameters
+    ----------
+    frame:
+        The table (not necessarily in the results schema).
+    path:
+        Destination file; its suffix picks the format.
+
+    Returns
+    -------
+    pathlib.Path
+        The written path.
+
+    Raises
+    ------
+    DataError
+        When the suffix is neither ``.parquet`` nor ``.csv``.
+    """
+    target = Path(path)
+    if target.suffix == ".parquet":
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        return write_atomic(target, lambda handle: pq.write_table(table, handle))
+    if target.suffix == ".csv":
+        data = frame.to_csv(index=False, lineterminator="\n").encode("utf-8")
+
+        def write(handle: IO[bytes]) -> None:
+            handle.write(data)
+
+        return write_atomic(target, write)
+    raise DataError(f"cannot write a table to {target}: use a .parquet or .csv file name")
 
 
 def _json_default(obj: Any) -> Any:
@@ -185,7 +231,7 @@ def write_json_atomic(obj: Any, path: str | os.PathLike[str]) -> Path:
     def write(handle: IO[bytes]) -> None:
         handle.write(data)
 
-    return _atomic_write(Path(path), write)
+    return write_atomic(Path(path), write)
 
 
 def _visible(path: Path) -> bool:

@@ -1,0 +1,253 @@
+"""Print the study's tables as Markdown (main, ablations, adversarial, costs, paired tests)
+and write each as Parquet and CSV."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+#: Output stem, section title, and what is missing when a section is empty.
+SECTIONS: tuple[tuple[str, str, str], ...] = (
+    ("main", "Main", "no final-ensemble rows of the metric for any study method"),
+    ("ablations", "Ablations", "no ablation:* methods (or no baseline) in the results"),
+    ("adversarial", "Adversarial", "no attack:* methods in the results"),
+    ("communication", "Communication", "no comm_bytes_up / comm_bytes_down rows"),
+    ("gas", "Gas", "no gas_<operation> rows"),
+    ("paired_tests", "Paired tests", "no method shares seeds with the baseline"),
+    ("sensitivity", "Weight sensitivity", "nothing to compute"),
+)
+#: Fixed confidence and ECE (fixed point) of the weight sensitivity section.
+SENSITIVITY_CONFIDENCE = 8500
+SENSITIVITY_ECE = 1000
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``chainlearn stats``."""
+    parser.add_argument(
+        "results",
+        type=Path,
+        metavar="RESULTS",
+        help="run folder, sweep folder, results .parquet file or dataset directory",
+    )
+    parser.add_argument("--metric", default="accuracy", help="headline metric (default accuracy)")
+    parser.add_argument(
+        "--baseline", default="ours", help="method the others are compared with (default ours)"
+    )
+    parser.add_argument("--gwei", type=float, default=20.0, help="gas price in gwei (default 20)")
+    parser.add_argument(
+        "--eth-usd", type=float, default=2000.0, help="ETH price in US dollars (default 2000)"
+    )
+    parser.add_argument(
+        "--n-boot", type=int, default=10_000, help="bootstrap resamples (default 10000)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="folder for the Parquet and CSV tables (default RESULTS/stats)",
+    )
+
+
+def default_out(results: Path, leaf: str) -> Path:
+    """``RESULTS/<leaf>``, or ``<folder of the file>/<leaf>`` when RESULTS is a file."""
+    return (results.parent if results.is_file() else results) / leaf
+
+
+def _present(name: str, table: pd.DataFrame, args: argparse.Namespace) -> str:
+    """Markdown of one section's table, with readable columns and units."""
+    import pandas as pd
+
+    from chainlearn_ray.results import tables as t
+
+    if name == "main":
+        return t.to_markdown(table)
+    if name in ("ablations", "adversarial"):
+        view = pd.DataFrame(
+            {
+                "Dataset": table["dataset"],
+                "Non-IID": table["alpha"].map(t.alpha_label),
+                "Method": table["display"],
+                "n": table["n"],
+                "Accuracy": [
+                    t.format_mean_std(m, s)
+                    for m, s in zip(table["accuracy_mean"], table["accuracy_std"], strict=True)
+                ],
+                "Δ accuracy": table["accuracy_delta"],
+                "ECE": [
+                    t.format_mean_std(m, s)
+                    for m, s in zip(table["ece_mean"], table["ece_std"], strict=True)
+                ],
+                "Δ ECE": table["ece_delta"],
+            }
+        )
+        signed = {c: _signed for c in ("Δ accuracy", "Δ ECE")}
+        return t.to_markdown(view, signed)
+    if name == "communication":
+        view = table.rename(
+            columns={
+                "dataset": "Dataset",
+                "display": "Method",
+                "hospital_rounds": "hospital-rounds",
+                "bytes_up": "Up",
+                "bytes_down": "Down",
+                "bytes_total": "Total",
+            }
+        ).drop(columns=["method"])
+        return t.to_markdown(view, {c: t.format_bytes for c in ("Up", "Down", "Total")})
+    if name == "gas":
+        view = table.assign(Method=table["method"].map(t.display_name)).rename(
+            columns={
+                "operation": "Operation",
+                "gas_mean": "Mean gas",
+                "gas_std": "Std",
+                "gas_min": "Min",
+                "gas_max": "Max",
+                "eth": "ETH",
+                "usd": "USD",
+            }
+        )
+        view = view[["Method", "Operation", "n", "Mean gas", "Std", "Min", "Max", "ETH", "USD"]]
+        gas = _thousands
+        fmts: dict[str, Callable[[Any], str]] = {"Mean gas": gas, "Std": gas, "Min": gas}
+        fmts.update({"Max": gas, "USD": t.format_usd})
+        fmts["ETH"] = lambda v: f"{v:.6f}"
+        note = f"Priced at {args.gwei:g} gwei and {args.eth_usd:,.2f} USD/ETH.\n\n"
+        return note + t.to_markdown(view, fmts)
+    if name == "paired_tests":
+        view = pd.DataFrame(
+            {
+                "Dataset": table["dataset"],
+                "Non-IID": table["alpha"].map(t.alpha_label),
+                "Method": table["display"],
+                "n": table["n"],
+                "Δ mean": table["mean_diff"],
+                "95% CI (bootstrap)": [
+                    f"[{_signed(lo)}, {_signed(hi)}]"
+                    for lo, hi in zip(table["ci_low"], table["ci_high"], strict=True)
+                ],
+                "Wilcoxon p": table["wilcoxon_p"],
+                "t-test p": table["ttest_p"],
+                "min p": table["min_p"],
+                "Note": table["note"],
+            }
+        )
+        test_fmts: dict[str, Callable[[Any], str]] = {"Δ mean": _signed}
+        test_fmts.update({c: t.format_p for c in ("Wilcoxon p", "t-test p", "min p")})
+        base = t.display_name(args.baseline)
+        note = (
+            f"Differences are method − {base} in {args.metric}, paired by seed (pooled rows pair "
+            f"by α and seed). Exact two-sided Wilcoxon signed-rank test; 'min p' is the "
+            f"smallest p it can reach with n non-zero pairs (2/2^n): with n ≤ 5 no result can "
+            f"be significant at 0.05.\n\n"
+        )
+        return note + t.to_markdown(view, test_fmts)
+    if name == "sensitivity":
+        from chainlearn_ray.results.sensitivity import sensitivity_wide
+
+        full = sensitivity_wide(table, "weight")
+        expected = sensitivity_wide(table, "expected_weight")
+        floor = sensitivity_wide(table, "floor_weight")
+        probs = dict(zip(table["tier"], table["attendance"], strict=False))
+        for frame in (expected, floor):
+            frame.insert(1, "p", [probs[tier.lower()] for tier in frame["Tier"]])
+        p_fmt: dict[str, Callable[[Any], str]] = {"p": lambda v: f"{v:g}"}
+        return (
+            f"Weight (fixed point, 10000 = 1.0) at confidence {SENSITIVITY_CONFIDENCE} and ECE "
+            f"{SENSITIVITY_ECE} after r rounds; computed from the formula, not measured."
+            "\n\nEvery round attended:\n\n"
+            + t.to_markdown(full, digits=0)
+            + "\n\nDropout, expected weight over Binomial(r, p) rounds attended:\n\n"
+            + t.to_markdown(expected, p_fmt, digits=1)
+            + "\n\nDropout, weight at floor(p·r) rounds attended:\n\n"
+            + t.to_markdown(floor, p_fmt, digits=0)
+        )
+    return t.to_markdown(table)
+
+
+def _signed(value: Any) -> str:
+    """A difference with an explicit sign (``+0.012``), NaN -> ``"—"``."""
+    from chainlearn_ray.results.tables import DASH
+
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return DASH
+    return DASH if v != v else f"{v:+.3f}"
+
+
+def _thousands(value: Any) -> str:
+    """An integer-like number with thousands separators (``252,464``), NaN -> ``"—"``."""
+    from chainlearn_ray.results.tables import DASH
+
+    v = float(value)
+    return DASH if v != v else f"{v:,.0f}"
+
+
+def build_tables(df: pd.DataFrame, args: argparse.Namespace) -> dict[str, pd.DataFrame]:
+    """Every section's numeric table (empty frames for sections without data)."""
+    from chainlearn_ray.results import stats, tables
+    from chainlearn_ray.results.sensitivity import sensitivity_table
+
+    main_methods = [m for m in df["method"].unique() if tables.is_main_method(m)]
+    return {
+        "main": stats.summary_table(df, main_methods, args.metric),
+        "ablations": stats.ablation_table(df, args.baseline),
+        "adversarial": stats.adversarial_table(df, args.baseline),
+        "communication": tables.communication_table(df),
+        "gas": tables.gas_table(df, args.gwei, args.eth_usd),
+        "paired_tests": stats.paired_tests(
+            df, args.baseline, args.metric, n_boot=args.n_boot, seed=args.seed
+        ),
+        "sensitivity": sensitivity_table(SENSITIVITY_CONFIDENCE, SENSITIVITY_ECE),
+    }
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``chainlearn stats``: print Markdown tables, write Parquet + CSV; return 0."""
+    from chainlearn_ray.results import stats
+    from chainlearn_ray.results.store import read_results, write_table_atomic
+
+    df = read_results(args.results)
+    out_dir = args.out or default_out(args.results, "stats")
+    built = build_tables(df, args)
+    seeds = sorted(df["seed"].unique())
+    lines = [
+        f"# Results: {args.results}",
+        "",
+        f"{len(df):,} rows; {df['run_id'].nunique()} run(s); datasets "
+        f"{', '.join(sorted(df['dataset'].unique())) or '—'}; seeds "
+        f"{', '.join(str(s) for s in seeds) or '—'}; mean ± sample std (ddof 1) over seeds.",
+    ]
+    written: list[Path] = []
+    for name, title, missing in SECTIONS:
+        table = built[name]
+        heading = f"## {title}"
+        if name == "main":
+            heading += f" ({args.metric} of each method's final predictor)"
+        lines += ["", heading, ""]
+        for suffix in (".parquet", ".csv"):
+            stale = out_dir / f"{name}{suffix}"
+            if table.empty and stale.is_file():
+                stale.unlink()
+        if table.empty:
+            lines.append(f"_Section skipped: {missing}._")
+            continue
+        shown = stats.summary_wide(table) if name == "main" else table
+        lines.append(_present(name, shown, args))
+        for suffix in (".parquet", ".csv"):
+            written.append(write_table_atomic(table, out_dir / f"{name}{suffix}"))
+    sys.stdout.write("\n".join(lines) + "\n")
+    print(f"wrote {len(written)} table files to {out_dir}", file=sys.stderr)
+    logger.info("stats tables written to %s", out_dir)
+    return 0

@@ -1,0 +1,327 @@
+"""Publication figures (PDF + PNG) drawn from a results frame with matplotlib's Agg renderer."""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any, Final
+
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator
+
+from chainlearn_ray.results.sensitivity import sensitivity_table
+from chainlearn_ray.results.stats import summary_table
+from chainlearn_ray.results.store import write_atomic
+from chainlearn_ray.results.tables import (
+    ABLATION_PREFIX,
+    alpha_label,
+    communication_table,
+    display_name,
+    is_main_method,
+    order_methods,
+)
+from chainlearn_ray.tiers import TIERS
+
+logger = logging.getLogger(__name__)
+
+#: Fixed colour of each known method, so a method looks the same in every figure.
+METHOD_COLORS: Final = {
+    "centralized": "#4d4d4d",
+    "local_weak": "#c7e9c0",
+    "local_medium": "#74c476",
+    "local_strong": "#238b45",
+    "local_best": "#00441b",
+    "fedavg": "#1f77b4",
+    "fedprox": "#9ecae1",
+    "fedmd": "#9467bd",
+    "equal_weight": "#ff7f0e",
+    "ours": "#d62728",
+    "ours_dropout": "#ff9896",
+    "ablation:no_capmul": "#8c564b",
+    "ablation:no_conf": "#e377c2",
+    "ablation:no_ece": "#bcbd22",
+    "ablation:no_bonus": "#17becf",
+    "ablation:no_poc": "#7f7f7f",
+    "attack:lazy": "#8c6d31",
+    "attack:inflated": "#e7969c",
+    "attack:spoof_no_poc": "#6b6ecf",
+    "attack:spoof_poc": "#393b79",
+}
+TIER_COLORS: Final = {"weak": "#74c476", "medium": "#1f77b4", "strong": "#d62728"}
+FORMATS: Final = ("pdf", "png")
+_DPI: Final = 200
+_BINARY: Final = ("B", "KiB", "MiB", "GiB", "TiB")
+
+
+def method_color(method: str) -> str:
+    """Colour of ``method``: fixed for known methods, a stable tab20 pick for others."""
+    if method in METHOD_COLORS:
+        return METHOD_COLORS[method]
+    cmap = colormaps["tab20"]
+    r, g, b, _ = cmap(zlib.crc32(method.encode()) % 20)
+    return f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}"
+
+
+def _seeds_note(counts: pd.Series) -> str:
+    """``"n = 5 seeds"`` or ``"n = 3–5 seeds"`` from per-bar replicate counts."""
+    lo, hi = int(counts.min()), int(counts.max())
+    return f"n = {hi} seed{'s' if hi != 1 else ''}" if lo == hi else f"n = {lo}–{hi} seeds"
+
+
+def _grouped_bars(ax: Axes, summary: pd.DataFrame, methods: Sequence[str]) -> dict[str, Any]:
+    """Bars of one dataset: groups = alphas (mild to severe), one bar per method, ±1 std."""
+    alphas = sorted(summary["alpha"].unique(), reverse=True)
+    width = 0.8 / max(len(methods), 1)
+    handles: dict[str, Any] = {}
+    for i, method in enumerate(methods):
+        rows = summary[summary["method"] == method].set_index("alpha").reindex(alphas)
+        if rows["mean"].isna().all():
+            continue
+        x = np.arange(len(alphas)) - 0.4 + width * (i + 0.5)
+        std = rows["std"].fillna(0.0).to_numpy()
+        handles[method] = ax.bar(
+            x,
+            rows["mean"].to_numpy(),
+            width,
+            yerr=std,
+            capsize=2,
+            color=method_color(method),
+            edgecolor="black",
+            linewidth=0.4,
+            error_kw={"elinewidth": 0.8},
+            label=display_name(method),
+        )
+    ax.set_xticks(np.arange(len(alphas)), [alpha_label(a) for a in alphas])
+    ax.set_xlabel("non-IID level (Dirichlet α; smaller = more skewed)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+    return handles
+
+
+def _legend(fig: Figure, handles: dict[str, Any], methods: Sequence[str]) -> None:
+    """One legend below the panels, methods in canonical order."""
+    ordered = [m for m in methods if m in handles]
+    fig.legend(
+        [handles[m] for m in ordered],
+        [display_name(m) for m in ordered],
+        loc="outside lower center",
+        ncol=min(len(ordered), 6),
+        frameon=False,
+    )
+
+
+def _bar_figure(summary: pd.DataFrame, title: str, ylabel: str, *, unit_max: bool) -> Figure:
+    """Grouped-bar figure with one panel per dataset and a shared legend below."""
+    datasets = sorted(summary["dataset"].unique())
+    methods = order_methods(summary["method"].unique())
+    fig = Figure(figsize=(max(6.0, 5.0 * len(datasets)), 4.6), layout="constrained")
+    axes = fig.subplots(1, len(datasets), squeeze=False)[0]
+    handles: dict[str, Any] = {}
+    for ax, dataset in zip(axes, datasets, strict=True):
+        handles.update(_grouped_bars(ax, summary[summary["dataset"] == dataset], methods))
+        ax.set_title(dataset)
+        ax.set_ylabel(ylabel)
+        if unit_max:
+            top = float((summary["mean"] + summary["std"].fillna(0.0)).max())
+            ax.set_ylim(0.0, min(1.0, max(top * 1.05, 0.05)))
+    fig.suptitle(f"{title} ({_seeds_note(summary['n'])}; bars = mean, whiskers = ±1 sample std)")
+    _legend(fig, handles, methods)
+    return fig
+
+
+def metric_figure(df: pd.DataFrame, metric: str = "accuracy") -> Figure | None:
+    """Main methods' final-ensemble ``metric`` per dataset × non-IID level; None without data."""
+    summary = summary_table(df, None, metric)
+    summary = summary[summary["method"].map(is_main_method)]
+    if summary.empty:
+        return None
+    if metric == "ece":
+        title = "Expected calibration error of each method's final predictor (lower is better)"
+        ylabel = "ECE (fraction, 10 bins)"
+    else:
+        title = f"Test {metric.replace('_', ' ')} of each method's final predictor"
+        ylabel = f"test {metric.replace('_', ' ')} (fraction)"
+    return _bar_figure(summary, title, ylabel, unit_max=True)
+
+
+def ablation_figure(df: pd.DataFrame, baseline: str = "ours") -> Figure | None:
+    """Accuracy (top) and ECE (bottom) of the baseline and each ablation; None without data."""
+    panels = []
+    for metric, label in (("accuracy", "test accuracy (fraction)"), ("ece", "ECE (fraction)")):
+        summary = summary_table(df, None, metric)
+        keep = summary["method"].str.startswith(ABLATION_PREFIX)
+        if keep.any():
+            panels.append((metric, label, summary[keep | (summary["method"] == baseline)]))
+    if not panels:
+        return None
+    datasets = sorted(set().union(*(set(p[2]["dataset"]) for p in panels)))
+    methods = order_methods(set().union(*(set(p[2]["method"]) for p in panels)))
+    methods = [baseline, *[m for m in methods if m != baseline]] if baseline in methods else methods
+    fig = Figure(
+        figsize=(max(6.0, 5.0 * len(datasets)), 3.6 * len(panels) + 0.8), layout="constrained"
+    )
+    grid = fig.subplots(len(panels), len(datasets), squeeze=False)
+    handles: dict[str, Any] = {}
+    for row, (metric, label, summary) in enumerate(panels):
+        for col, dataset in enumerate(datasets):
+            ax = grid[row][col]
+            handles.update(_grouped_bars(ax, summary[summary["dataset"] == dataset], methods))
+            ax.set_title(f"{dataset}: {metric}")
+            ax.set_ylabel(label)
+    n_note = _seeds_note(pd.concat([p[2]["n"] for p in panels]))
+    fig.suptitle(
+        f"Ablations of the weight formula vs {display_name(baseline)} "
+        f"({n_note}; whiskers = ±1 sample std)"
+    )
+    _legend(fig, handles, methods)
+    return fig
+
+
+def _bytes_tick(value: float, _pos: object = None) -> str:
+    """Compact binary-unit tick label (``"4 KiB"``, ``"1.5 MiB"``)."""
+    unit = 0
+    while value >= 1024 and unit < len(_BINARY) - 1:
+        value /= 1024.0
+        unit += 1
+    return f"{value:.3g} {_BINARY[unit]}"
+
+
+def communication_figure(df: pd.DataFrame) -> Figure | None:
+    """Mean bytes up/down per hospital per round for each method (log scale); None without data."""
+    table = communication_table(df)
+    if table.empty:
+        return None
+    datasets = sorted(table["dataset"].unique())
+    fig = Figure(figsize=(max(6.0, 5.5 * len(datasets)), 4.4), layout="constrained")
+    axes = fig.subplots(1, len(datasets), squeeze=False)[0]
+    for ax, dataset in zip(axes, datasets, strict=True):
+        part = table[table["dataset"] == dataset].reset_index(drop=True)
+        x = np.arange(len(part))
+        colors = [method_color(m) for m in part["method"]]
+        ax.bar(x - 0.2, part["bytes_up"], 0.4, color=colors, edgecolor="black", linewidth=0.4)
+        ax.bar(
+            x + 0.2,
+            part["bytes_down"],
+            0.4,
+            color=colors,
+            edgecolor="black",
+            linewidth=0.4,
+            hatch="//",
+            alpha=0.7,
+        )
+        ax.set_yscale("log", base=2)
+        ax.yaxis.set_major_locator(LogLocator(base=2, numticks=8))
+        ax.yaxis.set_major_formatter(FuncFormatter(_bytes_tick))
+        ax.set_xticks(x, [display_name(m) for m in part["method"]], rotation=30, ha="right")
+        ax.set_ylabel("bytes per hospital per round (log scale)")
+        ax.set_title(dataset)
+        ax.grid(axis="y", alpha=0.3)
+        ax.set_axisbelow(True)
+    fig.suptitle(
+        "Communication per hospital per round (solid = upload, hatched = download; "
+        "binary units, mean over hospitals, rounds and runs)"
+    )
+    return fig
+
+
+def sensitivity_figure(confidence: int = 8500, ece: int = 1000, max_rounds: int = 5) -> Figure:
+    """Weight against rounds per tier: full attendance (left) and the dropout case (right)."""
+    table = sensitivity_table(confidence, ece, max_rounds)
+    fig = Figure(figsize=(10.0, 4.2), layout="constrained")
+    left, right = fig.subplots(1, 2, sharey=True)
+    for tier in TIERS:
+        rows = table[table["tier"] == tier.label]
+        color = TIER_COLORS[tier.label]
+        left.plot(rows["rounds"], rows["weight"], "o-", color=color, label=tier.display)
+        p = float(rows["attendance"].iloc[0])
+        right.plot(
+            rows["rounds"],
+            rows["expected_weight"],
+            "o-",
+            color=color,
+            label=f"{tier.display} (p = {p:g}): expected",
+        )
+        right.plot(
+            rows["rounds"],
+            rows["floor_weight"],
+            "s--",
+            color=color,
+            alpha=0.6,
+            label=f"{tier.display}: w(⌊p·r⌋)",
+        )
+    left.set_title("every round attended")
+    right.set_title("dropout: attends each round with probability p")
+    for ax, where in ((left, "upper left"), (right, "lower right")):
+        ax.set_xlabel("rounds elapsed r")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small", loc=where)
+    left.set_ylabel("ensemble weight (fixed point, 10000 = 1.0)")
+    fig.suptitle(
+        f"Weight formula sensitivity at confidence {confidence / 10000:g}, ECE {ece / 10000:g} "
+        "(computed, not measured)"
+    )
+    return fig
+
+
+def save_figure(fig: Figure, out_dir: str | Path, stem: str) -> list[Path]:
+    """Write ``fig`` as ``<stem>.pdf`` and ``<stem>.png`` (atomically); return the paths."""
+    paths = []
+    for fmt in FORMATS:
+        metadata = {"CreationDate": None} if fmt == "pdf" else {"Software": None}
+
+        def write(handle: IO[bytes], fmt: str = fmt, metadata: dict = metadata) -> None:
+            fig.savefig(handle, format=fmt, dpi=_DPI, metadata=metadata)
+
+        paths.append(write_atomic(Path(out_dir) / f"{stem}.{fmt}", write))
+    return paths
+
+
+def make_figures(
+    df: pd.DataFrame, out_dir: str | Path, baseline: str = "ours", *, sensitivity: bool = True
+) -> list[Path]:
+    """Draw every figure the results support and write each as PDF and PNG into ``out_dir``.
+
+    Figures: ``accuracy`` and ``ece`` (main methods per dataset × non-IID level),
+    ``ablation`` (baseline vs ``ablation:*``), ``communication`` (bytes per hospital per
+    round), and ``sensitivity`` (the weight formula, independent of the results). A figure
+    whose rows are absent is skipped with a log message.
+
+    Parameters
+    ----------
+    df:
+        Results rows, e.g. from :func:`chainlearn_ray.results.store.read_results`.
+    out_dir:
+        Destination folder (created).
+    baseline:
+        Method the ablation figure compares against.
+    sensitivity:
+        Also draw the weight sensitivity figure.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The written files.
+    """
+    builders = {
+        "accuracy": lambda: metric_figure(df, "accuracy"),
+        "ece": lambda: metric_figure(df, "ece"),
+        "ablation": lambda: ablation_figure(df, baseline),
+        "communication": lambda: communication_figure(df),
+    }
+    if sensitivity:
+        builders["sensitivity"] = sensitivity_figure
+    written: list[Path] = []
+    for stem, build in builders.items():
+        fig = build()
+        if fig is None:
+            logger.info("figure %s skipped: the results hold no rows for it", stem)
+            continue
+        written.extend(save_figure(fig, out_dir, stem))
+    logger.info("wrote %d figure files to %s", len(written), out_dir)
+    return written
