@@ -577,3 +577,33 @@ def plan_resources(
     for message in warnings:
         logger.warning("resource plan: %s", message)
     return plan
+
+
+def launcher_capacity(config: Mapping[str, Any]) -> dict[str, float]:
+    """Most resources a Ray cluster-launcher config can bring up: head plus every worker type.
+
+    Use it as ``available`` for :func:`plan_resources` on an autoscaling cluster whose workers
+    are not up yet (e.g. the head's ``~/ray_bootstrap_config.yaml``). Each worker type counts
+    ``min(its max_workers, the global max_workers)`` nodes, so the result is an upper bound
+    when the global ``max_workers`` is below the sum of the types' ``max_workers``.
+
+    Parameters
+    ----------
+    config:
+        The cluster YAML as a mapping (``available_node_types``, ``head_node_type``,
+        ``max_workers``).
+    """
+    try:
+        types = config["available_node_types"]
+        head = config["head_node_type"]
+        total = {k: float(v) for k, v in types[head]["resources"].items()}
+    except (KeyError, TypeError) as err:
+        raise ConfigError(f"not a multi-node-type cluster config (missing {err})") from None
+    limit = int(config.get("max_workers", 2))
+    for name, node in types.items():
+        if name == head:
+            continue
+        count = min(int(node.get("max_workers", limit)), limit)
+        for key, amount in node.get("resources", {}).items():
+            total[key] = total.get(key, 0.0) + count * float(amount)
+    return total

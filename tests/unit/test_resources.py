@@ -10,7 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chainlearn_ray.errors import ConfigError, ResourceError
-from chainlearn_ray.resources import UNIT, ResourcePlan, TierResources, plan_resources
+from chainlearn_ray.resources import (
+    UNIT,
+    ResourcePlan,
+    TierResources,
+    launcher_capacity,
+    plan_resources,
+)
 
 T = TierResources
 THREE = {"weak": 6, "medium": 5, "strong": 4}
@@ -265,6 +271,21 @@ def test_an_actor_larger_than_any_node_is_rejected() -> None:
         plan_resources({"strong": 2}, tiers, available, nodes=nodes)
     good = [{"CPU": 2.0, "GPU": 1.0, "tier_strong": 4.0}, {"CPU": 2.0}]
     assert plan_resources({"strong": 2}, tiers, available, nodes=good).gpus_used == 1
+
+
+def test_launcher_capacity_counts_head_and_max_workers() -> None:
+    config = {
+        "max_workers": 5,
+        "head_node_type": "head",
+        "available_node_types": {
+            "head": {"resources": {"CPU": 8, "GPU": 0}},
+            "gpu": {"max_workers": 3, "resources": {"CPU": 8, "GPU": 1, "tier_strong": 2}},
+            "cpu": {"resources": {"CPU": 4}},  # no own limit: the global max_workers applies
+        },
+    }
+    assert launcher_capacity(config) == {"CPU": 8 + 24 + 20, "GPU": 3.0, "tier_strong": 6.0}
+    with pytest.raises(ConfigError, match="cluster config"):
+        launcher_capacity({"max_workers": 2})
 
 
 # --- config errors ---------------------------------------------------------------------------
