@@ -347,6 +347,8 @@ def _fit_cpus(
                        for t, u in requested.items() if counts[t] and u)
     summary = (f"the actors need {_fmt(_value(demand))} CPUs ({parts} + coordinator "
                f"{_fmt(_value(coordinator))}) but the cluster has {_fmt(_value(cluster))}")
+    if cluster == 0:
+        raise ResourceError(f"{summary}: connect to a cluster with CPUs (see `ray status`)")
     scale = cluster / demand
     if not fit:
         lowered = ", ".join(f"{t} num_cpus <= {_fmt(_value(u * cluster // demand))}"
@@ -394,7 +396,8 @@ def _gpu_overflow(plans: Mapping[str, TierPlan], groups: Sequence[GpuGroup], hav
     users = sum(p.count for p in plans.values() if p.num_gpus)
     k = math.ceil(users / have) if have else 0
     share = (f"set num_gpus of every GPU tier to 1/{k} = {_fmt(_value(UNIT // k))} "
-             f"({k} hospitals per GPU), " if 0 < k <= UNIT else "")
+             f"({k} hospitals per GPU), " if 1 < k <= UNIT else
+             "set num_gpus of every GPU tier to 1, " if k == 1 else "")
     return (
         f"the hospitals' GPU shares need {need} GPUs ({'; '.join(parts)}) but the cluster has "
         f"{have}; every actor lives for the whole run, so Ray would wait forever: {share}"
@@ -511,9 +514,9 @@ def plan_resources(
     for tier, count in counts.items():
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise ConfigError(f"hospital count of tier {tier!r} is {count!r}: use an int >= 0")
-        if tier not in per_tier:
+        if count and tier not in per_tier:
             raise ConfigError(f"tier {tier!r} has hospitals but no resources: add it to per_tier")
-    order = _tier_order(list(counts))
+    order = _tier_order([t for t in counts if t in per_tier])
     res = {t: per_tier[t] for t in order}
     warnings: list[str] = []
     cluster_cpus = float(available.get("CPU", 0.0))
@@ -553,7 +556,8 @@ def plan_resources(
             f"scaled by {scale:.4f}, hospitals time-share cores (fit_cpus=False fails instead)"
         )
     plans = {
-        t: TierPlan(t, counts[t], _value(cpus[t]), _value(gpu_units[t]), r.custom,
+        t: TierPlan(t, counts[t], _value(cpus[t]), _value(gpu_units[t]),
+                    MappingProxyType({k: _value(_units(v)) for k, v in r.custom.items()}),
                     r.num_cpus, r.num_gpus, r.gpu_memory_gb)
         for t, r in res.items()
     }
@@ -575,7 +579,7 @@ def plan_resources(
         gpu_memory_gb=gpu_memory_gb,
     )
     for message in warnings:
-        logger.warning("resource plan: %s", message)
+        logger.info("resource plan: %s", message)
     return plan
 
 

@@ -110,6 +110,13 @@ def test_gpu_overflow_says_which_fraction_fits() -> None:
     assert fixed.gpus_used == 4
 
 
+def test_whole_gpu_overflow_and_a_cluster_without_cpus() -> None:
+    with pytest.raises(ResourceError, match=r"need 6 GPUs .*every GPU tier to 1, .*add 2 GPUs"):
+        plan_resources({"strong": 3}, {"strong": T(1, 2)}, {"CPU": 8, "GPU": 4})
+    with pytest.raises(ResourceError, match="connect to a cluster with CPUs"):
+        plan_resources({"weak": 1}, {"weak": T(1)}, {"GPU": 1})
+
+
 def test_fragmentation_is_caught_even_when_the_sum_fits() -> None:
     # 3 × 0.6 = 1.8 GPUs in sum, but no two shares fit on one GPU.
     tiers = {"medium": T(num_cpus=1, num_gpus=0.6)}
@@ -252,15 +259,15 @@ def test_insufficient_custom_resource_is_reported() -> None:
 
 
 def test_custom_resources_reach_ray_options_and_bundles() -> None:
-    tiers = {"strong": T(1, 0.5, custom={"tier_strong": 0.5}), "weak": T(0.5)}
-    available = {"CPU": 8, "GPU": 2, "tier_strong": 2, "node:10.0.0.1": 1.0, "memory": 1e9}
+    tiers = {"strong": T(1, 0.5, custom={"tier_strong": 0.5, "x": 1 / 3}), "weak": T(0.5)}
+    available = {"CPU": 8, "GPU": 2, "tier_strong": 2, "x": 2, "node:10.0.0.1": 1.0, "memory": 1e9}
     plan = plan_resources({"strong": 4, "weak": 2}, tiers, available)
-    assert plan.ray_options("strong")["resources"] == {"tier_strong": 0.5}
+    assert plan.ray_options("strong")["resources"] == {"tier_strong": 0.5, "x": 0.3333}
     assert plan.ray_options("weak")["resources"] == {}
     bundles = plan.bundles()
     assert len(bundles) == 1 + 6
-    assert bundles.count({"CPU": 1.0, "GPU": 0.5, "tier_strong": 0.5}) == 4
-    assert plan.total_demand() == {"CPU": 6.0, "GPU": 2.0, "tier_strong": 2.0}
+    assert bundles.count({"CPU": 1.0, "GPU": 0.5, "tier_strong": 0.5, "x": 0.3333}) == 4
+    assert plan.total_demand() == {"CPU": 6.0, "GPU": 2.0, "tier_strong": 2.0, "x": 1.3332}
 
 
 def test_an_actor_larger_than_any_node_is_rejected() -> None:
@@ -298,7 +305,7 @@ def test_invalid_arguments_raise_config_errors() -> None:
         plan_resources({"weak": -1}, {"weak": T()}, {"CPU": 1})
     with pytest.raises(ConfigError, match="no resources"):
         plan_resources({"strong": 1}, {"weak": T()}, {"CPU": 1})
-    plan = plan_resources({"weak": 1}, {"weak": T()}, {"CPU": 2})
+    plan = plan_resources({"weak": 1, "strong": 0}, {"weak": T()}, {"CPU": 2})
     with pytest.raises(ConfigError, match="known \\['weak'\\]"):
         plan.ray_options("strong")
 
