@@ -44,6 +44,8 @@ class TierConfig:
     target_throughput:
         Proof-of-Capacity samples/s the simulated hardware delivers (``None``: the machine's
         own speed). The hardware profile slows the benchmark and training to match it.
+    gpu_memory_gb:
+        GPU memory budget of one hospital (checked against ``runtime.gpu_memory_gb``).
     threads:
         torch threads of the actor process.
     attendance:
@@ -55,6 +57,7 @@ class TierConfig:
     num_gpus: float = 0.0
     resources: Mapping[str, float] = field(default_factory=dict)
     target_throughput: float | None = None
+    gpu_memory_gb: float | None = None
     threads: int = 1
     attendance: float = 1.0
 

@@ -45,10 +45,12 @@ def ensure_ray(address: str | None = None, *, num_cpus: int | None = None,
 def plan_for(cfg: RunConfig) -> ResourcePlan:
     """The validated resource plan of ``cfg`` on the connected cluster (raises ResourceError)."""
     per = cfg.runtime.hospitals_per_actor
+    # an actor hosting ``per`` hospitals asks for ``per`` times one hospital's resources
     per_tier = {
         label: TierResources(
-            num_cpus=t.num_cpus, num_gpus=t.num_gpus, gpu_memory_gb=None,
-            custom=dict(t.resources),
+            num_cpus=round(t.num_cpus * per, 4), num_gpus=round(t.num_gpus * per, 4),
+            gpu_memory_gb=t.gpu_memory_gb * per if t.gpu_memory_gb else None,
+            custom={name: round(v * per, 4) for name, v in t.resources.items()},
         )
         for label, t in cfg.tiers.items()
     }

@@ -137,7 +137,7 @@ def run_simulation(cfg: RunConfig, out_dir: str | Path, *, progress: Progress | 
                 chunk = group[start:start + per]
                 shards = [TrainShard(data.train.images[part.indices[s.index]],
                                      data.train.labels[part.indices[s.index]]) for s in chunk]
-                opts = _scaled(plan.ray_options(tier.label), len(chunk))
+                opts = plan.ray_options(tier.label)
                 actor = HospitalActor.options(
                     **opts, name=f"chainlearn-{run_id}-{chunk[0].hospital_id}",
                 ).remote(chunk, shards, evals_ref)
@@ -208,17 +208,6 @@ def run_simulation(cfg: RunConfig, out_dir: str | Path, *, progress: Progress | 
             ray.kill(actor)
         if started_ray:
             ray.shutdown()
-
-
-def _scaled(opts: dict[str, Any], k: int) -> dict[str, Any]:
-    """Resources of an actor hosting ``k`` hospitals of one tier."""
-    if k == 1:
-        return opts
-    return {
-        "num_cpus": round(opts["num_cpus"] * k, 4),
-        "num_gpus": round(opts["num_gpus"] * k, 4),
-        "resources": {name: round(v * k, 4) for name, v in opts.get("resources", {}).items()},
-    }
 
 
 def _persist(out: Path, conf: dict[str, Any], facts: dict[str, Any],

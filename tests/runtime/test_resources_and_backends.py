@@ -16,9 +16,13 @@ from .conftest import tiny_config
 
 
 def _no_actors_left(ray: Any) -> bool:
-    from ray.util.state import list_actors
-
-    return all(a.state == "DEAD" for a in list_actors(filters=[("class_name", "=", "HospitalActor")]))
+    """Every resource of the cluster is free again (no actor was left holding any)."""
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        if ray.available_resources().get("CPU") == ray.cluster_resources().get("CPU"):
+            return True
+        time.sleep(0.5)
+    return False
 
 
 def test_gpu_fraction_without_gpus_is_a_clear_error(ray_local: Any, synth_dir: Path,
