@@ -18,10 +18,10 @@ logger = logging.getLogger(__name__)
 #: Output stem, section title, and what is missing when a section is empty.
 SECTIONS: tuple[tuple[str, str, str], ...] = (
     ("main", "Main", "no final-ensemble rows of the metric for any study method"),
-    ("ablations", "Ablations", "no ablation:* methods (or no baseline) in the results"),
-    ("adversarial", "Adversarial", "no attack:* methods in the results"),
-    ("communication", "Communication", "no comm_bytes_up / comm_bytes_down rows"),
-    ("gas", "Gas", "no gas_<operation> rows"),
+    ("ablations", "Ablations", "no `ablation:*` methods (or no baseline) in the results"),
+    ("adversarial", "Adversarial", "no `attack:*` methods in the results"),
+    ("communication", "Communication", "no `comm_bytes_up` / `comm_bytes_down` rows"),
+    ("gas", "Gas", "no `gas_<operation>` rows"),
     ("paired_tests", "Paired tests", "no method shares seeds with the baseline"),
     ("sensitivity", "Weight sensitivity", "nothing to compute"),
 )
@@ -215,7 +215,7 @@ def build_tables(df: pd.DataFrame, args: argparse.Namespace) -> dict[str, pd.Dat
 
 def main(args: argparse.Namespace) -> int:
     """Run ``chainlearn stats``: print Markdown tables, write Parquet + CSV; return 0."""
-    from chainlearn_ray.results import stats
+    from chainlearn_ray.results import tables
     from chainlearn_ray.results.store import read_results, write_table_atomic
 
     df = read_results(args.results)
@@ -243,7 +243,7 @@ def main(args: argparse.Namespace) -> int:
         if table.empty:
             lines.append(f"_Section skipped: {missing}._")
             continue
-        shown = stats.summary_wide(table) if name == "main" else table
+        shown = tables.summary_wide(table) if name == "main" else table
         lines.append(_present(name, shown, args))
         for suffix in (".parquet", ".csv"):
             written.append(write_table_atomic(table, out_dir / f"{name}{suffix}"))

@@ -18,10 +18,8 @@ from chainlearn_ray.results.schema import ENSEMBLE
 from chainlearn_ray.results.tables import (
     ABLATION_PREFIX,
     ATTACK_PREFIX,
-    DASH,
-    alpha_label,
+    comparison_table,
     display_name,
-    format_mean_std,
     order_methods,
 )
 
@@ -121,97 +119,20 @@ def summary_table(
     return table[columns]
 
 
-def summary_wide(summary: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
-    """Pivot a :func:`summary_table` into text cells: one row per method, one column per cell.
-
-    Columns are ``Method`` then ``<dataset> α=<alpha>`` holding ``"mean ± std"`` (the headline
-    layout of the paper's tables); a missing combination is ``"—"``.
-    """
-    if summary.empty:
-        return pd.DataFrame(columns=["Method"])
-    cells = summary.assign(
-        column=[
-            f"{d} {alpha_label(a)}"
-            for d, a in zip(summary["dataset"], summary["alpha"], strict=True)
-        ],
-        text=[
-            format_mean_std(m, s, digits) + ("" if n > 1 else " (n=1)")
-            for m, s, n in zip(summary["mean"], summary["std"], summary["n"], strict=True)
-        ],
-    )
-    col_order = list(dict.fromkeys(cells["column"]))
-    wide = cells.pivot(index="method", columns="column", values="text")
-    wide = wide.reindex(index=order_methods(cells["method"]), columns=col_order).fillna(DASH)
-    wide.insert(0, "Method", [display_name(m) for m in wide.index])
-    return wide.reset_index(drop=True).rename_axis(columns=None)
-
-
-def comparison_table(
-    df: pd.DataFrame,
-    prefix: str,
-    baseline: str = "ours",
-    metrics: Sequence[str] = ("accuracy", "ece"),
+def ablation_table(
+    df: pd.DataFrame, baseline: str = "ours", metrics: Sequence[str] = ("accuracy", "ece")
 ) -> pd.DataFrame:
-    """Metrics of every method named ``prefix*`` next to the baseline, per dataset × alpha.
-
-    ``<metric>_delta`` is the method's mean minus the baseline's mean in the same cell.
-
-    Parameters
-    ----------
-    df:
-        Results rows.
-    prefix:
-        Method prefix, e.g. ``"ablation:"`` or ``"attack:"``.
-    baseline:
-        Method the deltas are taken against (listed first in each cell).
-    metrics:
-        Headline metrics to report.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``dataset, alpha, method, display, n`` then ``<m>_mean, <m>_std, <m>_delta``
-        per metric; empty when no method has the prefix.
-    """
+    """``metrics`` of every ``ablation:*`` method next to ``baseline`` (see comparison_table)."""
     summaries = {m: summary_table(df, None, m) for m in metrics}
-    present = set().union(*(set(s["method"]) for s in summaries.values()))
-    chosen = [m for m in present if m.startswith(prefix)]
-    columns = ["dataset", "alpha", "method", "display", "n"]
-    for m in metrics:
-        columns += [f"{m}_mean", f"{m}_std", f"{m}_delta"]
-    if not chosen:
-        return pd.DataFrame(columns=columns)
-    keep = order_methods([baseline, *chosen])
-    keep = [baseline, *[m for m in keep if m != baseline]]
-    merged: pd.DataFrame | None = None
-    for m, summary in summaries.items():
-        part = summary[summary["method"].isin(keep)]
-        base = part[part["method"] == baseline].set_index(["dataset", "alpha"])["mean"]
-        part = part.rename(columns={"mean": f"{m}_mean", "std": f"{m}_std", "n": f"n_{m}"})
-        idx = pd.MultiIndex.from_frame(part[["dataset", "alpha"]])
-        part[f"{m}_delta"] = part[f"{m}_mean"].to_numpy() - base.reindex(idx).to_numpy()
-        part = part.drop(columns=["metric", "display"])
-        merged = (
-            part if merged is None else merged.merge(part, how="outer", on=[*_CELL[:2], "method"])
-        )
-    assert merged is not None
-    n_cols = [c for c in merged.columns if c.startswith("n_")]
-    merged["n"] = merged[n_cols].max(axis=1).fillna(0).astype("int64")
-    merged["display"] = merged["method"].map(display_name)
-    order = {m: i for i, m in enumerate(keep)}
-    merged = merged.assign(_a=-merged["alpha"], _m=merged["method"].map(order))
-    merged = merged.sort_values(["dataset", "_a", "_m"], ignore_index=True)
-    return merged[columns]
+    return comparison_table(summaries, ABLATION_PREFIX, baseline)
 
 
-def ablation_table(df: pd.DataFrame, baseline: str = "ours") -> pd.DataFrame:
-    """Accuracy and ECE of every ``ablation:*`` method next to ``baseline``."""
-    return comparison_table(df, ABLATION_PREFIX, baseline)
-
-
-def adversarial_table(df: pd.DataFrame, baseline: str = "ours") -> pd.DataFrame:
-    """Accuracy and ECE of every ``attack:*`` method next to the honest ``baseline``."""
-    return comparison_table(df, ATTACK_PREFIX, baseline)
+def adversarial_table(
+    df: pd.DataFrame, baseline: str = "ours", metrics: Sequence[str] = ("accuracy", "ece")
+) -> pd.DataFrame:
+    """``metrics`` of every ``attack:*`` method next to the honest ``baseline``."""
+    summaries = {m: summary_table(df, None, m) for m in metrics}
+    return comparison_table(summaries, ATTACK_PREFIX, baseline)
 
 
 @dataclass(frozen=True)
@@ -455,26 +376,7 @@ def paired_tests(
     return table[_TEST_COLUMNS]
 
 
-_TEST_COLUMNS: Final = [
-    "dataset",
-    "alpha",
-    "scope",
-    "method",
-    "display",
-    "baseline",
-    "metric",
-    "n",
-    "mean_method",
-    "mean_baseline",
-    "mean_diff",
-    "ci_low",
-    "ci_high",
-    "wilcoxon_stat",
-    "wilcoxon_p",
-    "wilcoxon_method",
-    "ttest_stat",
-    "ttest_p",
-    "min_p",
-    "n_too_small",
-    "note",
-]
+_TEST_KEYS: Final = ["dataset", "alpha", "scope", "method", "display", "baseline", "metric", "n"]
+_TEST_MEANS: Final = ["mean_method", "mean_baseline", "mean_diff", "ci_low", "ci_high"]
+_TEST_P: Final = ["wilcoxon_stat", "wilcoxon_p", "wilcoxon_method", "ttest_stat", "ttest_p"]
+_TEST_COLUMNS: Final = [*_TEST_KEYS, *_TEST_MEANS, *_TEST_P, "min_p", "n_too_small", "note"]

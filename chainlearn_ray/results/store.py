@@ -83,16 +83,12 @@ def conform(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _fsync_dir(folder: Path) -> None:
     """Flush a directory entry to disk (a no-op where directories cannot be opened)."""
-    try:
+    with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def write_atomic(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> Path:
@@ -164,24 +160,9 @@ def write_parquet_atomic(frame: pd.DataFrame, path: str | os.PathLike[str]) -> P
 
 
 def write_table_atomic(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
-    """Write any table atomically as Parquet (``.parquet``) or CSV (``.csv``), without index.
+    """Write any table (no index) atomically as Parquet or CSV, chosen by the path's suffix.
 
-    Parameters
-    ----------
-    frame:
-        The table (not necessarily in the results schema).
-    path:
-        Destination file; its suffix picks the format.
-
-    Returns
-    -------
-    pathlib.Path
-        The written path.
-
-    Raises
-    ------
-    DataError
-        When the suffix is neither ``.parquet`` nor ``.csv``.
+    Raises :class:`DataError` when the suffix is neither ``.parquet`` nor ``.csv``.
     """
     target = Path(path)
     if target.suffix == ".parquet":
@@ -403,17 +384,9 @@ def append_cell(
 
 
 def finished_cells(root: str | os.PathLike[str]) -> set[str]:
-    """Names of the cells already stored in the sweep folder ``root`` (empty when none).
+    """Names (file stems) of the cells stored in the sweep folder ``root``, in every partition.
 
-    Parameters
-    ----------
-    root:
-        The sweep folder given to :func:`append_cell`.
-
-    Returns
-    -------
-    set of str
-        Cell names (file stems) across every dataset partition; temp files are not counted.
+    Temp files of unfinished writes are not counted; a missing folder has no cells.
     """
     results = Path(root) / SWEEP_RESULTS
     if not results.is_dir():

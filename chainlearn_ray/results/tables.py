@@ -201,6 +201,86 @@ def to_markdown(
     return "\n".join(lines)
 
 
+def summary_wide(summary: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """Pivot a :func:`summary_table` into text cells: one row per method, one column per cell.
+
+    Columns are ``Method`` then ``<dataset> α=<alpha>`` holding ``"mean ± std"`` (the headline
+    layout of the paper's tables); a missing combination is ``"—"``.
+    """
+    if summary.empty:
+        return pd.DataFrame(columns=["Method"])
+    cells = summary.assign(
+        column=[
+            f"{d} {alpha_label(a)}"
+            for d, a in zip(summary["dataset"], summary["alpha"], strict=True)
+        ],
+        text=[
+            format_mean_std(m, s, digits) + ("" if n > 1 else " (n=1)")
+            for m, s, n in zip(summary["mean"], summary["std"], summary["n"], strict=True)
+        ],
+    )
+    col_order = list(dict.fromkeys(cells["column"]))
+    wide = cells.pivot(index="method", columns="column", values="text")
+    wide = wide.reindex(index=order_methods(cells["method"]), columns=col_order).fillna(DASH)
+    wide.insert(0, "Method", [display_name(m) for m in wide.index])
+    return wide.reset_index(drop=True).rename_axis(columns=None)
+
+
+def comparison_table(
+    summaries: Mapping[str, pd.DataFrame], prefix: str, baseline: str = "ours"
+) -> pd.DataFrame:
+    """Metrics of every method named ``prefix*`` next to the baseline, per dataset × alpha.
+
+    ``<metric>_delta`` is the method's mean minus the baseline's mean in the same cell.
+
+    Parameters
+    ----------
+    summaries:
+        Metric name -> its ``chainlearn_ray.results.stats.summary_table``.
+    prefix:
+        Method prefix, e.g. ``"ablation:"`` or ``"attack:"``.
+    baseline:
+        Method the deltas are taken against (listed first in each cell).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``dataset, alpha, method, display, n`` then ``<m>_mean, <m>_std, <m>_delta``
+        per metric; empty when no method has the prefix.
+    """
+    metrics = list(summaries)
+    present = set().union(*(set(s["method"]) for s in summaries.values()))
+    chosen = [m for m in present if m.startswith(prefix)]
+    columns = ["dataset", "alpha", "method", "display", "n"]
+    for m in metrics:
+        columns += [f"{m}_mean", f"{m}_std", f"{m}_delta"]
+    if not chosen:
+        return pd.DataFrame(columns=columns)
+    keep = order_methods([baseline, *chosen])
+    keep = [baseline, *[m for m in keep if m != baseline]]
+    merged: pd.DataFrame | None = None
+    for m, summary in summaries.items():
+        part = summary[summary["method"].isin(keep)]
+        base = part[part["method"] == baseline].set_index(["dataset", "alpha"])["mean"]
+        part = part.rename(columns={"mean": f"{m}_mean", "std": f"{m}_std", "n": f"n_{m}"})
+        idx = pd.MultiIndex.from_frame(part[["dataset", "alpha"]])
+        part[f"{m}_delta"] = part[f"{m}_mean"].to_numpy() - base.reindex(idx).to_numpy()
+        part = part.drop(columns=["metric", "display"])
+        merged = (
+            part
+            if merged is None
+            else merged.merge(part, how="outer", on=["dataset", "alpha", "method"])
+        )
+    assert merged is not None
+    n_cols = [c for c in merged.columns if c.startswith("n_")]
+    merged["n"] = merged[n_cols].max(axis=1).fillna(0).astype("int64")
+    merged["display"] = merged["method"].map(display_name)
+    order = {m: i for i, m in enumerate(keep)}
+    merged = merged.assign(_a=-merged["alpha"], _m=merged["method"].map(order))
+    merged = merged.sort_values(["dataset", "_a", "_m"], ignore_index=True)
+    return merged[columns]
+
+
 def communication_table(df: pd.DataFrame) -> pd.DataFrame:
     """Mean bytes sent up and down per hospital per round, per dataset and method.
 
