@@ -1,0 +1,405 @@
+"""Chain backends: the in-process EVM (embedded), any JSON-RPC node (rpc) and a local anvil node."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.types import TxReceipt
+
+from chainlearn_ray.chain.artifact import contracts_dir
+from chainlearn_ray.errors import ChainError, ConfigError, RpcUnreachableError
+
+logger = logging.getLogger(__name__)
+
+BACKENDS: Final = ("embedded", "rpc", "anvil")
+
+#: Private key of the first account of the public development mnemonic
+#: ("test test ... junk") that anvil and hardhat fund on chain id 31337. Never use on a real chain.
+DEV_CHAIN_ID: Final = 31337
+DEV_OWNER_KEY: Final = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+
+#: Environment variables read by :func:`connect`.
+OWNER_KEY_ENV: Final = "CHAINLEARN_OWNER_KEY"
+ANVIL_ENV: Final = "CHAINLEARN_ANVIL"
+
+#: Priority fee offered by every transaction (1 gwei).
+PRIORITY_FEE_WEI: Final = 10**9
+_RECEIPT_POLL_S: Final = 0.005
+_RPC_ATTEMPTS: Final = 5
+_UNUSED_MIDDLEWARE: Final = (
+    "gas_price_strategy",
+    "ens_name_to_address",
+    "validation",
+    "gas_estimate",
+)
+
+
+class NonceTracker:
+    """Per-account nonces kept locally (one ``eth_getTransactionCount`` per account)."""
+
+    def __init__(self, w3: Web3) -> None:
+        self._w3 = w3
+        self._next: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def peek(self, address: str) -> int:
+        """The nonce the account's next transaction must carry."""
+        key = Web3.to_checksum_address(address)
+        with self._lock:
+            if key not in self._next:
+                self._next[key] = int(self._w3.eth.get_transaction_count(key, "pending"))
+            return self._next[key]
+
+    def reserve(self, address: str) -> int:
+        """Take the next nonce of the account (it will be used by a transaction sent now)."""
+        nonce = self.peek(address)
+        with self._lock:
+            self._next[Web3.to_checksum_address(address)] = nonce + 1
+        return nonce
+
+    def mark_used(self, address: str, nonce: int) -> None:
+        """Record that a transaction with ``nonce`` was accepted for ``address``."""
+        key = Web3.to_checksum_address(address)
+        with self._lock:
+            self._next[key] = max(self._next.get(key, 0), nonce + 1)
+
+    def resync(self, address: str) -> None:
+        """Forget the local nonce of ``address`` (re-read from the node next time)."""
+        with self._lock:
+            self._next.pop(Web3.to_checksum_address(address), None)
+
+
+class ChainConnection:
+    """A Web3 connection with a funded owner account, usable as a context manager.
+
+    Attributes
+    ----------
+    w3:
+        The Web3 instance.
+    chain_id:
+        The chain id.
+    owner:
+        The funded owner account (deploys and administers the contract).
+    backend:
+        ``"embedded"``, ``"rpc"`` or ``"anvil"``.
+    rpc_url:
+        The JSON-RPC URL (``None`` for the embedded chain).
+    nonces:
+        Local nonce tracker shared by everything sending through this connection.
+    """
+
+    def __init__(
+        self,
+        w3: Web3,
+        owner: LocalAccount,
+        backend: str,
+        rpc_url: str | None = None,
+        process: subprocess.Popen[bytes] | None = None,
+    ) -> None:
+        self.w3 = w3
+        self.owner = owner
+        self.backend = backend
+        self.rpc_url = rpc_url
+        self.chain_id = int(w3.eth.chain_id)
+        self.nonces = NonceTracker(w3)
+        self._process = process
+        w3.eth.default_account = owner.address
+        for name in _UNUSED_MIDDLEWARE:  # every transaction here is built and signed locally
+            if name in w3.middleware_onion:
+                w3.middleware_onion.remove(name)
+
+    def fee_fields(self) -> dict[str, int]:
+        """EIP-1559 fee fields for a transaction sent now (twice the base fee plus a tip)."""
+        block = self.w3.eth.get_block("latest")
+        base_fee = int(block.get("baseFeePerGas", 0) or 0)
+        return {
+            "maxFeePerGas": 2 * base_fee + PRIORITY_FEE_WEI,
+            "maxPriorityFeePerGas": PRIORITY_FEE_WEI,
+        }
+
+    def wait_for_receipt(self, tx_hash: bytes | str, timeout: float = 120.0) -> TxReceipt:
+        """Wait for a transaction's receipt with a short poll interval."""
+        return self.w3.eth.wait_for_transaction_receipt(
+            tx_hash,  # type: ignore[arg-type]
+            timeout=timeout,
+            poll_latency=_RECEIPT_POLL_S,
+        )
+
+    def fund(self, address: str, wei: int) -> None:
+        """Send ``wei`` from the owner to ``address`` and wait until it is mined."""
+        self.fund_many([address], wei)
+
+    def fund_many(self, addresses: Iterable[str], wei: int) -> None:
+        """Send ``wei`` from the owner to each address, then wait for all transfers."""
+        fees = self.fee_fields()
+        hashes = []
+        for address in addresses:
+            tx: dict[str, Any] = {
+                "to": Web3.to_checksum_address(address),
+                "value": int(wei),
+                "gas": 21_000,
+                "nonce": self.nonces.reserve(self.owner.address),
+                "chainId": self.chain_id,
+                "type": 2,
+                **fees,
+            }
+            signed = self.owner.sign_transaction(tx)
+            try:
+                hashes.append(self.w3.eth.send_raw_transaction(signed.raw_transaction))
+            except Exception as exc:
+                self.nonces.resync(self.owner.address)
+                raise ChainError(
+                    f"funding {address} from the owner {self.owner.address} failed ({exc}): "
+                    "check that the owner account holds enough ETH"
+                ) from exc
+        for tx_hash in hashes:
+            if self.wait_for_receipt(tx_hash)["status"] != 1:
+                raise ChainError(f"funding transaction {tx_hash.hex()} failed")
+
+    def close(self) -> None:
+        """Release the connection; stops the anvil node this connection started."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+            logger.info("stopped anvil (pid %d)", process.pid)
+
+    def __enter__(self) -> ChainConnection:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # a best effort: never leave an anvil process behind
+        with contextlib.suppress(Exception):
+            self.close()
+
+
+def _single_pass_gas_estimate(state: Any, transaction: Any) -> int:
+    """Gas estimate from one execution at the block gas limit (py-evm's default bisects).
+
+    Returns the intrinsic gas plus the execution's gas before refunds; callers add headroom
+    (see the client's gas limits), which also covers the 63/64 rule of nested calls.
+    """
+    from eth.vm.spoof import SpoofTransaction
+
+    spoofed = SpoofTransaction(
+        transaction, gas=state.gas_limit, gas_price=0, max_fee_per_gas=0, max_priority_fee_per_gas=0
+    )
+    snapshot = state.snapshot()
+    try:
+        computation = state.apply_transaction(spoofed)
+        if computation.is_error:
+            raise computation.error
+        return int(transaction.intrinsic_gas) + int(computation.get_gas_used())
+    finally:
+        state.revert(snapshot)
+
+
+def _embedded(owner_key: str | None) -> ChainConnection:
+    from eth_tester import EthereumTester, PyEVMBackend
+    from web3 import EthereumTesterProvider
+
+    backend = PyEVMBackend()
+    backend.chain.gas_estimator = staticmethod(_single_pass_gas_estimate)
+    tester = EthereumTester(backend=backend)
+    w3 = Web3(EthereumTesterProvider(tester))
+    funded_key = tester.backend.account_keys[0]
+    funded = Account.from_key(funded_key.to_bytes())
+    conn = ChainConnection(w3, funded, "embedded")
+    if owner_key is not None:
+        owner = Account.from_key(owner_key)
+        conn.fund(owner.address, 10**24)
+        conn.owner = owner
+        w3.eth.default_account = owner.address
+    return conn
+
+
+def _http_web3(rpc_url: str) -> Web3:
+    """A Web3 over HTTP that answered ``eth_chainId``, after bounded retries."""
+    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 10}))
+    delay = 0.2
+    last: Exception | None = None
+    for attempt in range(1, _RPC_ATTEMPTS + 1):
+        try:
+            w3.eth.chain_id  # noqa: B018 - a cheap liveness probe
+            return w3
+        except Exception as exc:
+            last = exc
+            logger.debug("RPC %s not reachable (attempt %d): %s", rpc_url, attempt, exc)
+            time.sleep(delay)
+            delay *= 2
+    raise RpcUnreachableError(
+        f"no JSON-RPC node answered at {rpc_url} after {_RPC_ATTEMPTS} attempts ({last}): check "
+        "that the node is running, the URL's host and port, and that nothing blocks the "
+        "connection; or use --chain embedded"
+    )
+
+
+def _owner_for(w3: Web3, owner_key: str | None) -> LocalAccount:
+    key = owner_key or os.environ.get(OWNER_KEY_ENV)
+    if key is None:
+        if int(w3.eth.chain_id) != DEV_CHAIN_ID:
+            raise ConfigError(
+                f"no owner key for chain {w3.eth.chain_id}: pass --owner-key or set "
+                f"{OWNER_KEY_ENV} to the private key of a funded account"
+            )
+        logger.info("using the public development key as owner (chain id %d)", DEV_CHAIN_ID)
+        key = DEV_OWNER_KEY
+    owner: LocalAccount = Account.from_key(key)
+    if int(w3.eth.get_balance(owner.address)) == 0:
+        raise ChainError(f"owner account {owner.address} has no ETH on this chain: fund it first")
+    return owner
+
+
+def _rpc(rpc_url: str, owner_key: str | None) -> ChainConnection:
+    w3 = _http_web3(rpc_url)
+    return ChainConnection(w3, _owner_for(w3, owner_key), "rpc", rpc_url=rpc_url)
+
+
+def find_anvil() -> Path | None:
+    """The anvil binary: ``$CHAINLEARN_ANVIL``, else the one installed in contracts/node_modules."""
+    env = os.environ.get(ANVIL_ENV)
+    if env:
+        return Path(env) if Path(env).is_file() else None
+    contracts = contracts_dir()
+    if contracts is None:
+        return None
+    system = {"Linux": "linux", "Darwin": "darwin", "Windows": "win32"}.get(platform.system())
+    arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(
+        platform.machine().lower()
+    )
+    name = "anvil.exe" if system == "win32" else "anvil"
+    scope = contracts / "node_modules" / "@foundry-rs"
+    candidates = [scope / f"anvil-{system}-{arch}" / "bin" / name]
+    for candidate in candidates:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    found = shutil.which("anvil", path=str(contracts / "node_modules" / ".bin"))
+    return Path(found) if found else None
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_anvil(
+    extra_args: Sequence[str] = (), timeout: float = 30.0
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start anvil on a free loopback port and wait until it answers.
+
+    Returns
+    -------
+    tuple
+        The process and its JSON-RPC URL.
+
+    Raises
+    ------
+    ChainError
+        When the binary is missing or the node does not come up in ``timeout`` seconds.
+    """
+    binary = find_anvil()
+    if binary is None:
+        raise ChainError(
+            "the anvil binary was not found: run `npm ci` in contracts/ (it installs "
+            f"@foundry-rs/anvil), or set {ANVIL_ENV} to an anvil executable"
+        )
+    port = _free_port()
+    cmd = [str(binary), "--host", "127.0.0.1", "--port", str(port), "--silent", *extra_args]
+    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 2}))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            err = process.stderr.read().decode(errors="replace") if process.stderr else ""
+            raise ChainError(f"anvil exited with code {process.returncode}: {err.strip()}")
+        try:
+            w3.eth.chain_id  # noqa: B018 - readiness probe
+            logger.info("anvil (pid %d) listening on %s", process.pid, url)
+            return process, url
+        except Exception:
+            time.sleep(0.05)
+    process.kill()
+    process.wait(timeout=5)
+    raise ChainError(f"anvil did not answer on {url} within {timeout:.0f} s")
+
+
+def _anvil(owner_key: str | None) -> ChainConnection:
+    process, url = start_anvil()
+    try:
+        w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 10}))
+        return ChainConnection(w3, _owner_for(w3, owner_key), "anvil", url, process)
+    except BaseException:
+        process.kill()
+        process.wait(timeout=5)
+        raise
+
+
+def connect(
+    backend: str = "embedded", rpc_url: str | None = None, owner_key: str | None = None
+) -> ChainConnection:
+    """Open a chain connection with a funded owner account.
+
+    Parameters
+    ----------
+    backend:
+        ``"embedded"`` (in-process eth-tester + py-evm, the default), ``"rpc"`` (any JSON-RPC
+        node at ``rpc_url``) or ``"anvil"`` (starts the anvil binary from contracts/node_modules
+        on a free loopback port and stops it on :meth:`ChainConnection.close`).
+    rpc_url:
+        JSON-RPC URL; required for ``"rpc"`` (giving it selects ``"rpc"`` when the backend is
+        left at its default).
+    owner_key:
+        Private key of the owner. Defaults: a pre-funded test account on the embedded chain;
+        ``$CHAINLEARN_OWNER_KEY``, else the public development key on chain id 31337.
+
+    Returns
+    -------
+    ChainConnection
+        Close it (or use it in a ``with`` block) to release the node.
+
+    Raises
+    ------
+    ConfigError
+        Unknown backend, missing URL or missing owner key.
+    RpcUnreachableError
+        The node at ``rpc_url`` did not answer after bounded retries.
+    """
+    if rpc_url and backend == "embedded":
+        backend = "rpc"
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown chain backend {backend!r}: use one of {', '.join(BACKENDS)}")
+    if backend == "embedded":
+        return _embedded(owner_key)
+    if backend == "rpc":
+        if not rpc_url:
+            raise ConfigError("the rpc backend needs a JSON-RPC URL (--rpc-url http://host:port)")
+        return _rpc(rpc_url, owner_key)
+    return _anvil(owner_key)

@@ -1,0 +1,367 @@
+"""Typed client of the FLCoordinator contract: owner transactions, relayed hospital txs, reads."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from functools import partial
+from typing import Any, TypeVar
+
+from eth_utils import to_checksum_address
+from web3.contract import Contract
+
+from chainlearn_ray.chain.artifact import ContractArtifact, load_artifact
+from chainlearn_ray.chain.backends import ChainConnection
+from chainlearn_ray.chain.reverts import RevertDecoder
+from chainlearn_ray.chain.tx import encode_submit_update, recover_sender
+from chainlearn_ray.errors import ChainError, ConfigError, ContractRevertError
+from chainlearn_ray.tiers import ModelType, Tier
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class TxResult:
+    """A mined transaction, as plain data (for Parquet/JSON)."""
+
+    operation: str
+    tx_hash: str
+    gas_used: int
+    block_number: int
+    sender: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class HospitalInfo:
+    """What the contract stores about a hospital (``getHospitalInfo``)."""
+
+    name: str
+    tier: Tier
+    model_type: ModelType
+    confidence: int
+    ece: int
+    registered: bool
+    poc_benchmark_hash: bytes
+    rounds_participated: int
+
+
+@dataclass(frozen=True)
+class RoundSubmission:
+    """A hospital's submission in one round (``getRoundSubmission``); zeros when none."""
+
+    model_hash: bytes
+    confidence: int
+    ece: int
+    timestamp: int
+    model_type: ModelType
+
+
+@dataclass(frozen=True)
+class EnsembleRecord:
+    """A round's recorded ensemble (``getEnsembleRecord``); zeros when none."""
+
+    prediction_hash: bytes
+    participant_count: int
+    timestamp: int
+
+
+def _gas_limit(estimate: int) -> int:
+    """Gas limit from an estimate, with headroom for state that changes before mining."""
+    return estimate + max(estimate // 4, 25_000)
+
+
+class FLCoordinatorClient:
+    """The FLCoordinator contract at ``address`` on ``conn``.
+
+    Owner transactions are signed with ``conn.owner``; hospital transactions are prepared here
+    as plain dicts, signed by the hospital (:func:`chainlearn_ray.chain.tx.sign_transaction`)
+    and relayed with :meth:`send_raw`. Every mined transaction is appended to
+    :attr:`receipts`.
+    """
+
+    def __init__(
+        self, conn: ChainConnection, address: str, artifact: ContractArtifact | None = None
+    ) -> None:
+        self.conn = conn
+        self.artifact = artifact or load_artifact()
+        self.address = to_checksum_address(address)
+        self.chain_id = conn.chain_id
+        self.contract: Contract = conn.w3.eth.contract(
+            address=self.address, abi=list(self.artifact.abi)
+        )
+        self.receipts: list[TxResult] = []
+        self._reverts = RevertDecoder(self.artifact.abi)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def deploy(
+        cls, conn: ChainConnection, artifact: ContractArtifact | None = None
+    ) -> FLCoordinatorClient:
+        """Deploy a new FLCoordinator owned by ``conn.owner`` and return its client."""
+        art = artifact or load_artifact()
+        factory = conn.w3.eth.contract(abi=list(art.abi), bytecode=art.bytecode)
+        data = factory.constructor().data_in_transaction
+        result, receipt = _send_owner(conn, None, data, "deploy", None)
+        address = receipt.get("contractAddress")
+        if not address:
+            raise ChainError("contract deployment produced no contract address")
+        client = cls(conn, address, art)
+        client.receipts.append(result)
+        logger.info("deployed FLCoordinator at %s (gas %d)", client.address, result.gas_used)
+        return client
+
+    @classmethod
+    def attach(
+        cls, conn: ChainConnection, address: str, artifact: ContractArtifact | None = None
+    ) -> FLCoordinatorClient:
+        """Client of an FLCoordinator already deployed at ``address`` (its code is checked)."""
+        code = conn.w3.eth.get_code(to_checksum_address(address))
+        art = artifact or load_artifact()
+        if bytes(code) != bytes.fromhex(art.deployed_bytecode.removeprefix("0x")):
+            raise ChainError(
+                f"the code at {address} is not this FLCoordinator build: deploy a new one, or "
+                "use the artifact it was deployed from"
+            )
+        return cls(conn, address, art)
+
+    # ------------------------------------------------------------------ owner transactions
+    def register_hospital(
+        self, address: str, name: str, tier: Tier | str | int, bench_hash: bytes, signature: bytes
+    ) -> TxResult:
+        """Register a hospital with its signed Proof of Capacity (owner transaction)."""
+        if len(bench_hash) != 32:
+            raise ConfigError("benchmark hash must be exactly 32 bytes")
+        args = [to_checksum_address(address), name, int(Tier.parse(tier)), bench_hash, signature]
+        return self._owner_tx("registerHospital", args)
+
+    def start_round(self) -> TxResult:
+        """Open the next round (owner transaction)."""
+        return self._owner_tx("startNewRound", [])
+
+    def record_ensemble(self, prediction_hash: bytes, participant_count: int) -> TxResult:
+        """Record the round's ensemble prediction hash and close the round (owner transaction)."""
+        if len(prediction_hash) != 32:
+            raise ConfigError("prediction hash must be exactly 32 bytes")
+        return self._owner_tx("recordEnsemblePrediction", [prediction_hash, int(participant_count)])
+
+    def _owner_tx(self, fn_name: str, args: list[Any]) -> TxResult:
+        data = self.contract.encode_abi(fn_name, args)
+        result, _ = _send_owner(self.conn, self.address, data, fn_name, self._reverts)
+        self.receipts.append(result)
+        return result
+
+    # ------------------------------------------------------------------ hospital transactions
+    def prepare_submit_update(
+        self,
+        hospital_address: str,
+        model_hash: bytes,
+        confidence: int,
+        ece: int,
+        model_type: ModelType | int,
+    ) -> dict[str, Any]:
+        """An unsigned ``submitUpdate`` transaction for the hospital to sign itself.
+
+        The gas is estimated against the current state, so a submission the contract would
+        reject (not registered, no open round, duplicate, wrong model type, ...) raises
+        :class:`ContractRevertError` here, before anything is signed.
+
+        Returns
+        -------
+        dict
+            Plain data: ``to``, ``data`` (hex), ``value``, ``nonce``, ``gas``, ``chainId``,
+            ``type`` and EIP-1559 fee fields.
+        """
+        sender = to_checksum_address(hospital_address)
+        data = encode_submit_update(model_hash, confidence, ece, model_type)
+        call = {"from": sender, "to": self.address, "data": data}
+        estimate = self._guard(lambda: int(self.conn.w3.eth.estimate_gas(call)))  # type: ignore[arg-type]
+        return {
+            "to": self.address,
+            "data": "0x" + data.hex(),
+            "value": 0,
+            "nonce": self.conn.nonces.peek(sender),
+            "gas": _gas_limit(estimate),
+            "chainId": self.chain_id,
+            "type": 2,
+            **self.conn.fee_fields(),
+        }
+
+    def send_raw(self, raw: bytes, operation: str = "submitUpdate") -> TxResult:
+        """Relay a transaction signed by a hospital and wait until it is mined."""
+        return self.send_raw_many([raw], operation)[0]
+
+    def send_raw_many(
+        self, raws: Sequence[bytes], operation: str = "submitUpdate"
+    ) -> list[TxResult]:
+        """Relay several signed transactions, then wait for all of their receipts."""
+        sent = []
+        for raw in raws:
+            sender, nonce = recover_sender(bytes(raw))
+            payload = bytes(raw)
+            try:
+                tx_hash = self._guard(partial(self.conn.w3.eth.send_raw_transaction, payload))
+            except ChainError:
+                self.conn.nonces.resync(sender)
+                raise
+            self.conn.nonces.mark_used(sender, nonce)
+            sent.append((tx_hash, sender))
+        results = []
+        for tx_hash, sender in sent:
+            receipt = self.conn.wait_for_receipt(tx_hash)
+            if receipt["status"] != 1:
+                raise self._replay_failure(receipt, sender)
+            result = _result(operation, receipt, sender)
+            self.receipts.append(result)
+            results.append(result)
+        return results
+
+    # ------------------------------------------------------------------ reads
+    def weight(self, address: str) -> int:
+        """``calculateWeight``: weight from the hospital's latest metrics."""
+        return int(self._call("calculateWeight", to_checksum_address(address)))
+
+    def round_weight(self, round_number: int, address: str) -> int:
+        """``calculateRoundWeight``: the hospital's weight from its submission in a round."""
+        checksum = to_checksum_address(address)
+        return int(self._call("calculateRoundWeight", int(round_number), checksum))
+
+    def weight_pure(self, tier: Tier | str | int, confidence: int, ece: int, rounds: int) -> int:
+        """``calculateWeightPure``: the on-chain formula for arbitrary inputs."""
+        return int(
+            self._call("calculateWeightPure", int(Tier.parse(tier)), confidence, ece, rounds)
+        )
+
+    def hospital_info(self, address: str) -> HospitalInfo:
+        """``getHospitalInfo`` as a :class:`HospitalInfo`."""
+        name, cap, assigned, conf, ece, registered, poc, rounds = self._call(
+            "getHospitalInfo", to_checksum_address(address)
+        )
+        return HospitalInfo(
+            str(name), Tier(cap), ModelType(assigned), int(conf), int(ece), bool(registered),
+            bytes(poc), int(rounds),
+        )  # fmt: skip
+
+    def ensemble_record(self, round_number: int) -> EnsembleRecord:
+        """``getEnsembleRecord`` as an :class:`EnsembleRecord`."""
+        pred, count, ts = self._call("getEnsembleRecord", int(round_number))
+        return EnsembleRecord(bytes(pred), int(count), int(ts))
+
+    def round_submission(self, round_number: int, address: str) -> RoundSubmission:
+        """``getRoundSubmission`` as a :class:`RoundSubmission`."""
+        model_hash, conf, ece, ts, kind = self._call(
+            "getRoundSubmission", int(round_number), to_checksum_address(address)
+        )
+        return RoundSubmission(bytes(model_hash), int(conf), int(ece), int(ts), ModelType(kind))
+
+    def current_round(self) -> int:
+        """``currentRound`` (0 before the first round)."""
+        return int(self._call("currentRound"))
+
+    def hospital_count(self) -> int:
+        """``getHospitalCount``."""
+        return int(self._call("getHospitalCount"))
+
+    def round_submitter_count(self, round_number: int) -> int:
+        """``getRoundSubmitterCount``."""
+        return int(self._call("getRoundSubmitterCount", int(round_number)))
+
+    def model_type(self, tier: Tier | str | int) -> ModelType:
+        """``getModelType``: the model type assigned to a tier."""
+        return ModelType(self._call("getModelType", int(Tier.parse(tier))))
+
+    def owner(self) -> str:
+        """``owner()``."""
+        return to_checksum_address(self._call("owner"))
+
+    # ------------------------------------------------------------------ helpers
+    def _call(self, fn_name: str, *args: Any) -> Any:
+        fn = self.contract.get_function_by_name(fn_name)(*args)
+        return self._guard(lambda: fn.call())
+
+    def _guard(self, action: Callable[[], T]) -> T:
+        """Run a node call, turning a revert into :class:`ContractRevertError`."""
+        try:
+            return action()
+        except ContractRevertError:
+            raise
+        except Exception as exc:
+            decoded = self._reverts.from_exception(exc)
+            if decoded is not None:
+                raise decoded from exc
+            raise ChainError(f"chain call failed: {exc}") from exc
+
+    def _replay_failure(self, receipt: Any, sender: str) -> ContractRevertError:
+        """Re-run a failed mined transaction as a call to recover its revert reason."""
+        tx = self.conn.w3.eth.get_transaction(receipt["transactionHash"])
+        call = {"from": sender, "to": tx["to"], "data": tx["input"], "gas": tx["gas"]}
+        try:
+            self.conn.w3.eth.call(call, receipt["blockNumber"] - 1)  # type: ignore[arg-type]
+        except Exception as exc:
+            decoded = self._reverts.from_exception(exc)
+            if decoded is not None:
+                return decoded
+        return ContractRevertError(
+            "unknown", (), f"transaction {receipt['transactionHash'].hex()} failed on-chain"
+        )
+
+
+def _result(operation: str, receipt: Any, sender: str) -> TxResult:
+    return TxResult(
+        operation=operation,
+        tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
+        gas_used=int(receipt["gasUsed"]),
+        block_number=int(receipt["blockNumber"]),
+        sender=to_checksum_address(sender),
+    )
+
+
+def _send_owner(
+    conn: ChainConnection,
+    to: str | None,
+    data: str | bytes,
+    operation: str,
+    reverts: RevertDecoder | None,
+) -> tuple[TxResult, Any]:
+    """Estimate, sign with the owner key, send and wait; reverts become ContractRevertError."""
+    owner = conn.owner
+    payload = data if isinstance(data, str) else "0x" + data.hex()
+    call: dict[str, Any] = {"from": owner.address, "data": payload}
+    if to is not None:
+        call["to"] = to
+    try:
+        estimate = int(conn.w3.eth.estimate_gas(call))  # type: ignore[arg-type]
+    except Exception as exc:
+        decoded = reverts.from_exception(exc) if reverts else None
+        if decoded is not None:
+            raise decoded from exc
+        raise ChainError(f"{operation} cannot be sent: {exc}") from exc
+    tx = {
+        **call,
+        "value": 0,
+        "gas": _gas_limit(estimate),
+        "nonce": conn.nonces.reserve(owner.address),
+        "chainId": conn.chain_id,
+        "type": 2,
+        **conn.fee_fields(),
+    }
+    tx.pop("from")
+    signed = owner.sign_transaction(tx)  # type: ignore[arg-type]
+    try:
+        tx_hash = conn.w3.eth.send_raw_transaction(signed.raw_transaction)
+    except Exception as exc:
+        conn.nonces.resync(owner.address)
+        decoded = reverts.from_exception(exc) if reverts else None
+        if decoded is not None:
+            raise decoded from exc
+        raise ChainError(f"{operation} was refused by the node: {exc}") from exc
+    receipt = conn.wait_for_receipt(tx_hash)
+    if receipt["status"] != 1:
+        raise ContractRevertError("unknown", (), f"{operation} failed on-chain")
+    return _result(operation, receipt, owner.address), receipt
