@@ -148,6 +148,7 @@ class Hospital:
         self.y_val = np.asarray(evals.y_val, dtype=np.int64)
         self.x_test = to_tensor(evals.x_test, **kwargs)
         self.tier: Tier | None = None
+        self.contract: str | None = None
         self.model: Any = None
         self.throttle: Any = None
         self.rounds_trained = 0
@@ -205,6 +206,7 @@ class Hospital:
         from chainlearn_ray.capacity import sign_poc
 
         self.tier = Tier.parse(tier)
+        self.contract = contract
         signature = sign_poc(self._key, self.tier, bench_hash, chain_id, contract)
         self._ensure_model()
         self._checkpoint()
@@ -285,16 +287,16 @@ class Hospital:
             final_loss=float(stats.final_loss),
         )
 
-    def sign_transaction(self, tx: dict[str, Any], model_hash: bytes, confidence: int, ece: int) -> bytes:
-        """Sign the submitUpdate transaction after checking it carries exactly our submission."""
-        from chainlearn_ray.chain.tx import sign_submit_update
+    def sign_transaction(self, tx: dict[str, Any], model_hash: bytes, confidence: int,
+                         ece: int) -> bytes:
+        """Sign the submitUpdate transaction after checking it carries exactly our submission
+        to the contract we registered with."""
+        from chainlearn_ray.chain.tx import encode_submit_update, sign_transaction
 
-        if self.tier is None:
+        if self.tier is None or self.contract is None:
             raise HospitalFailure(f"{self.spec.hospital_id} cannot submit before registering")
-        return sign_submit_update(
-            tx, self._key, model_hash=model_hash, confidence=confidence, ece=ece,
-            model_type=int(self.tier.model_type),
-        )
+        intended = encode_submit_update(model_hash, confidence, ece, self.tier.model_type)
+        return sign_transaction(tx, self._key, expected_data=intended, expected_to=self.contract)
 
     # ---------------------------------------------------------------- checkpoints
     def _checkpoint_path(self) -> Path | None:
@@ -314,6 +316,7 @@ class Hospital:
             {
                 "model": self.model.state_dict(),
                 "tier": int(self.tier) if self.tier is not None else None,
+                "contract": self.contract,
                 "rounds_trained": self.rounds_trained,
                 "slowdown": getattr(self.throttle, "slowdown", None),
             },
@@ -330,6 +333,7 @@ class Hospital:
         if path is None or not path.exists():
             return
         state = torch.load(path, map_location="cpu", weights_only=False)
+        self.contract = state.get("contract")
         if state.get("tier") is not None:
             self.tier = Tier(int(state["tier"]))
             self._ensure_model()

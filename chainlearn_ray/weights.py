@@ -34,8 +34,7 @@ def _check_metric(name: str, value: int) -> int:
     """Validate a fixed-point metric (an int in ``0..SCALE``) and return it as ``int``."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(
-            f"{name} must be an integer in fixed point 0..{SCALE} (int(x * {SCALE})), "
-            f"got {value!r}"
+            f"{name} must be an integer in fixed point 0..{SCALE} (int(x * {SCALE})), got {value!r}"
         )
     if not 0 <= value <= SCALE:
         raise ConfigError(f"{name} must be within 0..{SCALE} (fixed point), got {value}")
@@ -118,4 +117,3 @@ def compute_weight(
         bonus = 0
     base = (cap_mul * conf * (SCALE - err)) // (SCALE * SCALE)
     return min(base + bonus, MAX_WEIGHT)
-

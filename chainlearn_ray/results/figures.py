@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import textwrap
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -77,13 +78,13 @@ def _seeds_note(counts: pd.Series) -> str:
 def _grouped_bars(ax: Axes, summary: pd.DataFrame, methods: Sequence[str]) -> dict[str, Any]:
     """Bars of one dataset: groups = alphas (mild to severe), one bar per method, ±1 std."""
     alphas = sorted(summary["alpha"].unique(), reverse=True)
-    width = 0.8 / max(len(methods), 1)
+    width = min(0.8 / max(len(methods), 1), 0.3)
     handles: dict[str, Any] = {}
     for i, method in enumerate(methods):
         rows = summary[summary["method"] == method].set_index("alpha").reindex(alphas)
         if rows["mean"].isna().all():
             continue
-        x = np.arange(len(alphas)) - 0.4 + width * (i + 0.5)
+        x = np.arange(len(alphas)) + width * (i - (len(methods) - 1) / 2)
         std = rows["std"].fillna(0.0).to_numpy()
         handles[method] = ax.bar(
             x,
@@ -104,6 +105,13 @@ def _grouped_bars(ax: Axes, summary: pd.DataFrame, methods: Sequence[str]) -> di
     return handles
 
 
+def _suptitle(fig: Figure, text: str) -> None:
+    """Figure title, each line wrapped to the figure's width so nothing is clipped."""
+    width = max(40, int(fig.get_figwidth() * 10))
+    lines = [textwrap.fill(line, width) for line in text.split("\n")]
+    fig.suptitle("\n".join(lines))
+
+
 def _legend(fig: Figure, handles: dict[str, Any], methods: Sequence[str]) -> None:
     """One legend below the panels, methods in canonical order."""
     ordered = [m for m in methods if m in handles]
@@ -111,7 +119,7 @@ def _legend(fig: Figure, handles: dict[str, Any], methods: Sequence[str]) -> Non
         [handles[m] for m in ordered],
         [display_name(m) for m in ordered],
         loc="outside lower center",
-        ncol=min(len(ordered), 6),
+        ncol=min(len(ordered), 6, max(2, int(fig.get_figwidth() // 1.8))),
         frameon=False,
     )
 
@@ -130,7 +138,9 @@ def _bar_figure(summary: pd.DataFrame, title: str, ylabel: str, *, unit_max: boo
         if unit_max:
             top = float((summary["mean"] + summary["std"].fillna(0.0)).max())
             ax.set_ylim(0.0, min(1.0, max(top * 1.05, 0.05)))
-    fig.suptitle(f"{title} ({_seeds_note(summary['n'])}; bars = mean, whiskers = ±1 sample std)")
+    _suptitle(
+        fig, f"{title}\n{_seeds_note(summary['n'])}; bars = mean, whiskers = ±1 sample std (ddof 1)"
+    )
     _legend(fig, handles, methods)
     return fig
 
@@ -175,9 +185,10 @@ def ablation_figure(df: pd.DataFrame, baseline: str = "ours") -> Figure | None:
             ax.set_title(f"{dataset}: {metric}")
             ax.set_ylabel(label)
     n_note = _seeds_note(pd.concat([p[2]["n"] for p in panels]))
-    fig.suptitle(
-        f"Ablations of the weight formula vs {display_name(baseline)} "
-        f"({n_note}; whiskers = ±1 sample std)"
+    _suptitle(
+        fig,
+        f"Ablations of the weight formula vs {display_name(baseline)}\n"
+        f"{n_note}; bars = mean, whiskers = ±1 sample std (ddof 1)",
     )
     _legend(fig, handles, methods)
     return fig
@@ -223,9 +234,10 @@ def communication_figure(df: pd.DataFrame) -> Figure | None:
         ax.set_title(dataset)
         ax.grid(axis="y", alpha=0.3)
         ax.set_axisbelow(True)
-    fig.suptitle(
-        "Communication per hospital per round (solid = upload, hatched = download; "
-        "binary units, mean over hospitals, rounds and runs)"
+    _suptitle(
+        fig,
+        "Communication per hospital per round\n"
+        "solid = upload, hatched = download; binary units; mean over hospitals, rounds and runs",
     )
     return fig
 
@@ -262,9 +274,10 @@ def sensitivity_figure(confidence: int = 8500, ece: int = 1000, max_rounds: int 
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small", loc=where)
     left.set_ylabel("ensemble weight (fixed point, 10000 = 1.0)")
-    fig.suptitle(
-        f"Weight formula sensitivity at confidence {confidence / 10000:g}, ECE {ece / 10000:g} "
-        "(computed, not measured)"
+    _suptitle(
+        fig,
+        f"Weight formula sensitivity at confidence {confidence / 10000:g}, ECE {ece / 10000:g}\n"
+        "computed from the formula, not measured",
     )
     return fig
 

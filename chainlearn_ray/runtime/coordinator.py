@@ -216,13 +216,19 @@ class CoordinatorActor:
             )
             for h in txs
         }
-        submitted: dict[str, int] = {}
+        raws: dict[str, bytes] = {}
         for h, ref in sign_refs.items():
             try:
-                raw = ray.get(ref, timeout=60)
+                raws[h] = ray.get(ref, timeout=60)
+            except (RayActorError, RayTaskError, GetTimeoutError) as exc:
+                status[h], errors[h] = FAILED, f"sign: {type(exc).__name__}"
+                logger.warning("hospital %s could not sign in round %d: %s", h, round_, exc)
+        submitted: dict[str, int] = {}
+        for h, raw in raws.items():
+            try:
                 result = self.client.send_raw(raw, "submitUpdate")
-            except (RayActorError, RayTaskError, GetTimeoutError, ChainlearnError) as exc:
-                status[h], errors[h] = FAILED, f"submit: {type(exc).__name__}"
+            except ChainlearnError as exc:
+                status[h], errors[h] = FAILED, f"submit: {exc}"
                 logger.warning("submission of %s failed in round %d: %s", h, round_, exc)
                 continue
             status[h] = ATTENDED
@@ -231,9 +237,7 @@ class CoordinatorActor:
 
     def receipts(self) -> list[dict[str, Any]]:
         """Every transaction of the run as plain dicts."""
-        from dataclasses import asdict
-
-        return [asdict(r) for r in self.client.receipts]
+        return [r.to_dict() for r in self.client.receipts]
 
     def close(self) -> None:
         """Stop the chain backend (an anvil process, for instance)."""

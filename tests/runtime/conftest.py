@@ -26,7 +26,7 @@ def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from chainlearn_ray.data.synthetic import write_synthetic
 
     root = tmp_path_factory.mktemp("data")
-    write_synthetic(root, "synthetic", n_classes=2, n_channels=1, n_train=480, n_val=120,
+    write_synthetic(root, "synthetic", n_classes=2, n_channels=1, n_train=720, n_val=120,
                     n_test=120, seed=0)
     return root
 
@@ -36,7 +36,7 @@ def tiny_config(data_dir: Path, **overrides: Any) -> Any:
     base: dict[str, Any] = {
         "data.dataset": "synthetic", "data.data_dir": str(data_dir), "data.min_shard": 16,
         "data.download": False,
-        "train.rounds": 2, "train.epochs": 1, "poc.steps": 10, "poc.warmup": 2,
+        "train.rounds": 2, "train.epochs": 2, "train.lr": 0.003, "poc.steps": 10, "poc.warmup": 2,
         "tiers.weak.arch": "tiny_cnn:4", "tiers.medium.arch": "tiny_cnn:8",
         "tiers.strong.arch": "tiny_cnn:8",
         "runtime.coordinator_cpus": 0.5,

@@ -43,11 +43,11 @@ def test_three_hospitals_end_to_end(ray_local: Any, synth_dir: Path, tmp_path: P
         assert rnd[rnd.metric == "participants"].value.item() == 3
         weights = rnd[rnd.metric == "weight"]
         assert len(weights) == 3 and (weights.value > 0).all()
-        ens = rnd[(rnd.hospital == "ensemble") & (rnd.metric == "accuracy")].value.item()
-        assert ens > 0.6  # two balanced classes: chance is 0.5
+    final = frame[(frame["round"] == 2) & (frame.hospital == "ensemble")]
+    assert final[final.metric == "accuracy"].value.item() > 0.6  # balanced classes: chance 0.5
     # the strong hospital's capacity multiplier shows in its weight at equal-ish metrics
     shard = frame[frame.metric == "shard_size"]
-    assert shard.value.sum() == 480 and (shard.value >= 16).all()
+    assert shard.value.sum() == 720 and (shard.value >= 16).all()
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["status"] == "complete"
     assert manifest["chain"]["chain_id"] > 0 and manifest["chain"]["contract"].startswith("0x")
