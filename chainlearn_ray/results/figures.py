@@ -182,7 +182,7 @@ def ablation_figure(df: pd.DataFrame, baseline: str = "ours") -> Figure | None:
         for col, dataset in enumerate(datasets):
             ax = grid[row][col]
             handles.update(_grouped_bars(ax, summary[summary["dataset"] == dataset], methods))
-            ax.set_title(f"{dataset}: {metric}")
+            ax.set_title(f"{dataset}: {'ECE' if metric == 'ece' else metric}")
             ax.set_ylabel(label)
     n_note = _seeds_note(pd.concat([p[2]["n"] for p in panels]))
     _suptitle(
