@@ -56,7 +56,8 @@ METHOD_COLORS: Final = {
 }
 TIER_COLORS: Final = {"weak": "#74c476", "medium": "#1f77b4", "strong": "#d62728"}
 FORMATS: Final = ("pdf", "png")
-_DPI: Final = 200
+#: Resolution of the PNG files (the PDF files are vector graphics).
+DPI: Final = 200
 _BINARY: Final = ("B", "KiB", "MiB", "GiB", "TiB")
 
 
@@ -282,21 +283,26 @@ def sensitivity_figure(confidence: int = 8500, ece: int = 1000, max_rounds: int 
     return fig
 
 
-def save_figure(fig: Figure, out_dir: str | Path, stem: str) -> list[Path]:
-    """Write ``fig`` as ``<stem>.pdf`` and ``<stem>.png`` (atomically); return the paths."""
+def save_figure(fig: Figure, out_dir: str | Path, stem: str, dpi: int = DPI) -> list[Path]:
+    """Write ``fig`` as ``<stem>.pdf`` and ``<stem>.png`` (``dpi`` for the PNG), atomically."""
     paths = []
     for fmt in FORMATS:
         metadata = {"CreationDate": None} if fmt == "pdf" else {"Software": None}
 
         def write(handle: IO[bytes], fmt: str = fmt, metadata: dict = metadata) -> None:
-            fig.savefig(handle, format=fmt, dpi=_DPI, metadata=metadata)
+            fig.savefig(handle, format=fmt, dpi=dpi, metadata=metadata)
 
         paths.append(write_atomic(Path(out_dir) / f"{stem}.{fmt}", write))
     return paths
 
 
 def make_figures(
-    df: pd.DataFrame, out_dir: str | Path, baseline: str = "ours", *, sensitivity: bool = True
+    df: pd.DataFrame,
+    out_dir: str | Path,
+    baseline: str = "ours",
+    *,
+    sensitivity: bool = True,
+    dpi: int = DPI,
 ) -> list[Path]:
     """Draw every figure the results support and write each as PDF and PNG into ``out_dir``.
 
@@ -315,6 +321,8 @@ def make_figures(
         Method the ablation figure compares against.
     sensitivity:
         Also draw the weight sensitivity figure.
+    dpi:
+        Resolution of the PNG files.
 
     Returns
     -------
@@ -335,6 +343,6 @@ def make_figures(
         if fig is None:
             logger.info("figure %s skipped: the results hold no rows for it", stem)
             continue
-        written.extend(save_figure(fig, out_dir, stem))
+        written.extend(save_figure(fig, out_dir, stem, dpi))
     logger.info("wrote %d figure files to %s", len(written), out_dir)
     return written

@@ -14,6 +14,8 @@ from chainlearn_ray.results import figures
 from chainlearn_ray.results.schema import rows_to_frame
 from chainlearn_ray.results.store import write_parquet_atomic
 
+#: A low PNG resolution keeps the tests quick; the content is the same.
+DPI = 90
 METHODS = ("fedavg", "equal_weight", "ours", "ablation:no_ece", "ablation:no_poc")
 
 
@@ -72,7 +74,7 @@ def _assert_real_files(paths: list[Path]) -> None:
 
 
 def test_make_figures_writes_every_figure_as_pdf_and_png(tmp_path: Path) -> None:
-    written = figures.make_figures(synthetic_results(), tmp_path / "figs")
+    written = figures.make_figures(synthetic_results(), tmp_path / "figs", dpi=DPI)
     names = sorted(p.name for p in written)
     stems = ("ablation", "accuracy", "communication", "ece", "sensitivity")
     assert names == sorted(f"{s}.{ext}" for s in stems for ext in ("pdf", "png"))
@@ -83,7 +85,7 @@ def test_make_figures_writes_every_figure_as_pdf_and_png(tmp_path: Path) -> None
 def test_figures_without_data_are_skipped(tmp_path: Path) -> None:
     df = synthetic_results()
     only_main = df[(df["metric"] == "accuracy") & ~df["method"].str.startswith("ablation:")]
-    written = figures.make_figures(only_main, tmp_path, sensitivity=False)
+    written = figures.make_figures(only_main, tmp_path, sensitivity=False, dpi=DPI)
     assert sorted(p.name for p in written) == ["accuracy.pdf", "accuracy.png"]
 
 
@@ -109,13 +111,15 @@ def test_png_output_is_deterministic(tmp_path: Path) -> None:
     for folder in ("a", "b"):
         fig = figures.metric_figure(df, "ece")
         assert fig is not None
-        outputs.append([p.read_bytes() for p in figures.save_figure(fig, tmp_path / folder, "ece")])
+        outputs.append(
+            [p.read_bytes() for p in figures.save_figure(fig, tmp_path / folder, "ece", DPI)]
+        )
     assert outputs[0] == outputs[1]
 
 
 def test_cli_figures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write_parquet_atomic(synthetic_results(), tmp_path / "run" / "results.parquet")
-    code = cli.main(["figures", str(tmp_path / "run"), "--no-sensitivity"])
+    code = cli.main(["figures", str(tmp_path / "run"), "--no-sensitivity", "--dpi", str(DPI)])
     assert code == 0
     printed = capsys.readouterr().out.split()
     assert len(printed) == 8
