@@ -1,5 +1,4 @@
-"""Draw the study's figures (accuracy, ECE, ablations, communication, weight sensitivity) as
-PDF and PNG from a results folder."""
+"""Draw the study's figures (accuracy, ECE, ablations, communication, weights) as PDF and PNG."""
 
 from __future__ import annotations
 

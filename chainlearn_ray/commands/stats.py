@@ -1,5 +1,4 @@
-"""Print the study's tables as Markdown (main, ablations, adversarial, costs, paired tests)
-and write each as Parquet and CSV."""
+"""Print the study's tables and paired tests as Markdown; write each as Parquet and CSV."""
 
 from __future__ import annotations
 
@@ -22,7 +21,7 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
     ("adversarial", "Adversarial", "no `attack:*` methods in the results"),
     ("communication", "Communication", "no `comm_bytes_up` / `comm_bytes_down` rows"),
     ("gas", "Gas", "no `gas_<operation>` rows"),
-    ("paired_tests", "Paired tests", "no method shares seeds with the baseline"),
+    ("paired_tests", "Paired tests", "no other method has seeds in common with the baseline"),
     ("sensitivity", "Weight sensitivity", "nothing to compute"),
 )
 #: Fixed confidence and ECE (fixed point) of the weight sensitivity section.
