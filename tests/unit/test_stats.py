@@ -343,3 +343,9 @@ def test_cli_stats_without_results_exits_2(
 ) -> None:
     assert cli.main(["stats", str(tmp_path)]) == 2
     assert "no results found" in capsys.readouterr().err
+
+
+def test_display_names_cover_exactly_the_methods_the_study_writes() -> None:
+    from chainlearn_ray.methods.names import METHODS
+
+    assert tables.METHOD_ORDER == METHODS
