@@ -1,0 +1,399 @@
+"""Local training, distillation and prediction loops, determinism, and canonical model hashes."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import random
+import struct
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from chainlearn_ray.capacity import Pacer, Throttle, synchronize, torch_threads
+from chainlearn_ray.errors import ConfigError, DataError, ModelError, ResourceError
+
+logger = logging.getLogger(__name__)
+
+#: Version tag that starts :func:`state_dict_bytes`.
+STATE_TAG = b"chainlearn-state-v1"
+
+LossFn = Callable[[Tensor, Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class TrainStats:
+    """What one call of :func:`train` or :func:`distill` did.
+
+    Attributes
+    ----------
+    samples:
+        Samples processed (summed over epochs).
+    steps:
+        Optimiser steps.
+    seconds:
+        Wall time of the loop (includes throttle sleeps).
+    compute_seconds:
+        Time spent computing steps (excludes throttle sleeps).
+    simulated_seconds:
+        The hospital's clock: ``slowdown × compute_seconds`` under a throttle, else
+        ``compute_seconds``.
+    final_loss:
+        Mean training loss over the last epoch (sample-weighted).
+    """
+
+    samples: int
+    steps: int
+    seconds: float
+    compute_seconds: float
+    simulated_seconds: float
+    final_loss: float
+
+
+def set_determinism(seed: int, threads: int = 1) -> None:
+    """Make this process reproducible: seed every RNG, fix torch threads, deterministic kernels.
+
+    Parameters
+    ----------
+    seed:
+        Seed of Python's, numpy's and torch's global generators.
+    threads:
+        torch intra-op threads (1 per hospital process by default).
+    """
+    if threads < 1:
+        raise ConfigError(f"threads must be >= 1, got {threads}")
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    torch.set_num_threads(int(threads))
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+
+
+def _check_device(device: str) -> torch.device:
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ResourceError(f"device {device!r} asked for, but CUDA is not available: use 'cpu' "
+                            "or give the hospital a GPU")
+    return dev
+
+
+def _as_inputs(x: Tensor | np.ndarray) -> Tensor:
+    t = torch.as_tensor(x)
+    if t.ndim != 4 or not t.is_floating_point():
+        raise DataError(f"inputs must be a float N×C×H×W tensor (see data.transforms.to_tensor), "
+                        f"got {t.dtype} {tuple(t.shape)}")
+    return t
+
+
+def _batches(order: Tensor, batch_size: int) -> list[Tensor]:
+    """Split a permutation into batches; a trailing batch of one joins the previous batch.
+
+    (Batch-norm cannot train on one sample whose feature map has shrunk to 1×1.)
+    """
+    parts = list(torch.split(order, batch_size))
+    if len(parts) > 1 and parts[-1].numel() == 1:
+        last = parts.pop()
+        parts[-1] = torch.cat([parts[-1], last])
+    return parts
+
+
+@contextlib.contextmanager
+def _rng_scope(seed: int, dev: torch.device) -> Iterator[None]:
+    """Seed dropout / stochastic depth for the block without leaking into global RNG state."""
+    devices = [dev.index or 0] if dev.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+def _prepare(model: nn.Module, dev: torch.device) -> nn.Module:
+    model.to(dev)
+    if dev.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    return model
+
+
+def _to_device(x: Tensor, dev: torch.device) -> Tensor:
+    if dev.type == "cuda":
+        return x.to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def _fit(
+    model: nn.Module,
+    x: Tensor,
+    target: Tensor,
+    loss_of: Callable[[Tensor, Tensor], Tensor],
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    device: str,
+    throttle: Throttle | None,
+) -> TrainStats:
+    """The shared loop: fresh Adam, seeded shuffling, optional bf16 autocast and throttle."""
+    if epochs < 0 or batch_size < 1 or not lr > 0:
+        raise ConfigError(f"need epochs >= 0, batch_size >= 1 and lr > 0; got {epochs}, "
+                          f"{batch_size}, {lr}")
+    n = int(x.shape[0])
+    if n == 0:
+        raise DataError("cannot train on an empty shard")
+    if int(target.shape[0]) != n:
+        raise DataError(f"{n} inputs but {int(target.shape[0])} targets")
+    dev = _check_device(device)
+    cuda = dev.type == "cuda"
+    _prepare(model, dev)
+    model.train()
+    x_dev, t_dev = _to_device(x, dev), target.to(dev)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    pacer: Pacer | None = throttle.training_pacer() if throttle is not None else None
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if cuda
+                else contextlib.nullcontext())
+    samples = steps = 0
+    epoch_loss = torch.zeros((), device=dev)
+    started = time.perf_counter()
+    with torch_threads(throttle.threads if throttle is not None else None), \
+            _rng_scope(seed, dev):
+        for _ in range(epochs):
+            epoch_loss = torch.zeros((), device=dev)
+            for idx in _batches(torch.randperm(n, generator=gen), batch_size):
+                t0 = time.perf_counter()
+                batch = idx.to(dev) if cuda else idx
+                xb, tb = x_dev.index_select(0, batch), t_dev.index_select(0, batch)
+                with autocast:
+                    logits = model(xb)
+                loss = loss_of(logits.float(), tb)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                epoch_loss += loss.detach() * len(idx)
+                if pacer is not None:
+                    synchronize(device)
+                    pacer.step(time.perf_counter() - t0, len(idx))
+                samples += len(idx)
+                steps += 1
+    synchronize(device)
+    wall = time.perf_counter() - started
+    compute = pacer.compute_seconds if pacer is not None else wall
+    simulated = pacer.simulated_seconds if pacer is not None else wall
+    final = float(epoch_loss.item()) / n if epochs else float("nan")
+    if epochs and not np.isfinite(final):
+        raise ModelError(f"training diverged (loss {final}); lower the learning rate")
+    return TrainStats(samples, steps, wall, compute, simulated, final)
+
+
+def train(
+    model: nn.Module,
+    x: Tensor | np.ndarray,
+    y: Tensor | np.ndarray,
+    *,
+    epochs: int,
+    batch_size: int = 32,
+    lr: float = 1e-3,
+    seed: int,
+    device: str = "cpu",
+    throttle: Throttle | None = None,
+    prox_mu: float = 0.0,
+    prox_reference: Mapping[str, Tensor] | None = None,
+    loss_fn: LossFn | None = None,
+) -> TrainStats:
+    """Train ``model`` in place with a fresh Adam optimiser (no weight decay).
+
+    Parameters
+    ----------
+    model:
+        The network; it is moved to ``device`` and stays there.
+    x:
+        Float inputs ``N×C×H×W`` (from :func:`chainlearn_ray.data.transforms.to_tensor`).
+    y:
+        Integer labels ``(N,)``.
+    epochs, batch_size, lr:
+        Budget and optimiser (reference: batch 32, Adam lr 1e-3).
+    seed:
+        Seeds shuffling and dropout; same seed, model and data → identical weights on CPU.
+    device:
+        ``"cpu"`` or ``"cuda[:i]"``; CUDA runs bf16 autocast, channels-last and TF32.
+    throttle:
+        Hardware throttle: slows training by its factor (really, or on the virtual clock).
+    prox_mu, prox_reference:
+        FedProx: adds ``(μ/2)·‖w − w_ref‖²`` over the parameters named in ``prox_reference``
+        when ``prox_mu > 0``.
+    loss_fn:
+        ``loss(logits, labels)``; default cross-entropy.
+
+    Returns
+    -------
+    TrainStats
+    """
+    xs = _as_inputs(x)
+    ys = torch.as_tensor(y)
+    if ys.ndim == 2 and ys.shape[1] == 1:
+        ys = ys[:, 0]
+    if ys.ndim != 1 or ys.is_floating_point():
+        raise DataError(f"labels must be an integer (N,) array, got {ys.dtype} {tuple(ys.shape)}")
+    ys = ys.long()
+    base: LossFn = loss_fn if loss_fn is not None else F.cross_entropy
+    if prox_mu < 0:
+        raise ConfigError(f"prox_mu must be >= 0, got {prox_mu}")
+    if prox_mu == 0:
+        return _fit(model, xs, ys, base, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                    device=device, throttle=throttle)
+    if prox_reference is None:
+        raise ConfigError("FedProx (prox_mu > 0) needs prox_reference, the global weights")
+    dev = _check_device(device)
+    params = dict(_prepare(model, dev).named_parameters())
+    missing = [k for k in params if k not in prox_reference]
+    if missing:
+        raise ModelError(f"prox_reference lacks parameters {missing[:3]}")
+    pairs = [(params[k], prox_reference[k].detach().to(dev, torch.float32)) for k in params]
+
+    def prox_loss(logits: Tensor, labels: Tensor) -> Tensor:
+        penalty = sum(((p.float() - ref) ** 2).sum() for p, ref in pairs)
+        return base(logits, labels) + (prox_mu / 2.0) * penalty
+
+    return _fit(model, xs, ys, prox_loss, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                device=device, throttle=throttle)
+
+
+def distill(
+    model: nn.Module,
+    x: Tensor | np.ndarray,
+    soft_targets: Tensor | np.ndarray,
+    *,
+    temperature: float,
+    epochs: int,
+    lr: float,
+    batch_size: int = 32,
+    seed: int,
+    device: str = "cpu",
+    throttle: Throttle | None = None,
+) -> TrainStats:
+    """FedMD digest: fit ``model`` to consensus probabilities with ``KL · T²``.
+
+    The loss is ``KL(soft_targets ‖ softmax(logits / T)) · T²`` (batch mean), with a fresh Adam.
+
+    Parameters
+    ----------
+    soft_targets:
+        ``(N, C)`` target probabilities (the consensus of ``softmax(logits / T)``).
+    temperature:
+        T (3 in the protocol).
+    """
+    if not temperature > 0:
+        raise ConfigError(f"temperature must be positive, got {temperature}")
+    xs = _as_inputs(x)
+    targets = torch.as_tensor(np.asarray(soft_targets, dtype=np.float32))
+    if targets.ndim != 2:
+        raise DataError(f"soft targets must be (N, C), got {tuple(targets.shape)}")
+    t = float(temperature)
+
+    def kd_loss(logits: Tensor, probs: Tensor) -> Tensor:
+        log_student = F.log_softmax(logits / t, dim=1)
+        return F.kl_div(log_student, probs, reduction="batchmean") * (t * t)
+
+    return _fit(model, xs, targets, kd_loss, epochs=epochs, batch_size=batch_size, lr=lr,
+                seed=seed, device=device, throttle=throttle)
+
+
+def predict_proba(
+    model: nn.Module,
+    x: Tensor | np.ndarray,
+    *,
+    batch_size: int = 256,
+    device: str = "cpu",
+    temperature: float = 1.0,
+) -> np.ndarray:
+    """Softmax probabilities ``softmax(logits / temperature)`` as a float32 ``(N, C)`` array.
+
+    Runs in eval mode in full fp32 (no autocast); the model's train/eval mode is restored.
+    """
+    if batch_size < 1 or not temperature > 0:
+        raise ConfigError(f"need batch_size >= 1 and temperature > 0, got {batch_size}, "
+                          f"{temperature}")
+    xs = _as_inputs(x)
+    dev = _check_device(device)
+    _prepare(model, dev)
+    was_training = model.training
+    model.eval()
+    out: list[np.ndarray] = []
+    try:
+        with torch.inference_mode():
+            for start in range(0, int(xs.shape[0]), batch_size):
+                xb = _to_device(xs[start : start + batch_size], dev)
+                logits = model(xb).float()
+                out.append(torch.softmax(logits / temperature, dim=1).cpu().numpy())
+    finally:
+        model.train(was_training)
+    if not out:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.concatenate(out).astype(np.float32, copy=False)
+
+
+# --------------------------------------------------------------------------- canonical bytes
+
+_INT_OF_SIZE = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
+def _tensor_bytes(t: Tensor) -> bytes:
+    """Raw little-endian bytes of a tensor in C order, whatever its device or memory format."""
+    flat = t.detach().to("cpu").contiguous().reshape(-1)
+    try:
+        arr = flat.numpy()
+    except TypeError:  # bfloat16, float8: no numpy dtype, same-size integers carry the bits
+        arr = flat.view(_INT_OF_SIZE[flat.element_size()]).numpy()
+    return arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
+
+
+def _state_parts(state: Mapping[str, Tensor]) -> Iterator[bytes]:
+    """The pieces of :func:`state_dict_bytes`, in order."""
+    keys = sorted(state)
+    yield STATE_TAG + struct.pack(">I", len(keys))
+    for key in keys:
+        t = state[key]
+        if not isinstance(t, Tensor):
+            raise ModelError(f"state entry {key!r} is not a tensor")
+        name, dtype = key.encode("utf-8"), str(t.dtype).removeprefix("torch.").encode("ascii")
+        data = _tensor_bytes(t)
+        yield (struct.pack(">I", len(name)) + name + struct.pack(">B", len(dtype)) + dtype
+               + struct.pack(">B", t.ndim) + struct.pack(f">{t.ndim}Q", *t.shape)
+               + struct.pack(">Q", len(data)))
+        yield data
+
+
+def _state_of(model_or_state: nn.Module | Mapping[str, Tensor]) -> Mapping[str, Tensor]:
+    if isinstance(model_or_state, nn.Module):
+        return model_or_state.state_dict()
+    return model_or_state
+
+
+def state_dict_bytes(state: nn.Module | Mapping[str, Tensor]) -> bytes:
+    """Canonical serialisation of a state dict (also the size of a model on the wire).
+
+    ``b"chainlearn-state-v1"`` ‖ entry count (u32), then per entry in sorted key order: key
+    length (u32) ‖ key UTF-8 ‖ dtype-name length (u8) ‖ dtype name ‖ ndim (u8) ‖ each dim (u64)
+    ‖ data length (u64) ‖ the values in C order, little-endian. All integers big-endian.
+    Independent of device, memory format and insertion order.
+    """
+    return b"".join(_state_parts(_state_of(state)))
+
+
+def model_hash(model_or_state: nn.Module | Mapping[str, Tensor]) -> bytes:
+    """SHA-256 of :func:`state_dict_bytes` (32 bytes, the contract's ``bytes32 modelHash``)."""
+    digest = hashlib.sha256()
+    for part in _state_parts(_state_of(model_or_state)):
+        digest.update(part)
+    return digest.digest()
