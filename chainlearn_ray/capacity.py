@@ -442,8 +442,9 @@ def run_benchmark(
         raise ResourceError(f"PoC device {device!r} asked for, but CUDA is not available: "
                             "use device 'cpu' or run on a GPU node")
     pacer = throttle.benchmark_pacer() if throttle is not None else None
+    rng_devices = [torch.device(device).index or 0] if device.startswith("cuda") else []
     with torch_threads(throttle.threads if throttle is not None else threads), \
-            torch.random.fork_rng(devices=[]):
+            torch.random.fork_rng(devices=rng_devices):
         torch.manual_seed(seed)
         gen = torch.Generator().manual_seed(seed)
         net = _poc_network().to(device)

@@ -1,4 +1,4 @@
-"""Run configuration: frozen dataclasses, YAML loading and validation (the only home of defaults)."""
+"""Run configuration: frozen dataclasses, YAML loading and validation (the home of defaults)."""
 
 from __future__ import annotations
 
@@ -288,7 +288,9 @@ def from_dict(raw: Mapping[str, Any]) -> RunConfig:
     return cfg
 
 
-def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> RunConfig:
+def load_config(
+    path: str | Path | None = None, overrides: Mapping[str, Any] | None = None
+) -> RunConfig:
     """Load a YAML experiment file (or the defaults) and apply dotted-key ``overrides``.
 
     Parameters
@@ -375,7 +377,7 @@ def validate(cfg: RunConfig) -> None:
     if r.hospitals_per_actor < 1:
         raise ConfigError("runtime.hospitals_per_actor must be at least 1")
     for fault in r.faults:
-        target, at, rest = fault.partition("@")
+        _target, at, rest = fault.partition("@")
         when, colon, kind = rest.partition(":")
         if not (at and colon and when.isdigit() and kind in ("crash", "raise", "hang")):
             raise ConfigError(f"fault {fault!r} must look like h01@2:crash (crash, raise or hang)")

@@ -1,4 +1,4 @@
-"""Round bookkeeping of a federated run: attendance, the virtual-clock deadline, tidy result rows."""
+"""Round bookkeeping of a federated run: attendance, virtual-clock deadline, tidy result rows."""
 
 from __future__ import annotations
 
@@ -89,7 +89,9 @@ class RunKey:
     method: str
 
 
-def _row(key: RunKey, round_: int, hospital: str, tier: str, metric: str, value: float) -> dict[str, Any]:
+def _row(
+    key: RunKey, round_: int, hospital: str, tier: str, metric: str, value: float
+) -> dict[str, Any]:
     return {
         "run_id": key.run_id, "dataset": key.dataset, "alpha": key.alpha, "seed": key.seed,
         "method": key.method, "round": round_, "hospital": hospital, "tier": tier,

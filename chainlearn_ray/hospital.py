@@ -107,15 +107,14 @@ def derive_private_key(seed: int, index: int) -> bytes:
 
     Derived inside the hospital process, so the key never crosses Ray.
     """
-    return keccak(b"chainlearn-hospital-key" + int(seed).to_bytes(8, "big") + index.to_bytes(4, "big"))
+    material = int(seed).to_bytes(8, "big") + index.to_bytes(4, "big")
+    return keccak(b"chainlearn-hospital-key" + material)
 
 
 def hospital_seed(seed: int, index: int, round_: int) -> int:
     """Training seed of one hospital in one round (distinct, reproducible)."""
-    return int.from_bytes(
-        keccak(int(seed).to_bytes(8, "big") + index.to_bytes(4, "big") + round_.to_bytes(4, "big"))[:4],
-        "big",
-    )
+    material = int(seed).to_bytes(8, "big") + index.to_bytes(4, "big") + round_.to_bytes(4, "big")
+    return int.from_bytes(keccak(material)[:4], "big")
 
 
 class Hospital:
@@ -141,7 +140,9 @@ class Hospital:
         set_determinism(spec.seed, spec.threads)
         self._key = derive_private_key(spec.seed, spec.index)
         self.address: str = Account.from_key(self._key).address
-        kwargs = {"size": evals.size, "rgb": evals.rgb, "normalize": evals.normalize}
+        kwargs: dict[str, Any] = {
+            "size": evals.size, "rgb": evals.rgb, "normalize": evals.normalize,
+        }
         self.x_train = to_tensor(shard.x, **kwargs)
         self.y_train = torch.as_tensor(np.asarray(shard.y), dtype=torch.long)
         self.x_val = to_tensor(evals.x_val, **kwargs)
@@ -174,7 +175,7 @@ class Hospital:
             threads=self.spec.threads,
             target_throughput=self.spec.target_throughput,
             device=self.spec.device,
-            mode=self.spec.throttle,
+            mode=self.spec.throttle,  # type: ignore[arg-type]  # validated by config
         )
 
     def run_poc(self, steps: int, warmup: int, batch_size: int, weak_below: float,
@@ -201,7 +202,8 @@ class Hospital:
             "slowdown": float(getattr(self.throttle, "slowdown", 1.0)),
         }
 
-    def sign_registration(self, tier: str, bench_hash: bytes, chain_id: int, contract: str) -> bytes:
+    def sign_registration(self, tier: str, bench_hash: bytes, chain_id: int,
+                          contract: str) -> bytes:
         """Sign the PoC statement for ``tier`` on this deployment, and adopt ``tier``."""
         from chainlearn_ray.capacity import sign_poc
 
@@ -238,7 +240,8 @@ class Hospital:
                 continue  # each fault fires once, even across restarts
             if marker is not None:
                 marker.touch()
-            logger.warning("%s: injected fault %s in round %d", self.spec.hospital_id, kind, round_)
+            logger.warning("%s: injected fault %s in round %d", self.spec.hospital_id, kind,
+                           round_)
             if kind == "crash":
                 os._exit(17)
             if kind == "hang":

@@ -1,4 +1,4 @@
-"""Chain backends: the in-process EVM (embedded), any JSON-RPC node (rpc) and a local anvil node."""
+"""Chain backends: in-process EVM (embedded), any JSON-RPC node (rpc), a local anvil node."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from typing import Any, Final
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
+from web3.exceptions import TransactionNotFound
 from web3.types import TxReceipt
 
 from chainlearn_ray.chain.artifact import contracts_dir
@@ -40,6 +41,7 @@ ANVIL_ENV: Final = "CHAINLEARN_ANVIL"
 #: Priority fee offered by every transaction (1 gwei).
 PRIORITY_FEE_WEI: Final = 10**9
 _RECEIPT_POLL_S: Final = 0.005
+_FEE_TTL_S: Final = 1.0
 _RPC_ATTEMPTS: Final = 5
 _UNUSED_MIDDLEWARE: Final = (
     "gas_price_strategy",
@@ -118,22 +120,36 @@ class ChainConnection:
         self.chain_id = int(w3.eth.chain_id)
         self.nonces = NonceTracker(w3)
         self._process = process
+        self._fees: dict[str, int] | None = None
+        self._fees_at = 0.0
         w3.eth.default_account = owner.address
         for name in _UNUSED_MIDDLEWARE:  # every transaction here is built and signed locally
             if name in w3.middleware_onion:
                 w3.middleware_onion.remove(name)
 
     def fee_fields(self) -> dict[str, int]:
-        """EIP-1559 fee fields for a transaction sent now (twice the base fee plus a tip)."""
-        block = self.w3.eth.get_block("latest")
-        base_fee = int(block.get("baseFeePerGas", 0) or 0)
-        return {
-            "maxFeePerGas": 2 * base_fee + PRIORITY_FEE_WEI,
-            "maxPriorityFeePerGas": PRIORITY_FEE_WEI,
-        }
+        """EIP-1559 fee fields for a transaction sent now (twice the base fee plus a tip).
+
+        The base fee is re-read at most every ``_FEE_TTL_S`` seconds: a fee cap of twice the
+        base fee stays valid for several blocks of the steepest base-fee rise (12.5 % a block).
+        """
+        now = time.monotonic()
+        if self._fees is None or now - self._fees_at > _FEE_TTL_S:
+            block = self.w3.eth.get_block("latest")
+            base_fee = int(block.get("baseFeePerGas", 0) or 0)
+            self._fees = {
+                "maxFeePerGas": 2 * base_fee + PRIORITY_FEE_WEI,
+                "maxPriorityFeePerGas": PRIORITY_FEE_WEI,
+            }
+            self._fees_at = now
+        return dict(self._fees)
 
     def wait_for_receipt(self, tx_hash: bytes | str, timeout: float = 120.0) -> TxReceipt:
         """Wait for a transaction's receipt with a short poll interval."""
+        try:  # automining nodes (embedded, anvil) already have it: skip the polling loop
+            return self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+        except TransactionNotFound:
+            pass
         return self.w3.eth.wait_for_transaction_receipt(
             tx_hash,  # type: ignore[arg-type]
             timeout=timeout,
@@ -233,7 +249,7 @@ def _embedded(owner_key: str | None) -> ChainConnection:
     conn = ChainConnection(w3, funded, "embedded")
     if owner_key is not None:
         owner = Account.from_key(owner_key)
-        conn.fund(owner.address, 10**24)
+        conn.fund(owner.address, 10**23)  # a tenth of a pre-funded test account
         conn.owner = owner
         w3.eth.default_account = owner.address
     return conn

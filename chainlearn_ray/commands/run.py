@@ -1,4 +1,4 @@
-"""Run one federated simulation: hospital actors with hardware tiers, a coordinator and the contract.
+"""Run one federated simulation: tiered hospital actors, a coordinator and the contract.
 
 With no flags: 3 hospitals (one per tier) on PneumoniaMNIST, the embedded chain and local Ray.
 ``--dataset synthetic`` runs fully offline on generated data in the MedMNIST format.

@@ -1,4 +1,4 @@
-"""CoordinatorActor: owns the chain connection and the owner key, and runs each round's lifecycle."""
+"""CoordinatorActor: owns the chain connection and the owner key; runs each round's lifecycle."""
 
 from __future__ import annotations
 
@@ -118,7 +118,12 @@ class CoordinatorActor:
                   deadline: float | None, round_timeout: float | None) -> RoundOutcome:
         """One round: start on chain, train attending hospitals, submit, weigh, ensemble."""
         from chainlearn_ray.ensemble import predict, prediction_hash, weighted_ensemble
-        from chainlearn_ray.metrics import accuracy, confidence, expected_calibration_error, macro_f1
+        from chainlearn_ray.metrics import (
+            accuracy,
+            confidence,
+            expected_calibration_error,
+            macro_f1,
+        )
 
         started = time.perf_counter()
         chain_seconds = 0.0
@@ -146,7 +151,6 @@ class CoordinatorActor:
             h = refs[ref]
             status[h], errors[h] = TIMED_OUT, f"> {round_timeout}s"
             logger.warning("hospital %s exceeded the round timeout; restarting it", h)
-            ray.cancel(ref, force=True)
             ray.kill(self.hosts[h], no_restart=False)
 
         on_time, late = split_by_deadline(

@@ -21,7 +21,8 @@ class HospitalActor:
     with the same arguments and each hospital restores itself from its last checkpoint.
     """
 
-    def __init__(self, specs: list[HospitalSpec], shards: list[TrainShard], evals: EvalSplits) -> None:
+    def __init__(self, specs: list[HospitalSpec], shards: list[TrainShard],
+                 evals: EvalSplits) -> None:
         self.hospitals = {
             s.hospital_id: Hospital(s, d, evals) for s, d in zip(specs, shards, strict=True)
         }

@@ -124,7 +124,9 @@ def run_simulation(cfg: RunConfig, out_dir: str | Path, *, progress: Progress | 
             normalize=cfg.data.normalize,
         )
         evals_ref = ray.put(evals)
-        coordinator = CoordinatorActor.options(**plan.coordinator_options()).remote(
+        coordinator = CoordinatorActor.options(  # type: ignore[attr-defined]
+            **plan.coordinator_options()
+        ).remote(
             cfg.chain.backend, cfg.chain.rpc_url, cfg.chain.contract, data.test.labels,
             data.n_classes,
         )
@@ -138,7 +140,7 @@ def run_simulation(cfg: RunConfig, out_dir: str | Path, *, progress: Progress | 
                 shards = [TrainShard(data.train.images[part.indices[s.index]],
                                      data.train.labels[part.indices[s.index]]) for s in chunk]
                 opts = plan.ray_options(tier.label)
-                actor = HospitalActor.options(
+                actor = HospitalActor.options(  # type: ignore[attr-defined]
                     **opts, name=f"chainlearn-{run_id}-{chunk[0].hospital_id}",
                 ).remote(chunk, shards, evals_ref)
                 actors.append(actor)
