@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import chainlearn_ray.training as training
+from chainlearn_ray.capacity import torch_threads
 from chainlearn_ray.chain.backends import connect
 from chainlearn_ray.chain.client import FLCoordinatorClient
 from chainlearn_ray.data.medmnist import load_dataset
@@ -193,16 +194,17 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list, to
     x, y = to_tensor(data.train.images), torch.as_tensor(data.train.labels)
     x_val, x_test = to_tensor(data.val.images), to_tensor(data.test.images)
     models, records = [], []
-    for i, tier in enumerate((Tier.WEAK, Tier.MEDIUM, Tier.STRONG)):
-        model = build_model(f"tiny_cnn:{4 + 2 * i}", 2, 1, seed=i)
-        part = slice(80 * i, 80 * (i + 1))
-        training.train(model, x[part], y[part], epochs=1 + i, batch_size=16, seed=i)
-        val = training.predict_proba(model, x_val)
-        rel = reliability(val, data.val.labels)
-        models.append(model)
-        records.append(HospitalRecord(f"h{i:02d}", tier, tier, rel.confidence_fixed,
-                                      rel.ece_fixed, i + 1, accuracy(val, data.val.labels),
-                                      training.predict_proba(model, x_test)))
+    with torch_threads(1):
+        for i, tier in enumerate((Tier.WEAK, Tier.MEDIUM, Tier.STRONG)):
+            model = build_model(f"tiny_cnn:{4 + 2 * i}", 2, 1, seed=i)
+            part = slice(80 * i, 80 * (i + 1))
+            training.train(model, x[part], y[part], epochs=1 + i, batch_size=16, seed=i)
+            val = training.predict_proba(model, x_val)
+            rel = reliability(val, data.val.labels)
+            models.append(model)
+            records.append(HospitalRecord(f"h{i:02d}", tier, tier, rel.confidence_fixed,
+                                          rel.ece_fixed, i + 1, accuracy(val, data.val.labels),
+                                          training.predict_proba(model, x_test)))
     yield models, x_test, data.test.labels, records
 
 
