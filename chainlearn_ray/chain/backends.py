@@ -258,7 +258,7 @@ def _embedded(owner_key: str | None) -> ChainConnection:
 def _http_web3(rpc_url: str) -> Web3:
     """A Web3 over HTTP that answered ``eth_chainId``, after bounded retries."""
     w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 10}))
-    delay = 0.2
+    delay = 0.1
     last: Exception | None = None
     for attempt in range(1, _RPC_ATTEMPTS + 1):
         try:
