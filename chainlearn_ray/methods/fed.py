@@ -93,6 +93,17 @@ class Client:
     model: nn.Module | None = None
     throttle: Throttle | None = None
 
+    @classmethod
+    def from_hospital(cls, hospital: Any, model: nn.Module | None = None) -> Client:
+        """The client view of a :class:`chainlearn_ray.hospital.Hospital` (its tensors, tier,
+        throttle and, unless ``model`` is given, its own model)."""
+        tier = hospital.tier if hospital.tier is not None else hospital.spec.hardware_tier
+        return cls(
+            hospital_id=hospital.spec.hospital_id, index=hospital.spec.index, tier=Tier(tier),
+            x=hospital.x_train, y=hospital.y_train,
+            model=model if model is not None else hospital.model, throttle=hospital.throttle,
+        )
+
     @property
     def n_samples(self) -> int:
         """Training samples (``n_k``)."""

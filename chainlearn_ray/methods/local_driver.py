@@ -24,7 +24,7 @@ from chainlearn_ray.methods.evaluation import HEADLINE, headline_metrics
 from chainlearn_ray.methods.fed import Client, FederatedMethod, TrainSettings
 from chainlearn_ray.methods.fedmd import FedMD
 from chainlearn_ray.methods.names import result_row
-from chainlearn_ray.models import build_model
+from chainlearn_ray.models import build_model, count_parameters
 from chainlearn_ray.results.schema import ALL, ENSEMBLE
 from chainlearn_ray.tiers import Tier
 
@@ -42,7 +42,8 @@ class SequentialRun:
     clients:
         The participants with their trained models.
     rows:
-        Tidy result rows: per-round ensemble metrics, traffic, the training budget.
+        Tidy result rows: the training budget, each participant's ``shard_size`` and
+        ``model_params`` (round 0), per-round ensemble metrics, and the traffic.
     test_probs:
         Final ``(N, C)`` test probabilities of the method's predictor.
     metrics:
@@ -173,6 +174,12 @@ def _run(
     out.rows.append(result_row(run_key, method.name, 0, ALL, "", "budget_epochs",
                                n_rounds * epochs))
     out.rows.append(result_row(run_key, method.name, 0, ALL, "", "epochs_per_round", epochs))
+    for c in participants:
+        tier = c.tier.label
+        out.rows.append(result_row(run_key, method.name, 0, c.hospital_id, tier, "shard_size",
+                                   c.n_samples))
+        out.rows.append(result_row(run_key, method.name, 0, c.hospital_id, tier, "model_params",
+                                   count_parameters(c.require_model())))
     for r in range(1, n_rounds + 1):
         for phase in method.phases:
             config = method.configure_round(r, phase)

@@ -9,19 +9,21 @@ import numpy as np
 import pytest
 import torch
 
+from chainlearn_ray.capacity import torch_threads
 from chainlearn_ray.data.medmnist import MedMNISTData, load_dataset
 from chainlearn_ray.data.partition import dirichlet_partition
 from chainlearn_ray.data.synthetic import write_synthetic
 from chainlearn_ray.errors import ConfigError
-from chainlearn_ray.hospital import EvalSplits, TrainShard
+from chainlearn_ray.hospital import EvalSplits, Hospital, HospitalSpec, TrainShard
 from chainlearn_ray.methods.centralized import CENTRAL_ID, Centralized
 from chainlearn_ray.methods.comm import WEIGHT_READ_BYTES, ours_comm_bytes, state_bytes
-from chainlearn_ray.methods.fed import FederatedMethod, TrainSettings
+from chainlearn_ray.methods.fed import Client, FederatedMethod, TrainSettings
 from chainlearn_ray.methods.fedavg import FedAvg, FedProx
 from chainlearn_ray.methods.fedmd import FedMD, fedmd_split, split_public
 from chainlearn_ray.methods.local_driver import SequentialRun, run_sequential
 from chainlearn_ray.models import build_model, count_parameters
 from chainlearn_ray.results.schema import COLUMNS, rows_to_frame
+from chainlearn_ray.tiers import Tier
 from chainlearn_ray.training import state_dict_bytes
 
 ARCH = {"weak": "tiny_cnn:4", "medium": "tiny_cnn:6", "strong": "tiny_cnn:8"}
@@ -42,7 +44,7 @@ class Setup:
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Setup:
     root: Path = tmp_path_factory.mktemp("fed")
-    write_synthetic(root, n_train=600, n_val=60, n_test=200, seed=11)
+    write_synthetic(root, n_train=400, n_val=60, n_test=200, seed=11)
     data = load_dataset("synthetic", root)
     evals = EvalSplits(data.val.images, data.val.labels, data.test.images, data.test.labels)
     part = dirichlet_partition(data.train.labels, 3, 1.0, seed=7, min_size=60)
@@ -146,9 +148,13 @@ def test_fedmd_traffic_is_the_public_logits(setup: Setup) -> None:
     comm = frame[frame["metric"].str.startswith("comm_bytes")]
     assert len(comm) == 2 * 3 * ROUNDS
     assert set(comm["value"]) == {4 * n_public * 2}  # float32 (N_public, C)
-    # FedMD keeps each tier's own architecture
+    # FedMD keeps each tier's own architecture, and the rows state each one's real size
     params = [count_parameters(c.model) for c in run.clients]  # type: ignore[arg-type]
     assert params == sorted(set(params))
+    stated = frame[frame["metric"] == "model_params"].set_index("hospital")["value"]
+    assert stated.tolist() == params
+    shard_rows = frame[frame["metric"] == "shard_size"]["value"].tolist()
+    assert shard_rows == [len(s.y) for s in setup.fedmd_shards]
 
 
 def test_centralized_pools_all_data_in_one_run(setup: Setup) -> None:
@@ -162,9 +168,9 @@ def test_centralized_pools_all_data_in_one_run(setup: Setup) -> None:
 def test_public_split_is_seeded_and_disjoint(setup: Setup) -> None:
     labels = setup.data.train.labels
     pub, priv = split_public(labels, 0.1, seed=7)
-    assert len(pub) == 60 and len(priv) == 540
+    assert len(pub) == 40 and len(priv) == 360
     assert np.intersect1d(pub, priv).size == 0
-    assert np.array_equal(np.union1d(pub, priv), np.arange(600))
+    assert np.array_equal(np.union1d(pub, priv), np.arange(400))
     assert np.array_equal(pub, split_public(labels, 0.1, seed=7)[0])
     assert not np.array_equal(pub, split_public(labels, 0.1, seed=8)[0])
     public, shards, part = fedmd_split(labels, 3, 0.5, fraction=0.1, seed=7, min_size=20)
@@ -206,3 +212,28 @@ def test_ours_traffic_is_calldata_and_weight_words() -> None:
     assert comm.down == 3 * WEIGHT_READ_BYTES == 96
     with pytest.raises(ConfigError):
         ours_comm_bytes(-1, 0)
+
+
+def test_clients_wrap_plain_hospitals(setup: Setup) -> None:
+    spec = dict(arch_by_tier=ARCH, seed=3, n_classes=2, in_channels=1, batch_size=16)
+    hospitals = []
+    for i, tier in enumerate((Tier.WEAK, Tier.STRONG)):
+        h = Hospital(HospitalSpec(f"h{i:02d}", i, tier, **spec), setup.shards[i], setup.evals)
+        h.sign_registration(tier.label, bytes(32), 1, "0x" + "11" * 20)
+        hospitals.append(h)
+    strong = ARCH["strong"]
+    clients = [Client.from_hospital(h, model=build_model(strong, 2, 1, seed=i))
+               for i, h in enumerate(hospitals)]
+    assert [c.tier for c in clients] == [Tier.WEAK, Tier.STRONG]
+    assert clients[0].n_samples == len(setup.shards[0].y)
+    assert Client.from_hospital(hospitals[0]).model is hospitals[0].model
+    method = FedAvg()
+    method.initialize(build_model(strong, 2, 1, seed=0).state_dict())
+    config = method.configure_round(1, "fit")
+    settings = TrainSettings(epochs=1, batch_size=16, seed=3)
+    with torch_threads(1):
+        results = [method.client_step(c, config, settings) for c in clients]
+    method.aggregate(1, "fit", results)
+    assert [r.n_samples for r in results] == [len(setup.shards[i].y) for i in range(2)]
+    assert method.comm(1, "h01").down == config.bytes_down
+    assert method.comm(1, "h01").up == len(state_dict_bytes(clients[1].model))  # type: ignore[arg-type]
