@@ -162,23 +162,12 @@ class ChainConnection:
 
     def fund_many(self, addresses: Iterable[str], wei: int) -> None:
         """Send ``wei`` from the owner to each address, then wait for all transfers."""
-        fees = self.fee_fields()
         hashes = []
         for address in addresses:
-            tx: dict[str, Any] = {
-                "to": Web3.to_checksum_address(address),
-                "value": int(wei),
-                "gas": 21_000,
-                "nonce": self.nonces.reserve(self.owner.address),
-                "chainId": self.chain_id,
-                "type": 2,
-                **fees,
-            }
-            signed = self.owner.sign_transaction(tx)
+            transfer = {"to": Web3.to_checksum_address(address), "value": int(wei), "gas": 21_000}
             try:
-                hashes.append(self.w3.eth.send_raw_transaction(signed.raw_transaction))
+                hashes.append(self.send_as_owner(transfer))
             except Exception as exc:
-                self.nonces.resync(self.owner.address)
                 raise ChainError(
                     f"funding {address} from the owner {self.owner.address} failed ({exc}): "
                     "check that the owner account holds enough ETH"
@@ -186,6 +175,42 @@ class ChainConnection:
         for tx_hash in hashes:
             if self.wait_for_receipt(tx_hash)["status"] != 1:
                 raise ChainError(f"funding transaction {tx_hash.hex()} failed")
+
+    def send_as_owner(self, fields: dict[str, Any]) -> bytes:
+        """Sign ``fields`` with the owner key (next local nonce, current fees) and send them.
+
+        When the node says the nonce is stale (another client used the same key), the nonce
+        is re-read and the transaction re-signed once.
+
+        Returns
+        -------
+        bytes
+            The transaction hash.
+        """
+        try:
+            return self._sign_and_send(fields)
+        except Exception as exc:
+            self.nonces.resync(self.owner.address)
+            if "nonce" not in str(exc).lower():
+                raise
+            logger.info("owner nonce was stale (%s); re-reading it", exc)
+        try:
+            return self._sign_and_send(fields)
+        except Exception:
+            self.nonces.resync(self.owner.address)
+            raise
+
+    def _sign_and_send(self, fields: dict[str, Any]) -> bytes:
+        tx = {
+            "value": 0,
+            **fields,
+            "nonce": self.nonces.reserve(self.owner.address),
+            "chainId": self.chain_id,
+            "type": 2,
+            **self.fee_fields(),
+        }
+        signed = self.owner.sign_transaction(tx)  # type: ignore[arg-type]
+        return bytes(self.w3.eth.send_raw_transaction(signed.raw_transaction))
 
     def close(self) -> None:
         """Release the connection; stops the anvil node this connection started."""

@@ -342,21 +342,11 @@ def _send_owner(
         if decoded is not None:
             raise decoded from exc
         raise ChainError(f"{operation} cannot be sent: {exc}") from exc
-    tx = {
-        **call,
-        "value": 0,
-        "gas": _gas_limit(estimate),
-        "nonce": conn.nonces.reserve(owner.address),
-        "chainId": conn.chain_id,
-        "type": 2,
-        **conn.fee_fields(),
-    }
-    tx.pop("from")
-    signed = owner.sign_transaction(tx)  # type: ignore[arg-type]
+    fields = {key: value for key, value in call.items() if key != "from"}
+    fields["gas"] = _gas_limit(estimate)
     try:
-        tx_hash = conn.w3.eth.send_raw_transaction(signed.raw_transaction)
+        tx_hash = conn.send_as_owner(fields)
     except Exception as exc:
-        conn.nonces.resync(owner.address)
         decoded = reverts.from_exception(exc) if reverts else None
         if decoded is not None:
             raise decoded from exc

@@ -76,3 +76,24 @@ def test_close_stops_the_node() -> None:
     assert process is not None and process.poll() is None
     conn.close()
     assert process.poll() is not None
+
+
+def test_relayed_revert_on_a_real_node(anvil: ChainConnection) -> None:
+    """A mined, failed transaction is replayed to recover the contract's custom error."""
+    from chainlearn_ray.chain.tx import sign_transaction
+
+    client = FLCoordinatorClient.deploy(anvil)
+    hospital = make_hospital(320, Tier.WEAK)
+    anvil.fund(hospital.address, 10**18)
+    register(client, hospital)
+    client.start_round()
+    tx = client.prepare_submit_update(hospital.address, b"\x01" * 32, 9000, 1000, 0)
+    first = sign_transaction(tx, hospital.account.key)
+    again = sign_transaction(dict(tx, nonce=tx["nonce"] + 1), hospital.account.key)
+    client.send_raw(first)
+    with pytest.raises(ContractRevertError) as info:
+        client.send_raw(again)
+    assert info.value.error_name == "FLCoordinator__AlreadySubmitted"
+    assert info.value.args_decoded == (1, hospital.address)
+    submit_count = client.round_submitter_count(1)
+    assert submit_count == 1

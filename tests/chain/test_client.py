@@ -189,3 +189,25 @@ def test_register_validates_hash_length(registered: FLCoordinatorClient) -> None
 def test_register_helper_round_trip(fresh: FLCoordinatorClient, trio: list[Hospital]) -> None:
     register(fresh, trio[2], name="Clinic")
     assert fresh.hospital_info(trio[2].address).name == "Clinic"
+
+
+def test_owner_nonce_recovers_when_another_client_used_the_key(
+    registered: FLCoordinatorClient,
+) -> None:
+    conn = registered.conn
+    owner = conn.owner
+    conn.nonces.peek(owner.address)  # cached locally
+    outside = owner.sign_transaction(
+        {
+            "to": owner.address,
+            "value": 0,
+            "gas": 21_000,
+            "nonce": conn.w3.eth.get_transaction_count(owner.address),
+            "chainId": conn.chain_id,
+            "type": 2,
+            **conn.fee_fields(),
+        }
+    )
+    conn.w3.eth.send_raw_transaction(outside.raw_transaction)  # the cache is now stale
+    registered.start_round()
+    assert registered.current_round() == 1
