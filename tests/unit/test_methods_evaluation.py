@@ -233,3 +233,11 @@ def test_ablations_reuse_the_trained_models_without_training(
                    if r["method"] == f"ablation:{name}" and r["metric"] == "accuracy")
         assert got == accuracy(probs, labels)
     assert all(rec.rounds_participated == i + 1 for i, rec in enumerate(records))
+
+
+def test_method_names_match_the_result_tables() -> None:
+    from chainlearn_ray.methods.names import METHODS
+    from chainlearn_ray.results.tables import METHOD_DISPLAY
+
+    assert set(METHODS) == set(METHOD_DISPLAY)
+    assert set(POSTHOC_METHODS) <= set(METHODS)
