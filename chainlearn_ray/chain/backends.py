@@ -5,14 +5,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import platform
-import shutil
-import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterable, Sequence
-from pathlib import Path
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Any, Final
 
@@ -22,7 +18,7 @@ from web3 import Web3
 from web3.exceptions import TransactionNotFound
 from web3.types import TxReceipt
 
-from chainlearn_ray.chain.artifact import contracts_dir
+from chainlearn_ray.chain.anvil import start_anvil
 from chainlearn_ray.errors import ChainError, ConfigError, RpcUnreachableError
 
 logger = logging.getLogger(__name__)
@@ -36,7 +32,6 @@ DEV_OWNER_KEY: Final = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d
 
 #: Environment variables read by :func:`connect`.
 OWNER_KEY_ENV: Final = "CHAINLEARN_OWNER_KEY"
-ANVIL_ENV: Final = "CHAINLEARN_ANVIL"
 
 #: Priority fee offered by every transaction (1 gwei).
 PRIORITY_FEE_WEI: Final = 10**9
@@ -320,76 +315,6 @@ def _owner_for(w3: Web3, owner_key: str | None) -> LocalAccount:
 def _rpc(rpc_url: str, owner_key: str | None) -> ChainConnection:
     w3 = _http_web3(rpc_url)
     return ChainConnection(w3, _owner_for(w3, owner_key), "rpc", rpc_url=rpc_url)
-
-
-def find_anvil() -> Path | None:
-    """The anvil binary: ``$CHAINLEARN_ANVIL``, else the one installed in contracts/node_modules."""
-    env = os.environ.get(ANVIL_ENV)
-    if env:
-        return Path(env) if Path(env).is_file() else None
-    contracts = contracts_dir()
-    if contracts is None:
-        return None
-    system = {"Linux": "linux", "Darwin": "darwin", "Windows": "win32"}.get(platform.system())
-    arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(
-        platform.machine().lower()
-    )
-    name = "anvil.exe" if system == "win32" else "anvil"
-    scope = contracts / "node_modules" / "@foundry-rs"
-    candidates = [scope / f"anvil-{system}-{arch}" / "bin" / name]
-    for candidate in candidates:
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return candidate
-    found = shutil.which("anvil", path=str(contracts / "node_modules" / ".bin"))
-    return Path(found) if found else None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_anvil(
-    extra_args: Sequence[str] = (), timeout: float = 30.0
-) -> tuple[subprocess.Popen[bytes], str]:
-    """Start anvil on a free loopback port and wait until it answers.
-
-    Returns
-    -------
-    tuple
-        The process and its JSON-RPC URL.
-
-    Raises
-    ------
-    ChainError
-        When the binary is missing or the node does not come up in ``timeout`` seconds.
-    """
-    binary = find_anvil()
-    if binary is None:
-        raise ChainError(
-            "the anvil binary was not found: run `npm ci` in contracts/ (it installs "
-            f"@foundry-rs/anvil), or set {ANVIL_ENV} to an anvil executable"
-        )
-    port = _free_port()
-    cmd = [str(binary), "--host", "127.0.0.1", "--port", str(port), "--silent", *extra_args]
-    process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 2}))
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            err = process.stderr.read().decode(errors="replace") if process.stderr else ""
-            raise ChainError(f"anvil exited with code {process.returncode}: {err.strip()}")
-        try:
-            w3.eth.chain_id  # noqa: B018 - readiness probe
-            logger.info("anvil (pid %d) listening on %s", process.pid, url)
-            return process, url
-        except Exception:
-            time.sleep(0.05)
-    process.kill()
-    process.wait(timeout=5)
-    raise ChainError(f"anvil did not answer on {url} within {timeout:.0f} s")
 
 
 def _anvil(owner_key: str | None) -> ChainConnection:

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from chainlearn_ray.chain.backends import ChainConnection, connect, find_anvil
+from chainlearn_ray.chain.anvil import find_anvil
+from chainlearn_ray.chain.backends import ChainConnection, connect
 from chainlearn_ray.chain.client import FLCoordinatorClient
 from chainlearn_ray.chain.gas import measure_gas
 from chainlearn_ray.errors import ContractRevertError
