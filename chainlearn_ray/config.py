@@ -65,7 +65,7 @@ class TierConfig:
 DEFAULT_TIERS: dict[str, TierConfig] = {
     "weak": TierConfig(arch="mobilenet_v3_small", target_throughput=50.0),
     "medium": TierConfig(arch="efficientnet_b0", target_throughput=200.0),
-    "strong": TierConfig(arch="resnet50", target_throughput=1000.0),
+    "strong": TierConfig(arch="resnet50", target_throughput=600.0),
 }
 
 

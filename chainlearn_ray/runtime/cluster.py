@@ -62,3 +62,15 @@ def plan_for(cfg: RunConfig) -> ResourcePlan:
         gpu_memory_gb=cfg.runtime.gpu_memory_gb, fit_cpus=cfg.runtime.fit_cpus,
         nodes=[n["Resources"] for n in ray.nodes() if n.get("Alive")],
     )
+
+
+def poc_concurrency(cluster_cpus: float) -> int:
+    """How many PoC benchmarks may run at once without disturbing each other's clocks.
+
+    On one node, no more than its physical cores (logical Ray CPUs may be oversubscribed);
+    on a multi-node cluster, the cluster's CPUs.
+    """
+    alive = [n for n in ray.nodes() if n.get("Alive")]
+    if len(alive) <= 1:
+        return max(1, min(int(cluster_cpus), os.cpu_count() or 1))
+    return max(1, int(cluster_cpus))

@@ -135,6 +135,10 @@ class CoordinatorActor:
 
         status = {h: ABSENT for h in self.hosts}
         errors: dict[str, str] = {}
+        down = self._await_hosts(attending, timeout=max(60.0, round_timeout or 0.0))
+        for h in down:
+            status[h], errors[h] = FAILED, "did not come back after a restart"
+        attending = [h for h in attending if h not in down]
         refs = {self.hosts[h].train_round.remote(h, round_, epochs): h for h in attending}
         t_train = time.perf_counter()
         ready, pending = ray.wait(list(refs), num_returns=len(refs), timeout=round_timeout)
@@ -203,6 +207,27 @@ class CoordinatorActor:
             gas=gas, round_seconds=time.perf_counter() - started, chain_seconds=chain_seconds,
             train_seconds=train_seconds, ensemble_hash=ens_hash,
         )
+
+    def _await_hosts(self, hospitals: list[str], timeout: float) -> set[str]:
+        """Wait until the actors of ``hospitals`` answer (a restarted one reloads its checkpoint).
+
+        Returns the hospitals whose actor is still down after ``timeout`` seconds.
+        """
+        pending = {id(self.hosts[h]): self.hosts[h] for h in hospitals}
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            refs = {actor.ping.remote(): key for key, actor in pending.items()}
+            ready, _ = ray.wait(list(refs), num_returns=len(refs),
+                                timeout=max(0.1, deadline - time.monotonic()))
+            for ref in ready:
+                try:
+                    ray.get(ref)
+                    pending.pop(refs[ref], None)
+                except (RayActorError, RayTaskError):
+                    continue  # restarting: ask again
+            if pending:
+                time.sleep(0.2)
+        return {h for h in hospitals if id(self.hosts[h]) in pending}
 
     def _submit(self, round_: int, reports: dict[str, Any], status: dict[str, str],
                 errors: dict[str, str]) -> dict[str, int]:

@@ -26,7 +26,7 @@ from chainlearn_ray.hospital import EvalSplits, HospitalSpec, TrainShard
 from chainlearn_ray.results.manifest import build_manifest, config_digest
 from chainlearn_ray.results.schema import rows_to_frame
 from chainlearn_ray.results.store import write_json_atomic, write_parquet_atomic
-from chainlearn_ray.runtime.cluster import ensure_ray, plan_for
+from chainlearn_ray.runtime.cluster import ensure_ray, plan_for, poc_concurrency
 from chainlearn_ray.runtime.coordinator import CoordinatorActor
 from chainlearn_ray.runtime.hospital import HospitalActor
 from chainlearn_ray.tiers import Tier
@@ -153,7 +153,7 @@ def run_simulation(cfg: RunConfig, out_dir: str | Path, *, progress: Progress | 
 
         poc = {"steps": cfg.poc.steps, "warmup": cfg.poc.warmup, "batch_size": cfg.poc.batch_size,
                "weak_below": cfg.poc.weak_below, "medium_below": cfg.poc.medium_below}
-        concurrency = max(1, int(plan.cluster_cpus))
+        concurrency = poc_concurrency(plan.cluster_cpus)
         regs = ray.get(coordinator.register_all.remote(poc, concurrency))
         hw = {s.hospital_id: s.hardware_tier.label for s in specs}
         for r in regs:
