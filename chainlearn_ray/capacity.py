@@ -192,20 +192,6 @@ class HardwareProfile:
                               f"got {self.device!r}")
 
 
-def default_profiles(weak_below: float = WEAK_BELOW, medium_below: float = MEDIUM_BELOW,
-                     *, mode: ThrottleMode = "virtual", device: str = "cpu"
-                     ) -> dict[Tier, HardwareProfile]:
-    """One profile per tier, with targets well inside the tier's throughput band.
-
-    Weak ``weak_below / 2``, Medium ``(weak_below + medium_below) / 2``, Strong
-    ``2 · medium_below`` (50, 200, 600 samples/s with the default thresholds).
-    """
-    targets = {Tier.WEAK: weak_below / 2, Tier.MEDIUM: (weak_below + medium_below) / 2,
-               Tier.STRONG: 2 * medium_below}
-    return {tier: HardwareProfile(tier.label, 1, target, device, mode)
-            for tier, target in targets.items()}
-
-
 @contextlib.contextmanager
 def torch_threads(threads: int | None) -> Iterator[None]:
     """Run the block with ``torch.set_num_threads(threads)`` (``None``: unchanged), then restore."""
