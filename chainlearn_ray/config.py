@@ -80,6 +80,7 @@ class DataConfig:
     split: str = "official"
     alpha: float = 1.0
     min_shard: int = 32
+    partition_strategy: str = "auto"
     download: bool = True
     normalize: str = "dataset"
     rgb: bool = False
@@ -355,6 +356,8 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"data.split must be one of {SPLIT_MODES}, got {d.split!r}")
     if d.resize is not None and d.resize < 8:
         raise ConfigError("data.resize must be an image side in pixels (e.g. 224) or null")
+    if d.partition_strategy not in ("resample", "top_up", "auto"):
+        raise ConfigError("data.partition_strategy must be resample, top_up or auto")
     if d.min_shard < 1:
         raise ConfigError("data.min_shard must be at least 1")
     if d.normalize not in ("dataset", "imagenet", "none"):

@@ -56,7 +56,8 @@ def _load(cfg: RunConfig) -> tuple[Any, Any]:
     data = load_dataset(cfg.data.dataset, cfg.data.data_dir, size=cfg.data.size,
                         split_mode=cfg.data.split, download=cfg.data.download)
     part = dirichlet_partition(data.train.labels, cfg.n_hospitals, cfg.data.alpha,
-                               seed=cfg.seed, min_size=cfg.data.min_shard)
+                               seed=cfg.seed, min_size=cfg.data.min_shard,
+                               strategy=cfg.data.partition_strategy)  # type: ignore[arg-type]
     return data, part
 
 
@@ -166,7 +167,8 @@ def run_simulation(cfg: RunConfig, out_dir: str | Path, *, progress: Progress | 
             "run_id": run_id, "status": "running", "chain": chain,
             "data": {"flag": data.flag, "path": str(data.path) if data.path else None,
                      "n_classes": data.n_classes, "split_mode": data.split_mode,
-                     "partition_attempts": int(part.attempts)},
+                     "partition_attempts": int(part.attempts),
+                     "partition_topped_up": bool(part.topped_up)},
             "hospitals": [{k: v for k, v in r.items()} for r in regs],
         }
         _persist(out, conf_dict, facts, rows)

@@ -51,7 +51,7 @@ def test_device_cpu_ignores_gpu_shares(ray_local: Any, synth_dir: Path, tmp_path
 @pytest.mark.anvil
 @pytest.mark.slow
 def test_run_on_anvil(ray_local: Any, synth_dir: Path, tmp_path: Path) -> None:
-    from chainlearn_ray.chain.backends import find_anvil
+    from chainlearn_ray.chain.anvil import find_anvil
 
     if find_anvil() is None and shutil.which("anvil") is None:
         pytest.skip("anvil binary not installed: run `npm ci` in contracts/")

@@ -95,14 +95,15 @@ def test_dropout_attendance_and_deadline(ray_local: Any, synth_dir: Path, tmp_pa
         assert outcome.participants == sum(expected.values())
 
     # virtual clock: the weak profile is ~target-limited (slow), strong is unthrottled
-    cfg = tiny_config(synth_dir, **{"train.rounds": 1, "tiers.strong.target_throughput": None})
+    slow = {"train.rounds": 1, "tiers.strong.target_throughput": None,
+            "tiers.weak.target_throughput": 10.0}
+    cfg = tiny_config(synth_dir, **slow)
     probe = run_simulation(cfg, tmp_path / "probe").rounds[0]
     sim = {h.tier: h.simulated_seconds for h in probe.hospitals}
     assert sim["weak"] > 4 * sim["strong"]
     deadline = (sim["weak"] * sim["strong"]) ** 0.5  # geometric middle
-    late = run_simulation(tiny_config(synth_dir, **{
-        "train.rounds": 1, "tiers.strong.target_throughput": None, "runtime.deadline": deadline,
-    }), tmp_path / "late").rounds[0]
+    late = run_simulation(tiny_config(synth_dir, **slow, **{"runtime.deadline": deadline}),
+                          tmp_path / "late").rounds[0]
     status = {h.tier: h.status for h in late.hospitals}
     assert status["weak"] == "late" and status["strong"] == "submitted"
     assert late.participants == sum(s == "submitted" for s in status.values())
