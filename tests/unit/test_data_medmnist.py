@@ -16,8 +16,9 @@ from chainlearn_ray.data.medmnist import (
     resolve_data_dir,
 )
 from chainlearn_ray.errors import DataError
+from tests.shared_data import SHARED_DATA
 
-SHARED = Path("/work/shared/data")
+SHARED = SHARED_DATA
 needs_real = pytest.mark.skipif(not (SHARED / "pneumoniamnist.npz").is_file(),
                                 reason="real PneumoniaMNIST file not available")
 
