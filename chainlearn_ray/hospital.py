@@ -143,11 +143,12 @@ class Hospital:
         kwargs: dict[str, Any] = {
             "size": evals.size, "rgb": evals.rgb, "normalize": evals.normalize,
         }
-        self.x_train = to_tensor(shard.x, **kwargs)
+        # arrays from Ray's object store are read-only views: copy once, here
+        self.x_train = to_tensor(np.array(shard.x), **kwargs)
         self.y_train = torch.as_tensor(np.asarray(shard.y), dtype=torch.long)
-        self.x_val = to_tensor(evals.x_val, **kwargs)
+        self.x_val = to_tensor(np.array(evals.x_val), **kwargs)
         self.y_val = np.asarray(evals.y_val, dtype=np.int64)
-        self.x_test = to_tensor(evals.x_test, **kwargs)
+        self.x_test = to_tensor(np.array(evals.x_test), **kwargs)
         self.tier: Tier | None = None
         self.contract: str | None = None
         self.model: Any = None
@@ -183,13 +184,17 @@ class Hospital:
         """Run the Proof-of-Capacity benchmark under this hospital's hardware profile."""
         from chainlearn_ray.capacity import Throttle, classify, run_benchmark
 
-        if self.throttle is None:
-            self.throttle = Throttle.calibrate(self._profile(), seed=self.spec.seed)
+        profile = self._profile()
+        # One run serves both purposes: the PoC clock is capped at the profile's target, and
+        # the run's raw compute time calibrates the training slow-down of this hospital.
         result = run_benchmark(
             steps=steps, warmup=warmup, batch_size=batch_size, device=self.spec.device,
-            seed=self.spec.seed, throttle=self.throttle,
-            weak_below=weak_below, medium_below=medium_below,
+            seed=self.spec.seed, throttle=self.throttle or Throttle(profile, 1.0),
+            weak_below=weak_below, medium_below=medium_below, threads=self.spec.threads,
         )
+        if self.throttle is None:
+            raw = result.steps * result.batch_size / max(result.compute_seconds, 1e-9)
+            self.throttle = Throttle.from_profile(profile, raw)
         self.poc = result
         tier = classify(result.throughput, weak_below, medium_below)
         return {
