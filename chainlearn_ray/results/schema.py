@@ -8,6 +8,8 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from chainlearn_ray.errors import DataError
+
 #: One row = one measured number. ``hospital`` is a hospital id (``"h00"`` ...), ``"ensemble"``
 #: for the method's aggregate, or ``"all"`` for run-level figures (gas, wall time, ...).
 #: ``round`` is the 1-based round, or 0 for figures that belong to no round (PoC, shards).
@@ -49,17 +51,34 @@ METRICS = {
 }
 
 
+def coerce(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` (holding every column of :data:`COLUMNS`) reduced to the schema, typed.
+
+    Raises
+    ------
+    DataError
+        When a value cannot be converted to its column's type.
+    """
+    out = frame.loc[:, list(COLUMNS)].reset_index(drop=True).copy()
+    for name, typ in zip(SCHEMA.names, SCHEMA.types, strict=True):
+        try:
+            if pa.types.is_string(typ):
+                out[name] = out[name].fillna("").astype(str)
+            elif pa.types.is_integer(typ):
+                out[name] = out[name].fillna(0).astype("int64")
+            else:
+                out[name] = out[name].astype("float64")
+        except (TypeError, ValueError) as exc:
+            raise DataError(
+                f"results column {name!r} cannot be stored as {typ}: {exc}; "
+                "fix the values written to that column"
+            ) from exc
+    return out
+
+
 def rows_to_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """Build a frame with exactly :data:`COLUMNS`, in order and with the schema's dtypes."""
-    frame = pd.DataFrame(list(rows), columns=list(COLUMNS))
-    for name, typ in zip(SCHEMA.names, SCHEMA.types, strict=True):
-        if pa.types.is_string(typ):
-            frame[name] = frame[name].fillna("").astype(str)
-        elif pa.types.is_integer(typ):
-            frame[name] = frame[name].fillna(0).astype("int64")
-        else:
-            frame[name] = frame[name].astype("float64")
-    return frame
+    return coerce(pd.DataFrame(list(rows), columns=list(COLUMNS)))
 
 
 def class_count_metric(label: int) -> str:

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from chainlearn_ray.errors import DataError
-from chainlearn_ray.results.schema import COLUMNS, SCHEMA
+from chainlearn_ray.results.schema import COLUMNS, SCHEMA, coerce
 
 logger = logging.getLogger(__name__)
 
@@ -64,21 +64,7 @@ def conform(frame: pd.DataFrame) -> pd.DataFrame:
             f"results frame lacks the column(s) {missing}; results need exactly {list(COLUMNS)} "
             "(build them with chainlearn_ray.results.schema.rows_to_frame)"
         )
-    out = frame.loc[:, list(COLUMNS)].reset_index(drop=True).copy()
-    for name, typ in zip(SCHEMA.names, SCHEMA.types, strict=True):
-        try:
-            if pa.types.is_string(typ):
-                out[name] = out[name].fillna("").astype(str)
-            elif pa.types.is_integer(typ):
-                out[name] = out[name].fillna(0).astype("int64")
-            else:
-                out[name] = out[name].astype("float64")
-        except (TypeError, ValueError) as exc:
-            raise DataError(
-                f"results column {name!r} cannot be stored as {typ}: {exc}; "
-                "fix the values written to that column"
-            ) from exc
-    return out
+    return coerce(frame)
 
 
 def _fsync_dir(folder: Path) -> None:
