@@ -47,6 +47,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_utils import keccak, to_checksum_address
 
+from chainlearn_ray.config import MEDIUM_BELOW, THROTTLE_MODES, WEAK_BELOW
 from chainlearn_ray.errors import ConfigError, ResourceError
 from chainlearn_ray.tiers import Tier
 
@@ -55,12 +56,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: Default tier thresholds of the protocol (samples/s): below 100 Weak, below 300 Medium.
-WEAK_BELOW = 100.0
-MEDIUM_BELOW = 300.0
 
 ThrottleMode = Literal["sleep", "virtual"]
-THROTTLE_MODES: tuple[str, ...] = ("sleep", "virtual")
 
 
 def benchmark_hash(throughput: float, steps: int, batch_size: int, tier: Tier | str) -> bytes:

@@ -16,8 +16,11 @@ from chainlearn_ray.tiers import TIERS, Tier
 
 T = TypeVar("T")
 
-#: Named non-IID levels (Dirichlet concentration); SPEC.md §2.
-ALPHA_LEVELS: dict[str, float] = {"mild": 1.0, "moderate": 0.5, "severe": 0.1}
+#: Named non-IID levels (Dirichlet concentration α); SPEC.md §2.
+ALPHAS: dict[str, float] = {"mild": 1.0, "moderate": 0.5, "severe": 0.1}
+#: Default PoC tier thresholds (samples/s): below 100 Weak, below 300 Medium.
+WEAK_BELOW = 100.0
+MEDIUM_BELOW = 300.0
 #: Seeds of the published study.
 PAPER_SEEDS: tuple[int, ...] = (42, 142, 242, 342, 442)
 #: Per-round attendance of the Ours-Dropout scenario.
@@ -104,8 +107,8 @@ class PoCConfig:
     steps: int = 50
     warmup: int = 5
     batch_size: int = 16
-    weak_below: float = 100.0
-    medium_below: float = 300.0
+    weak_below: float = WEAK_BELOW
+    medium_below: float = MEDIUM_BELOW
 
 
 @dataclass(frozen=True)
@@ -176,24 +179,36 @@ def _to_plain(obj: Any) -> Any:
     return obj
 
 
-def parse_alpha(value: str | float | int) -> float:
-    """``"mild"``/``"moderate"``/``"severe"`` or a positive number → Dirichlet alpha."""
-    if isinstance(value, str) and value.strip().lower() in ALPHA_LEVELS:
-        return ALPHA_LEVELS[value.strip().lower()]
-    try:
-        alpha = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(
-            f"alpha {value!r} is neither a level ({', '.join(ALPHA_LEVELS)}) nor a number"
-        ) from None
-    if not math.isfinite(alpha) or alpha <= 0:
-        raise ConfigError(f"alpha must be a positive number, got {value!r}")
-    return alpha
+def parse_alpha(x: str | float | int) -> float:
+    """Dirichlet α from a name (``"mild"``, ``"moderate"``, ``"severe"``) or a positive number.
+
+    Raises
+    ------
+    ConfigError
+        Unknown name, non-positive or non-finite value.
+    """
+    if isinstance(x, str):
+        key = x.strip().lower()
+        if key in ALPHAS:
+            return ALPHAS[key]
+        try:
+            value = float(key)
+        except ValueError:
+            names = ", ".join(f"{k} ({v})" for k, v in ALPHAS.items())
+            raise ConfigError(f"unknown non-IID level {x!r}: use {names} or a positive number")\
+                from None
+    elif isinstance(x, bool):
+        raise ConfigError(f"Dirichlet alpha must be a number or a level name, got {x!r}")
+    else:
+        value = float(x)
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"Dirichlet alpha must be a positive finite number, got {x!r}")
+    return value
 
 
 def alpha_name(alpha: float) -> str:
     """The level name of ``alpha`` if it is one, else its number as text."""
-    for name, value in ALPHA_LEVELS.items():
+    for name, value in ALPHAS.items():
         if math.isclose(alpha, value):
             return name
     return f"{alpha:g}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -89,13 +90,14 @@ class RunKey:
     method: str
 
 
-def _row(
+def result_row(
     key: RunKey, round_: int, hospital: str, tier: str, metric: str, value: float
 ) -> dict[str, Any]:
+    """One tidy row of :data:`chainlearn_ray.results.schema.SCHEMA` for ``key``'s run/method."""
     return {
-        "run_id": key.run_id, "dataset": key.dataset, "alpha": key.alpha, "seed": key.seed,
-        "method": key.method, "round": round_, "hospital": hospital, "tier": tier,
-        "metric": metric, "value": float(value),
+        "run_id": key.run_id, "dataset": key.dataset, "alpha": float(key.alpha),
+        "seed": int(key.seed), "method": key.method, "round": int(round_),
+        "hospital": hospital, "tier": tier, "metric": metric, "value": float(value),
     }
 
 
@@ -106,46 +108,48 @@ def setup_rows(
     gas_register: Mapping[str, int],
 ) -> list[dict[str, Any]]:
     """Round-0 rows: shard sizes, class counts, PoC throughput, hardware tier, registration gas."""
+    row = partial(result_row, key)
     rows: list[dict[str, Any]] = []
     for i, reg in enumerate(registrations):
         hid, tier = str(reg["hospital_id"]), str(reg["tier"])
         counts = class_counts[i]
-        rows.append(_row(key, 0, hid, tier, "shard_size", int(counts.sum())))
+        rows.append(row(0, hid, tier, "shard_size", int(counts.sum())))
         rows.extend(
-            _row(key, 0, hid, tier, class_count_metric(c), int(n)) for c, n in enumerate(counts)
+            row(0, hid, tier, class_count_metric(c), int(n)) for c, n in enumerate(counts)
         )
-        rows.append(_row(key, 0, hid, tier, "poc_throughput", reg["throughput"]))
-        rows.append(_row(key, 0, hid, tier, "poc_slowdown", reg.get("slowdown", 1.0)))
-        rows.append(_row(key, 0, hid, tier, "tier_matches_hardware",
+        rows.append(row(0, hid, tier, "poc_throughput", reg["throughput"]))
+        rows.append(row(0, hid, tier, "poc_slowdown", reg.get("slowdown", 1.0)))
+        rows.append(row(0, hid, tier, "tier_matches_hardware",
                          float(reg["tier"] == reg["hardware_tier"])))
         if hid in gas_register:
-            rows.append(_row(key, 0, hid, tier, "gas_registerHospital", gas_register[hid]))
+            rows.append(row(0, hid, tier, "gas_registerHospital", gas_register[hid]))
     return rows
 
 
 def round_rows(key: RunKey, outcome: RoundOutcome) -> list[dict[str, Any]]:
     """Tidy rows of one round: per-hospital metrics and weights, ensemble metrics, gas, times."""
     r = outcome.round
+    row = partial(result_row, key)
     rows: list[dict[str, Any]] = []
     for h in outcome.hospitals:
-        rows.append(_row(key, r, h.hospital_id, h.tier, "attended", float(h.status == ATTENDED)))
+        rows.append(row(r, h.hospital_id, h.tier, "attended", float(h.status == ATTENDED)))
         if h.status != ATTENDED:
             continue
         for metric in ("accuracy", "macro_f1", "confidence", "ece", "val_accuracy",
                        "simulated_seconds", "wall_seconds"):
             value = getattr(h, metric)
             if value is not None:
-                rows.append(_row(key, r, h.hospital_id, h.tier, metric, value))
-        rows.append(_row(key, r, h.hospital_id, h.tier, "weight", h.weight))
+                rows.append(row(r, h.hospital_id, h.tier, metric, value))
+        rows.append(row(r, h.hospital_id, h.tier, "weight", h.weight))
         if h.gas_submit is not None:
-            rows.append(_row(key, r, h.hospital_id, h.tier, "gas_submitUpdate", h.gas_submit))
+            rows.append(row(r, h.hospital_id, h.tier, "gas_submitUpdate", h.gas_submit))
     for metric, value in outcome.ensemble.items():
-        rows.append(_row(key, r, ENSEMBLE, "", metric, value))
-    rows.append(_row(key, r, ALL, "", "participants", outcome.participants))
+        rows.append(row(r, ENSEMBLE, "", metric, value))
+    rows.append(row(r, ALL, "", "participants", outcome.participants))
     for op, gas in outcome.gas.items():
-        rows.append(_row(key, r, ALL, "", f"gas_{op}", gas))
+        rows.append(row(r, ALL, "", f"gas_{op}", gas))
     for metric in ("round_seconds", "chain_seconds", "train_seconds"):
-        rows.append(_row(key, r, ALL, "", metric, getattr(outcome, metric)))
+        rows.append(row(r, ALL, "", metric, getattr(outcome, metric)))
     return rows
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from chainlearn_ray.config import DEVICES
 from chainlearn_ray.errors import ConfigError, ResourceError
 from chainlearn_ray.tiers import TIERS
 
@@ -20,7 +21,6 @@ logger = logging.getLogger(__name__)
 UNIT = 10_000
 """Ray accounts resources in fixed point: fractional quantities are multiples of 1 / UNIT."""
 
-DEVICES = ("auto", "cpu", "cuda")
 _EPS = 1e-6
 
 

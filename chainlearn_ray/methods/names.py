@@ -6,6 +6,7 @@ from dataclasses import replace
 from typing import Any, Final
 
 from chainlearn_ray.federation import RunKey
+from chainlearn_ray.federation import result_row as federation_row
 
 CENTRALIZED: Final = "centralized"
 LOCAL_WEAK: Final = "local_weak"
@@ -62,9 +63,4 @@ def result_row(key: RunKey, method: str, round_: int, hospital: str, tier: str, 
     method, round_, hospital, tier, metric, value:
         The remaining columns (``tier`` is a tier label or ``""``).
     """
-    k = replace(key, method=method)
-    return {
-        "run_id": k.run_id, "dataset": k.dataset, "alpha": float(k.alpha), "seed": int(k.seed),
-        "method": k.method, "round": int(round_), "hospital": hospital, "tier": tier,
-        "metric": metric, "value": float(value),
-    }
+    return federation_row(replace(key, method=method), round_, hospital, tier, metric, value)

@@ -38,26 +38,19 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+def _git(where: Path, *args: str) -> str:
+    """Output of one git command run in ``where`` (raises on failure)."""
+    return subprocess.run(
+        ["git", *args], cwd=where, capture_output=True, text=True, timeout=5, check=True
+    ).stdout.strip()
+
+
 def git_revision(path: str | Path | None = None) -> str:
     """``git describe``-style revision of the source tree (``"unknown"`` outside a checkout)."""
     where = Path(path) if path else Path(__file__).resolve().parent
     try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=where,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=where,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
+        rev = _git(where, "rev-parse", "HEAD")
+        dirty = _git(where, "status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return rev + ("-dirty" if dirty else "")

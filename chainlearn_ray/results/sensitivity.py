@@ -12,6 +12,7 @@ from typing import Final
 import pandas as pd
 from scipy import stats as sps
 
+from chainlearn_ray.config import DROPOUT_ATTENDANCE
 from chainlearn_ray.errors import ConfigError
 from chainlearn_ray.tiers import TIERS, Tier
 from chainlearn_ray.weights import compute_weight
@@ -19,9 +20,7 @@ from chainlearn_ray.weights import compute_weight
 logger = logging.getLogger(__name__)
 
 #: Per-round attendance probability of each tier in the dropout study (Ours-Dropout).
-DEFAULT_ATTENDANCE: Final[Mapping[str, float]] = MappingProxyType(
-    {"weak": 1.0, "medium": 0.8, "strong": 0.6}
-)
+DEFAULT_ATTENDANCE: Final[Mapping[str, float]] = MappingProxyType(DROPOUT_ATTENDANCE)
 
 COLUMNS: Final = (
     "tier",

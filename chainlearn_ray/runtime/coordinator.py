@@ -21,6 +21,7 @@ from chainlearn_ray.federation import (
     RoundOutcome,
     split_by_deadline,
 )
+from chainlearn_ray.tiers import Tier
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,6 @@ class CoordinatorActor:
         self.hosts: dict[str, Any] = {}
         self.addresses: dict[str, str] = {}
         self.tiers: dict[str, str] = {}
-        self.registered: set[str] = set()
 
     # ------------------------------------------------------------------ setup
     def chain_info(self) -> dict[str, Any]:
@@ -104,7 +104,6 @@ class CoordinatorActor:
             tx = self.client.register_hospital(addr, h, results[h]["tier"],
                                                results[h]["bench_hash"], sig)
             self.tiers[h] = results[h]["tier"]
-            self.registered.add(h)
             registrations.append({
                 "hospital_id": h, "address": addr, **{k: v for k, v in results[h].items()
                                                      if k != "bench_hash"},
@@ -235,7 +234,7 @@ class CoordinatorActor:
         txs = {
             h: self.client.prepare_submit_update(
                 self.addresses[h], rep.model_hash, rep.confidence_fixed, rep.ece_fixed,
-                _model_type(self.tiers[h]),
+                Tier.parse(self.tiers[h]).model_type,
             )
             for h, rep in reports.items()
         }
@@ -271,9 +270,3 @@ class CoordinatorActor:
     def close(self) -> None:
         """Stop the chain backend (an anvil process, for instance)."""
         self.conn.close()
-
-
-def _model_type(tier_label: str) -> int:
-    from chainlearn_ray.tiers import Tier
-
-    return int(Tier.parse(tier_label).model_type)
