@@ -80,6 +80,22 @@ class EvalSplits:
     rgb: bool = False
     normalize: str = "dataset"
 
+    def to_tensor(self, images: np.ndarray) -> Any:
+        """``images`` through this run's transform (a copy: object-store arrays are read-only)."""
+        from chainlearn_ray.data.transforms import to_tensor
+
+        return to_tensor(np.array(images), size=self.size, rgb=self.rgb,
+                         normalize=self.normalize)  # type: ignore[arg-type]
+
+    def inputs(self) -> tuple[Any, Any]:
+        """Metric-split and test-split input tensors, built once per process and shared by
+        every hospital that holds this object (hospitals packed into one actor)."""
+        cached = self.__dict__.get("_inputs")
+        if cached is None:
+            cached = (self.to_tensor(self.x_val), self.to_tensor(self.x_test))
+            object.__setattr__(self, "_inputs", cached)
+        return cached
+
 
 @dataclass(frozen=True)
 class RoundReport:
@@ -133,22 +149,16 @@ class Hospital:
     def __init__(self, spec: HospitalSpec, shard: TrainShard, evals: EvalSplits) -> None:
         import torch
 
-        from chainlearn_ray.data.transforms import to_tensor
         from chainlearn_ray.training import set_determinism
 
         self.spec = spec
         set_determinism(spec.seed, spec.threads)
         self._key = derive_private_key(spec.seed, spec.index)
         self.address: str = Account.from_key(self._key).address
-        kwargs: dict[str, Any] = {
-            "size": evals.size, "rgb": evals.rgb, "normalize": evals.normalize,
-        }
-        # arrays from Ray's object store are read-only views: copy once, here
-        self.x_train = to_tensor(np.array(shard.x), **kwargs)
+        self.x_train = evals.to_tensor(shard.x)
         self.y_train = torch.as_tensor(np.asarray(shard.y), dtype=torch.long)
-        self.x_val = to_tensor(np.array(evals.x_val), **kwargs)
+        self.x_val, self.x_test = evals.inputs()
         self.y_val = np.asarray(evals.y_val, dtype=np.int64)
-        self.x_test = to_tensor(np.array(evals.x_test), **kwargs)
         self.tier: Tier | None = None
         self.contract: str | None = None
         self.model: Any = None
