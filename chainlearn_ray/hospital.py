@@ -156,7 +156,7 @@ class Hospital:
         self._key = derive_private_key(spec.seed, spec.index)
         self.address: str = Account.from_key(self._key).address
         self.x_train = evals.to_tensor(shard.x)
-        self.y_train = torch.as_tensor(np.asarray(shard.y), dtype=torch.long)
+        self.y_train = torch.tensor(np.asarray(shard.y), dtype=torch.long)  # copy: read-only input
         self.x_val, self.x_test = evals.inputs()
         self.y_val = np.asarray(evals.y_val, dtype=np.int64)
         self.tier: Tier | None = None
