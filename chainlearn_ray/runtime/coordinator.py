@@ -135,8 +135,9 @@ class CoordinatorActor:
         status = {h: ABSENT for h in self.hosts}
         errors: dict[str, str] = {}
         down = self._await_hosts(attending, timeout=max(60.0, round_timeout or 0.0))
-        for h in down:
-            status[h], errors[h] = FAILED, "did not come back after a restart"
+        for h, why in down.items():
+            status[h], errors[h] = FAILED, why
+            logger.warning("hospital %s is down in round %d: %s", h, round_, why)
         attending = [h for h in attending if h not in down]
         refs = {self.hosts[h].train_round.remote(h, round_, epochs): h for h in attending}
         t_train = time.perf_counter()
@@ -207,12 +208,13 @@ class CoordinatorActor:
             train_seconds=train_seconds, ensemble_hash=ens_hash,
         )
 
-    def _await_hosts(self, hospitals: list[str], timeout: float) -> set[str]:
+    def _await_hosts(self, hospitals: list[str], timeout: float) -> dict[str, str]:
         """Wait until the actors of ``hospitals`` answer (a restarted one reloads its checkpoint).
 
-        Returns the hospitals whose actor is still down after ``timeout`` seconds.
+        Returns hospital -> why, for those whose actor is still down after ``timeout`` seconds.
         """
         pending = {id(self.hosts[h]): self.hosts[h] for h in hospitals}
+        last_error: dict[int, str] = {}
         deadline = time.monotonic() + timeout
         while pending and time.monotonic() < deadline:
             refs = {actor.ping.remote(): key for key, actor in pending.items()}
@@ -222,11 +224,16 @@ class CoordinatorActor:
                 try:
                     ray.get(ref)
                     pending.pop(refs[ref], None)
-                except (RayActorError, RayTaskError):
-                    continue  # restarting: ask again
+                except (RayActorError, RayTaskError) as exc:
+                    # restarting: ask again; keep the reason in case it never comes back
+                    last_error[refs[ref]] = f"{type(exc).__name__}: {str(exc)[:300]}"
             if pending:
                 time.sleep(0.2)
-        return {h for h in hospitals if id(self.hosts[h]) in pending}
+        return {
+            h: "did not come back after a restart within "
+               f"{timeout:.0f}s ({last_error.get(id(self.hosts[h]), 'no answer')})"
+            for h in hospitals if id(self.hosts[h]) in pending
+        }
 
     def _submit(self, round_: int, reports: dict[str, Any], status: dict[str, str],
                 errors: dict[str, str]) -> dict[str, int]:

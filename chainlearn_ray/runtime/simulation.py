@@ -125,6 +125,7 @@ def run_simulation(cfg: RunConfig, out_dir: str | Path, *, progress: Progress | 
             normalize=cfg.data.normalize,
         )
         evals_ref = ray.put(evals)
+        args_refs: list[Any] = []
         coordinator = CoordinatorActor.options(  # type: ignore[attr-defined]
             **plan.coordinator_options()
         ).remote(
@@ -140,10 +141,14 @@ def run_simulation(cfg: RunConfig, out_dir: str | Path, *, progress: Progress | 
                 chunk = group[start:start + per]
                 shards = [TrainShard(data.train.images[part.indices[s.index]],
                                      data.train.labels[part.indices[s.index]]) for s in chunk]
+                # Put explicitly and hold the reference for the whole run: Ray frees
+                # arguments it put itself once the first constructor ran, and a restart
+                # after a crash then cannot rebuild the actor (ray-project/ray#53727).
+                args_refs.append(ray.put(shards))
                 opts = plan.ray_options(tier.label)
                 actor = HospitalActor.options(  # type: ignore[attr-defined]
                     **opts, name=f"chainlearn-{run_id}-{chunk[0].hospital_id}",
-                ).remote(chunk, shards, evals_ref)
+                ).remote(chunk, args_refs[-1], evals_ref)
                 actors.append(actor)
                 hosts.update({s.hospital_id: actor for s in chunk})
         ray.get(coordinator.attach_hospitals.remote(hosts))
