@@ -24,7 +24,8 @@ def test_crash_raise_and_hang_then_recover(ray_local: Any, synth_dir: Path, tmp_
     out = tmp_path / "run"
     summary = run_simulation(cfg, out)
     status = {o.round: {h.hospital_id: h.status for h in o.hospitals} for o in summary.rounds}
-    errors = {o.round: {h.hospital_id: h.error for h in o.hospitals if h.error} for o in summary.rounds}
+    errors = {o.round: {h.hospital_id: h.error for h in o.hospitals if h.error}
+              for o in summary.rounds}
     assert status[1] == {"h00": "submitted", "h01": "submitted", "h02": "submitted"}
     assert status[2] == {"h00": "failed", "h01": "failed", "h02": "timed_out"}
     assert status[3] == {"h00": "submitted", "h01": "submitted", "h02": "submitted"}, errors
