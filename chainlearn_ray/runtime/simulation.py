@@ -49,7 +49,8 @@ class RunSummary:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def _load(cfg: RunConfig) -> tuple[Any, Any]:
+def load_partitioned(cfg: RunConfig) -> tuple[Any, Any]:
+    """The dataset of ``cfg`` and its Dirichlet partition over the configured hospitals."""
     from chainlearn_ray.data.medmnist import load_dataset
     from chainlearn_ray.data.partition import dirichlet_partition
 
@@ -80,6 +81,123 @@ def _hospital_specs(cfg: RunConfig, data: Any, plan: Any, ckpt: Path) -> list[Ho
     return specs
 
 
+class Federation:
+    """The live actors of one run: a coordinator, the hospital actors, and their chain identity.
+
+    Built by :func:`open_federation`; the study engine and :func:`run_simulation` drive it.
+    ``close()`` stops every actor (and Ray, when this federation started it).
+    """
+
+    def __init__(self, cfg: RunConfig, run_id: str, data: Any, part: Any, plan: Any,
+                 specs: list[HospitalSpec], started_ray: bool) -> None:
+        self.cfg, self.run_id, self.data, self.part, self.plan = cfg, run_id, data, part, plan
+        self.specs = specs
+        self.started_ray = started_ray
+        self.coordinator: Any = None
+        self.hosts: dict[str, Any] = {}
+        self.actors: list[Any] = []
+        self.chain: dict[str, Any] = {}
+        self.registrations: list[dict[str, Any]] = []
+        self._refs: list[Any] = []  # constructor arguments, alive as long as the actors
+
+    @property
+    def hardware(self) -> dict[str, str]:
+        """hospital id -> label of its simulated hardware tier."""
+        return {s.hospital_id: s.hardware_tier.label for s in self.specs}
+
+    def register(self) -> list[dict[str, Any]]:
+        """Every hospital runs its PoC and is registered with the tier it measured."""
+        cfg = self.cfg
+        poc = {"steps": cfg.poc.steps, "warmup": cfg.poc.warmup,
+               "batch_size": cfg.poc.batch_size, "weak_below": cfg.poc.weak_below,
+               "medium_below": cfg.poc.medium_below}
+        regs = ray.get(self.coordinator.register_all.remote(
+            poc, poc_concurrency(self.plan.cluster_cpus)))
+        hw = self.hardware
+        for r in regs:
+            r["hardware_tier"] = hw[r["hospital_id"]]
+        self.registrations = regs
+        return regs
+
+    def run_round(self, round_: int, attending: list[str], epochs: int | None = None
+                  ) -> RoundOutcome:
+        """One round of Ours with ``attending`` hospitals (``epochs`` default: the config's)."""
+        cfg = self.cfg
+        return ray.get(self.coordinator.run_round.remote(
+            round_, attending, cfg.train.epochs if epochs is None else epochs,
+            cfg.runtime.deadline, cfg.runtime.round_timeout,
+        ))
+
+    def receipts(self) -> list[dict[str, Any]]:
+        """Every transaction of the federation so far."""
+        return list(ray.get(self.coordinator.receipts.remote()))
+
+    def close(self) -> None:
+        """Stop the coordinator and the hospital actors (and Ray, if this federation started it)."""
+        if self.coordinator is not None:
+            try:
+                ray.get(self.coordinator.close.remote(), timeout=30)
+            except Exception:  # the run's own error matters more than cleanup's
+                logger.debug("coordinator close failed", exc_info=True)
+        for actor in [*self.actors, *([self.coordinator] if self.coordinator else [])]:
+            ray.kill(actor)
+        self.actors, self.coordinator, self._refs = [], None, []
+        if self.started_ray:
+            ray.shutdown()
+            self.started_ray = False
+
+
+def open_federation(cfg: RunConfig, data: Any, part: Any, run_id: str, ckpt_dir: Path,
+                    say: Progress | None = None) -> Federation:
+    """Connect to Ray, validate resources, create the coordinator (deploying or attaching the
+    contract) and the hospital actors. On any error everything started here is stopped."""
+    say = say or (lambda _msg: None)
+    started_ray = ensure_ray(cfg.runtime.address)
+    fed = Federation(cfg, run_id, data, part, None, [], started_ray)
+    try:
+        fed.plan = plan = plan_for(cfg)
+        say(plan.render())
+        evals = EvalSplits(
+            x_val=data.val.images, y_val=data.val.labels, x_test=data.test.images,
+            y_test=data.test.labels, size=cfg.data.resize or cfg.data.size, rgb=cfg.data.rgb,
+            normalize=cfg.data.normalize,
+        )
+        evals_ref = ray.put(evals)
+        fed._refs.append(evals_ref)
+        fed.coordinator = CoordinatorActor.options(  # type: ignore[attr-defined]
+            **plan.coordinator_options()
+        ).remote(
+            cfg.chain.backend, cfg.chain.rpc_url, cfg.chain.contract, data.test.labels,
+            data.n_classes,
+        )
+        fed.specs = specs = _hospital_specs(cfg, data, plan, ckpt_dir)
+        per = cfg.runtime.hospitals_per_actor
+        for tier in (Tier.WEAK, Tier.MEDIUM, Tier.STRONG):
+            group = [s for s in specs if s.hardware_tier == tier]
+            for start in range(0, len(group), per):
+                chunk = group[start:start + per]
+                shards = [TrainShard(data.train.images[part.indices[s.index]],
+                                     data.train.labels[part.indices[s.index]]) for s in chunk]
+                # Put explicitly and hold the reference for the whole run: Ray frees
+                # arguments it put itself once the first constructor ran, and a restart
+                # after a crash then cannot rebuild the actor (ray-project/ray#53727).
+                fed._refs.append(ray.put(shards))
+                actor = HospitalActor.options(  # type: ignore[attr-defined]
+                    **plan.ray_options(tier.label),
+                    name=f"chainlearn-{run_id}-{chunk[0].hospital_id}",
+                ).remote(chunk, fed._refs[-1], evals_ref)
+                fed.actors.append(actor)
+                fed.hosts.update({s.hospital_id: actor for s in chunk})
+        ray.get(fed.coordinator.attach_hospitals.remote(fed.hosts))
+        fed.chain = ray.get(fed.coordinator.chain_info.remote())
+        say(f"chain: {fed.chain['backend']} chain id {fed.chain['chain_id']}, FLCoordinator at "
+            f"{fed.chain['contract']}")
+    except BaseException:
+        fed.close()
+        raise
+    return fed
+
+
 def run_simulation(cfg: RunConfig, out_dir: str | Path, *, progress: Progress | None = None,
                    method: str = "ours") -> RunSummary:
     """Run one federated simulation end to end and write ``out_dir/results.parquet``.
@@ -104,119 +222,60 @@ def run_simulation(cfg: RunConfig, out_dir: str | Path, *, progress: Progress | 
     run_id = f"{cfg.name}-{config_digest(conf_dict)}"
     key = RunKey(run_id, cfg.data.dataset, float(cfg.data.alpha), int(cfg.seed), method)
 
-    data, part = _load(cfg)
+    data, part = load_partitioned(cfg)
     say(f"data: {data.flag} ({len(data.train)} train / {len(data.val)} val / "
         f"{len(data.test)} test, {data.n_classes} classes), {cfg.n_hospitals} hospitals, "
         f"alpha {alpha_name(cfg.data.alpha)}; shard sizes "
         f"{[int(n) for n in part.class_counts.sum(axis=1)]}")
     t_data = time.perf_counter()
 
-    started_ray = ensure_ray(cfg.runtime.address)
-    actors: list[Any] = []
-    coordinator = None
+    fed = open_federation(cfg, data, part, run_id, out / "checkpoints", say)
     try:
-        plan = plan_for(cfg)
-        say(plan.render())
-        t_ray = time.perf_counter()
-
-        evals = EvalSplits(
-            x_val=data.val.images, y_val=data.val.labels, x_test=data.test.images,
-            y_test=data.test.labels, size=cfg.data.resize or cfg.data.size, rgb=cfg.data.rgb,
-            normalize=cfg.data.normalize,
-        )
-        evals_ref = ray.put(evals)
-        args_refs: list[Any] = []
-        coordinator = CoordinatorActor.options(  # type: ignore[attr-defined]
-            **plan.coordinator_options()
-        ).remote(
-            cfg.chain.backend, cfg.chain.rpc_url, cfg.chain.contract, data.test.labels,
-            data.n_classes,
-        )
-        specs = _hospital_specs(cfg, data, plan, out / "checkpoints")
-        hosts: dict[str, Any] = {}
-        per = cfg.runtime.hospitals_per_actor
-        for tier in (Tier.WEAK, Tier.MEDIUM, Tier.STRONG):
-            group = [s for s in specs if s.hardware_tier == tier]
-            for start in range(0, len(group), per):
-                chunk = group[start:start + per]
-                shards = [TrainShard(data.train.images[part.indices[s.index]],
-                                     data.train.labels[part.indices[s.index]]) for s in chunk]
-                # Put explicitly and hold the reference for the whole run: Ray frees
-                # arguments it put itself once the first constructor ran, and a restart
-                # after a crash then cannot rebuild the actor (ray-project/ray#53727).
-                args_refs.append(ray.put(shards))
-                opts = plan.ray_options(tier.label)
-                actor = HospitalActor.options(  # type: ignore[attr-defined]
-                    **opts, name=f"chainlearn-{run_id}-{chunk[0].hospital_id}",
-                ).remote(chunk, args_refs[-1], evals_ref)
-                actors.append(actor)
-                hosts.update({s.hospital_id: actor for s in chunk})
-        ray.get(coordinator.attach_hospitals.remote(hosts))
-        chain = ray.get(coordinator.chain_info.remote())
-        say(f"chain: {chain['backend']} chain id {chain['chain_id']}, FLCoordinator at "
-            f"{chain['contract']}")
         t_actors = time.perf_counter()
-
-        poc = {"steps": cfg.poc.steps, "warmup": cfg.poc.warmup, "batch_size": cfg.poc.batch_size,
-               "weak_below": cfg.poc.weak_below, "medium_below": cfg.poc.medium_below}
-        concurrency = poc_concurrency(plan.cluster_cpus)
-        regs = ray.get(coordinator.register_all.remote(poc, concurrency))
-        hw = {s.hospital_id: s.hardware_tier.label for s in specs}
+        regs = fed.register()
         for r in regs:
-            r["hardware_tier"] = hw[r["hospital_id"]]
             say(f"  {r['hospital_id']} hardware {r['hardware_tier']:<6} PoC "
                 f"{r['throughput']:8.1f} samples/s -> registered {r['tier']}")
         rows = setup_rows(key, regs, part.class_counts,
                           {r["hospital_id"]: r["gas_register"] for r in regs})
         facts: dict[str, Any] = {
-            "run_id": run_id, "status": "running", "chain": chain,
+            "run_id": run_id, "status": "running", "chain": fed.chain,
             "data": {"flag": data.flag, "path": str(data.path) if data.path else None,
                      "n_classes": data.n_classes, "split_mode": data.split_mode,
                      "partition_attempts": int(part.attempts),
                      "partition_topped_up": bool(part.topped_up)},
-            "hospitals": [{k: v for k, v in r.items()} for r in regs],
+            "hospitals": [dict(r) for r in regs],
         }
         _persist(out, conf_dict, facts, rows)
         t_setup = time.perf_counter()
 
-        attendance = {s.hospital_id: cfg.tiers[s.hardware_tier.label].attendance for s in specs}
+        attendance = {s.hospital_id: cfg.tiers[s.hardware_tier.label].attendance
+                      for s in fed.specs}
         outcomes: list[RoundOutcome] = []
         for round_ in range(1, cfg.train.rounds + 1):
-            attend = draw_attendance(cfg.seed, round_, list(hosts), attendance)
+            attend = draw_attendance(cfg.seed, round_, list(fed.hosts), attendance)
             attending = [h for h, yes in attend.items() if yes]
             say(f"round {round_}: training {', '.join(attending) or 'nobody'}")
-            outcome = ray.get(coordinator.run_round.remote(
-                round_, attending, cfg.train.epochs, cfg.runtime.deadline,
-                cfg.runtime.round_timeout,
-            ))
+            outcome = fed.run_round(round_, attending)
             outcomes.append(outcome)
             rows.extend(round_rows(key, outcome))
             facts["rounds_completed"] = round_
             _persist(out, conf_dict, facts, rows)
             say(format_round(outcome))
-        receipts = ray.get(coordinator.receipts.remote())
-        write_json_atomic(receipts, out / "receipts.json")
+        write_json_atomic(fed.receipts(), out / "receipts.json")
         t_end = time.perf_counter()
         timings = {
-            "data_seconds": t_data - t_start, "ray_seconds": t_ray - t_data,
-            "actors_seconds": t_actors - t_ray, "registration_seconds": t_setup - t_actors,
+            "data_seconds": t_data - t_start, "actors_seconds": t_actors - t_data,
+            "registration_seconds": t_setup - t_actors,
             "rounds_seconds": t_end - t_setup, "total_seconds": t_end - t_start,
         }
         facts.update(status="complete", timings=timings)
         frame = _persist(out, conf_dict, facts, rows)
-        summary = RunSummary(out, run_id, frame, outcomes, regs, chain, timings)
+        summary = RunSummary(out, run_id, frame, outcomes, regs, fed.chain, timings)
         say(format_summary(summary))
         return summary
     finally:
-        if coordinator is not None:
-            try:
-                ray.get(coordinator.close.remote(), timeout=30)
-            except Exception:  # the run's own error matters more than cleanup's
-                logger.debug("coordinator close failed", exc_info=True)
-        for actor in [*actors, *([coordinator] if coordinator is not None else [])]:
-            ray.kill(actor)
-        if started_ray:
-            ray.shutdown()
+        fed.close()
 
 
 def _persist(out: Path, conf: dict[str, Any], facts: dict[str, Any],
