@@ -35,6 +35,10 @@ class HospitalActor:
         """Process id (for fault-injection tests)."""
         return os.getpid()
 
+    def node_id(self) -> str:
+        """Id of the Ray node this actor runs on (placement checks)."""
+        return str(ray.get_runtime_context().get_node_id())
+
     def run_poc(self, hospital_id: str, **poc: Any) -> dict[str, Any]:
         """Proof-of-Capacity benchmark of one hospital."""
         return self.hospitals[hospital_id].run_poc(**poc)
