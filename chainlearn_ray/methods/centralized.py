@@ -81,7 +81,12 @@ class Centralized(FederatedMethod):
 
     def predict(self, clients: Sequence[Client], x: Tensor, device: str = "cpu") -> np.ndarray:
         """Probabilities of the pooled model."""
-        if len(clients) != 1:
+        return self.predict_from_members(
+            [predict_proba(c.require_model(), x, device=device) for c in clients])
+
+    def predict_from_members(self, probs: Sequence[np.ndarray]) -> np.ndarray:
+        """The pooled model's own probabilities (its one participant's)."""
+        if len(probs) != 1:
             raise ConfigError(f"Centralized predicts with its one pooled model, got "
-                              f"{len(clients)} participants")
-        return predict_proba(clients[0].require_model(), x, device=device)
+                              f"{len(probs)} participants")
+        return probs[0]

@@ -20,6 +20,7 @@ import numpy as np
 from torch import Tensor, nn
 
 from chainlearn_ray.capacity import Throttle
+from chainlearn_ray.ensemble import weighted_ensemble
 from chainlearn_ray.errors import ConfigError, HospitalFailure
 from chainlearn_ray.federation import RunKey
 from chainlearn_ray.hospital import hospital_seed
@@ -151,6 +152,9 @@ class FederatedMethod(ABC):
     communicates: ClassVar[bool] = True
     #: Whether :meth:`initialize` needs the initial global state of a freshly built model.
     needs_initial_state: ClassVar[bool] = False
+    #: Whether the final predictor is server state (FedAvg's global model) rather than the
+    #: participants' own models (FedMD's ensemble, Centralized's pooled model).
+    server_predicts: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self._comm: dict[tuple[int, str], list[int]] = {}
@@ -217,6 +221,18 @@ class FederatedMethod(ABC):
     @abstractmethod
     def predict(self, clients: Sequence[Client], x: Tensor, device: str = "cpu") -> np.ndarray:
         """``(N, C)`` probabilities of the method's final predictor on ``x``."""
+
+    def predict_from_members(self, probs: Sequence[np.ndarray]) -> np.ndarray:
+        """The final predictor from each participant's own ``(N, C)`` probabilities.
+
+        Drivers whose participant models live elsewhere (Ray actors) call this with the
+        members' probabilities, in participant order. Default: the equal-weight ensemble.
+        """
+        if self.server_predicts:
+            raise ConfigError(f"{self.name} predicts with its server state: call predict()")
+        if not probs:
+            raise ConfigError(f"{self.name} has no participants to predict with")
+        return weighted_ensemble(probs, [1] * len(probs))
 
     # ------------------------------------------------------------------ results
     def comm(self, round_: int, hospital_id: str) -> CommBytes:

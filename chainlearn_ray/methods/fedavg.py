@@ -47,6 +47,7 @@ class FedAvg(FederatedMethod):
 
     name: ClassVar[str] = FEDAVG
     needs_initial_state: ClassVar[bool] = True
+    server_predicts: ClassVar[bool] = True
 
     def __init__(self, arch_tier: Tier | str = Tier.STRONG) -> None:
         super().__init__()

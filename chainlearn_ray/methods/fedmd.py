@@ -18,7 +18,6 @@ import torch
 from torch import Tensor, nn
 
 from chainlearn_ray.data.partition import Partition, dirichlet_partition
-from chainlearn_ray.ensemble import weighted_ensemble
 from chainlearn_ray.errors import ConfigError, DataError, HospitalFailure
 from chainlearn_ray.methods.aggregation import fedmd_consensus
 from chainlearn_ray.methods.comm import array_bytes
@@ -184,5 +183,5 @@ class FedMD(FederatedMethod):
         """Equal-weight ensemble of the clients' softmax outputs."""
         if not clients:
             raise ConfigError("FedMD has no clients to predict with")
-        probs = [predict_proba(c.require_model(), x, device=device) for c in clients]
-        return weighted_ensemble(probs, [1] * len(probs))
+        return self.predict_from_members(
+            [predict_proba(c.require_model(), x, device=device) for c in clients])

@@ -85,6 +85,33 @@ def build_clients(shards: Sequence[TrainShard], evals: EvalSplits, tiers: Sequen
     ]
 
 
+def setup_rows(key: RunKey, method: str, rounds: int, epochs: int,
+               participants: Sequence[tuple[str, str, int, int]]) -> list[dict[str, Any]]:
+    """Round-0 rows of a baseline: the training budget and each participant's shard and model.
+
+    Parameters
+    ----------
+    key, method:
+        Identifying columns and the method name.
+    rounds, epochs:
+        Rounds run and local epochs per round (``budget_epochs = rounds · epochs``).
+    participants:
+        ``(hospital_id, tier label, shard size, model parameters)`` per participant.
+    """
+    rows = [result_row(key, method, 0, ALL, "", "budget_epochs", rounds * epochs),
+            result_row(key, method, 0, ALL, "", "epochs_per_round", epochs)]
+    for hid, tier, n_samples, params in participants:
+        rows.append(result_row(key, method, 0, hid, tier, "shard_size", n_samples))
+        rows.append(result_row(key, method, 0, hid, tier, "model_params", params))
+    return rows
+
+
+def ensemble_rows(key: RunKey, method: str, round_: int,
+                  metrics: Mapping[str, float]) -> list[dict[str, Any]]:
+    """The headline metrics of a baseline's predictor after round ``round_`` as tidy rows."""
+    return [result_row(key, method, round_, ENSEMBLE, "", m, metrics[m]) for m in HEADLINE]
+
+
 def run_sequential(
     method: FederatedMethod,
     shards: Sequence[TrainShard],
@@ -171,15 +198,9 @@ def _run(
     x_test = _tensor(evals.x_test, evals)
     y_test = np.asarray(evals.y_test).reshape(-1)
     out = SequentialRun(method, participants, rounds=n_rounds, epochs=epochs)
-    out.rows.append(result_row(run_key, method.name, 0, ALL, "", "budget_epochs",
-                               n_rounds * epochs))
-    out.rows.append(result_row(run_key, method.name, 0, ALL, "", "epochs_per_round", epochs))
-    for c in participants:
-        tier = c.tier.label
-        out.rows.append(result_row(run_key, method.name, 0, c.hospital_id, tier, "shard_size",
-                                   c.n_samples))
-        out.rows.append(result_row(run_key, method.name, 0, c.hospital_id, tier, "model_params",
-                                   count_parameters(c.require_model())))
+    out.rows.extend(setup_rows(run_key, method.name, n_rounds, epochs, [
+        (c.hospital_id, c.tier.label, c.n_samples, count_parameters(c.require_model()))
+        for c in participants]))
     for r in range(1, n_rounds + 1):
         for phase in method.phases:
             config = method.configure_round(r, phase)
@@ -187,8 +208,7 @@ def _run(
             method.aggregate(r, phase, results)
         out.test_probs = method.predict(participants, x_test, device=settings.device)
         out.metrics = headline_metrics(out.test_probs, y_test, n_classes)
-        out.rows.extend(result_row(run_key, method.name, r, ENSEMBLE, "", m, out.metrics[m])
-                        for m in HEADLINE)
+        out.rows.extend(ensemble_rows(run_key, method.name, r, out.metrics))
         logger.info("%s round %d/%d: accuracy %.3f", method.name, r, n_rounds,
                     out.metrics["accuracy"])
     out.rows.extend(method.summary(run_key))
