@@ -67,7 +67,7 @@ def plain_loop(args: argparse.Namespace) -> dict[str, Any]:
     data = load_dataset("pneumoniamnist", args.data_dir)
     part = dirichlet_partition(data.train.labels, args.hospitals, 1.0, seed=42, min_size=32)
     x_val, x_test = to_tensor(data.val.images), to_tensor(data.test.images)
-    archs = ["tiny_cnn:8", "tiny_cnn:16", "tiny_cnn:32"]
+    archs = args.arch.split(",") if "," in args.arch else [args.arch] * 3
     tiers = [i * 3 // args.hospitals for i in range(args.hospitals)]
     shards = [(to_tensor(data.train.images[idx]), torch.as_tensor(data.train.labels[idx]))
               for idx in part.indices]
@@ -99,11 +99,12 @@ def chainlearn_run(args: argparse.Namespace) -> dict[str, Any]:
     from chainlearn_ray.runtime.simulation import run_simulation
 
     t0 = time.perf_counter()
+    archs = args.arch.split(",") if "," in args.arch else [args.arch] * 3
     cfg = load_config(None, {
         "data.dataset": "pneumoniamnist", "data.data_dir": args.data_dir,
         "data.download": False, "hospitals": args.hospitals, "train.rounds": args.rounds,
-        "train.epochs": 1, "tiers.weak.arch": "tiny_cnn:8", "tiers.medium.arch": "tiny_cnn:16",
-        "tiers.strong.arch": "tiny_cnn:32", "runtime.hospitals_per_actor": args.hospitals_per_actor,
+        "train.epochs": 1, "tiers.weak.arch": archs[0], "tiers.medium.arch": archs[1],
+        "tiers.strong.arch": archs[2], "runtime.hospitals_per_actor": args.hospitals_per_actor,
         "data.min_shard": 32 if args.hospitals <= 24 else 16,
     })
     with MemorySampler() as mem:
@@ -121,7 +122,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--hospitals", type=int, default=3)
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--hospitals-per-actor", type=int, default=1)
+    p.add_argument("--hospitals-per-actor", default="auto",
+                   help="hospitals per actor process (default: auto)")
+    p.add_argument("--arch", default="tiny_cnn:8",
+                   help="architecture of every tier, or weak,medium,strong")
     p.add_argument("--threads", type=int, default=2, help="torch threads of the plain loop")
     p.add_argument("--data-dir", default="../shared/data")
     p.add_argument("--out", default="/tmp/chainlearn-bench-run")

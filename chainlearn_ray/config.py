@@ -132,7 +132,7 @@ class RuntimeConfig:
     coordinator_cpus: float = 0.5
     fit_cpus: bool = True
     gpu_memory_gb: float | None = None
-    hospitals_per_actor: int = 1
+    hospitals_per_actor: int | str = "auto"
     faults: tuple[str, ...] = ()
 
 
@@ -270,6 +270,17 @@ def _tiers(data: Any) -> dict[str, TierConfig]:
     return tiers
 
 
+def _runtime_section(section: Any) -> Any:
+    """The runtime section with ``hospitals_per_actor`` given as text (CLI) made a number."""
+    if not isinstance(section, Mapping):
+        return section
+    out = dict(section)
+    per = out.get("hospitals_per_actor")
+    if isinstance(per, str) and per.strip().isdigit():
+        out["hospitals_per_actor"] = int(per)
+    return out
+
+
 def from_dict(raw: Mapping[str, Any]) -> RunConfig:
     """Build and validate a :class:`RunConfig` from nested plain data (e.g. parsed YAML)."""
     raw = dict(raw or {})
@@ -298,7 +309,7 @@ def from_dict(raw: Mapping[str, Any]) -> RunConfig:
         train=_build(TrainConfig, raw.get("train"), "train"),
         poc=_build(PoCConfig, raw.get("poc"), "poc"),
         chain=_build(ChainConfig, raw.get("chain"), "chain"),
-        runtime=_build(RuntimeConfig, raw.get("runtime"), "runtime"),
+        runtime=_build(RuntimeConfig, _runtime_section(raw.get("runtime")), "runtime"),
     )
     validate(cfg)
     return cfg
@@ -392,8 +403,13 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"runtime.device must be one of {DEVICES}")
     if r.throttle not in THROTTLE_MODES:
         raise ConfigError(f"runtime.throttle must be one of {THROTTLE_MODES}")
-    if r.hospitals_per_actor < 1:
-        raise ConfigError("runtime.hospitals_per_actor must be at least 1")
+    if r.hospitals_per_actor != "auto" and not (
+        isinstance(r.hospitals_per_actor, int) and r.hospitals_per_actor >= 1
+    ):
+        raise ConfigError(
+            f"runtime.hospitals_per_actor must be 'auto' or a whole number >= 1, got "
+            f"{r.hospitals_per_actor!r}"
+        )
     for fault in r.faults:
         _target, at, rest = fault.partition("@")
         when, colon, kind = rest.partition(":")

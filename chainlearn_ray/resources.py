@@ -151,10 +151,12 @@ class ResourcePlan:
     cluster_gpus: int
     device: str
     gpu_memory_gb: float | None
+    #: Tier label -> hospitals hosted by each actor process of that tier (1 when not packed).
+    per_actor: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def hospitals(self) -> int:
-        """Total number of hospital actors."""
+        """Total number of hospital actors (processes)."""
         return sum(t.count for t in self.tiers.values())
 
     @property
@@ -213,6 +215,7 @@ class ResourcePlan:
             rows.append((p.tier, str(p.count), _fmt(p.num_cpus), _fmt(p.num_gpus),
                          str(per_gpu) if per_gpu else "-", budget, custom))
         rows.append(("coordinator", "1", _fmt(self.coordinator_cpus), "0", "-", "-", "-"))
+        packed = {t: k for t, k in self.per_actor.items() if k > 1}
         widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
         lines = [
             f"Resource plan: {self.hospitals} hospitals + 1 coordinator on a cluster with "
@@ -220,6 +223,9 @@ class ResourcePlan:
         ]
         lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
                   for r in rows]
+        if packed:
+            lines.append("Hospitals per actor process (resources above are per process): "
+                         + ", ".join(f"{t} {k}" for t, k in packed.items()))
         if self.cpu_scale < 1:
             lines.append(f"CPU time-sharing: every num_cpus scaled by {self.cpu_scale:.4f}")
         if self.gpu_groups:
@@ -238,6 +244,29 @@ class ResourcePlan:
             lines.append("Warnings:")
             lines.extend(f"  - {w}" for w in self.warnings)
         return "\n".join(lines)
+
+
+def auto_packing(counts: Mapping[str, int], cpus: float) -> dict[str, int]:
+    """Hospitals per actor process, per tier, for ``hospitals_per_actor: auto``.
+
+    One process per hospital while the cluster has a CPU for each; beyond that, hospitals of a
+    tier share processes so that there are about as many processes as CPUs (at least one per
+    tier). Every hospital keeps its own key, shard, model and profile; what is saved is one
+    Python + torch runtime per extra process, which on a small machine is most of the cost.
+    """
+    total = sum(int(n) for n in counts.values())
+    slots = max(1, int(cpus))
+    if total <= slots:
+        return {t: 1 for t in counts}
+    out: dict[str, int] = {}
+    for tier, n in counts.items():
+        n = int(n)
+        if n <= 0:
+            out[tier] = 1
+            continue
+        procs = min(n, max(1, round(slots * n / total)))
+        out[tier] = -(-n // procs)
+    return out
 
 
 def _tier_order(names: Sequence[str]) -> list[str]:

@@ -41,8 +41,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--deadline", type=float, help="virtual-clock seconds a hospital may take")
     p.add_argument("--dropout", action="store_true",
                    help="Ours-Dropout attendance (weak 1.0, medium 0.8, strong 0.6)")
-    p.add_argument("--hospitals-per-actor", type=int,
-                   help="pack several hospitals into one actor process (default 1)")
+    p.add_argument("--hospitals-per-actor", metavar="N|auto",
+                   help="hospitals per actor process (default auto: one each while there are "
+                        "cores for them, else packed so processes ~ cores)")
     p.add_argument("--dry-run", action="store_true",
                    help="validate the config and print the resource plan, run nothing")
     p.add_argument("-q", "--quiet", action="store_true", help="only the final summary")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from typing import Any
@@ -10,7 +11,7 @@ import ray
 
 from chainlearn_ray.config import RunConfig
 from chainlearn_ray.errors import ResourceError
-from chainlearn_ray.resources import ResourcePlan, TierResources, plan_resources
+from chainlearn_ray.resources import ResourcePlan, TierResources, auto_packing, plan_resources
 
 logger = logging.getLogger(__name__)
 
@@ -43,25 +44,34 @@ def ensure_ray(address: str | None = None, *, num_cpus: int | None = None,
     return True
 
 
+def packing_for(cfg: RunConfig) -> dict[str, int]:
+    """Hospitals per actor process, per tier, on the connected cluster."""
+    per = cfg.runtime.hospitals_per_actor
+    if per == "auto":
+        return auto_packing(cfg.hospitals, float(ray.cluster_resources().get("CPU", 1.0)))
+    return {label: int(per) for label in cfg.hospitals}
+
+
 def plan_for(cfg: RunConfig) -> ResourcePlan:
     """The validated resource plan of ``cfg`` on the connected cluster (raises ResourceError)."""
-    per = cfg.runtime.hospitals_per_actor
+    packing = packing_for(cfg)
     # an actor hosting ``per`` hospitals asks for ``per`` times one hospital's resources
-    per_tier = {
-        label: TierResources(
+    per_tier = {}
+    for label, t in cfg.tiers.items():
+        per = packing.get(label, 1)
+        per_tier[label] = TierResources(
             num_cpus=round(t.num_cpus * per, 4), num_gpus=round(t.num_gpus * per, 4),
             gpu_memory_gb=t.gpu_memory_gb * per if t.gpu_memory_gb else None,
             custom={name: round(v * per, 4) for name, v in t.resources.items()},
         )
-        for label, t in cfg.tiers.items()
-    }
-    counts = {label: -(-int(n) // per) for label, n in cfg.hospitals.items()}
-    return plan_resources(
+    counts = {label: -(-int(n) // packing.get(label, 1)) for label, n in cfg.hospitals.items()}
+    plan = plan_resources(
         counts, per_tier, ray.cluster_resources(),
         coordinator_cpus=cfg.runtime.coordinator_cpus, device=cfg.runtime.device,
         gpu_memory_gb=cfg.runtime.gpu_memory_gb, fit_cpus=cfg.runtime.fit_cpus,
         nodes=[n["Resources"] for n in ray.nodes() if n.get("Alive")],
     )
+    return dataclasses.replace(plan, per_actor=packing)
 
 
 def poc_concurrency(cluster_cpus: float) -> int:

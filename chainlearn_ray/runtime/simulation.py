@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -152,6 +153,11 @@ def open_federation(cfg: RunConfig, data: Any, part: Any, run_id: str, ckpt_dir:
     """Connect to Ray, validate resources, create the coordinator (deploying or attaching the
     contract) and the hospital actors. On any error everything started here is stopped."""
     say = say or (lambda _msg: None)
+    # checkpoints only restore an actor that Ray restarts within this federation: whatever an
+    # earlier run left in the folder (another config, or a finished run) must not leak in
+    if Path(ckpt_dir).exists():
+        shutil.rmtree(ckpt_dir)
+    Path(ckpt_dir).mkdir(parents=True)
     started_ray = ensure_ray(cfg.runtime.address)
     fed = Federation(cfg, run_id, data, part, None, [], started_ray)
     try:
@@ -171,8 +177,8 @@ def open_federation(cfg: RunConfig, data: Any, part: Any, run_id: str, ckpt_dir:
             data.n_classes,
         )
         fed.specs = specs = _hospital_specs(cfg, data, plan, ckpt_dir)
-        per = cfg.runtime.hospitals_per_actor
         for tier in (Tier.WEAK, Tier.MEDIUM, Tier.STRONG):
+            per = plan.per_actor.get(tier.label, 1)
             group = [s for s in specs if s.hardware_tier == tier]
             for start in range(0, len(group), per):
                 chunk = group[start:start + per]
