@@ -11,7 +11,7 @@ import io
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import numpy as np
 from eth_account import Account
 from eth_utils import keccak
 
-from chainlearn_ray.errors import HospitalFailure
+from chainlearn_ray.errors import ConfigError, HospitalFailure
 from chainlearn_ray.tiers import Tier
 
 logger = logging.getLogger(__name__)
@@ -98,6 +98,63 @@ class EvalSplits:
 
 
 @dataclass(frozen=True)
+class Behaviour:
+    """How a hospital behaves in one study variant; the defaults are an honest hospital.
+
+    Attributes
+    ----------
+    arch_by_tier:
+        Replaces the spec's tier -> architecture map (the No PoC ablation trains one family).
+    claimed_tier:
+        Tier it claims at registration, with a benchmark hash made for that claim (``None``:
+        the tier its benchmark measured). The coordinator may correct the claim.
+    data_fraction:
+        Fraction of its shard it trains on (a seeded subset; the spoofer's 10 %).
+    total_epochs:
+        Epochs it trains over the whole run (``None``: what each round asks); once spent it
+        keeps submitting its model untrained (the lazy hospital).
+    reported:
+        ``(confidence, ece)`` fixed-point values it reports in its signed submission instead
+        of the measured ones (inflated metrics).
+    """
+
+    arch_by_tier: dict[str, str] | None = None
+    claimed_tier: str | None = None
+    data_fraction: float = 1.0
+    total_epochs: int | None = None
+    reported: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.claimed_tier is not None:
+            Tier.parse(self.claimed_tier)
+        if not 0.0 < self.data_fraction <= 1.0:
+            raise ConfigError(f"data_fraction must be in (0, 1], got {self.data_fraction}")
+        if self.total_epochs is not None and self.total_epochs < 0:
+            raise ConfigError(f"total_epochs must be >= 0, got {self.total_epochs}")
+        if self.reported is not None and not all(0 <= int(v) <= 10_000 for v in self.reported):
+            raise ConfigError(f"reported metrics must lie in [0, 10000], got {self.reported}")
+
+    @property
+    def honest(self) -> bool:
+        """Nothing differs from an honest hospital."""
+        return self == Behaviour()
+
+
+def shard_positions(n: int, fraction: float, seed: int, index: int) -> np.ndarray:
+    """Positions (into a shard of ``n`` samples) a hospital trains on under ``fraction``.
+
+    The whole shard for 1.0, else :meth:`chainlearn_ray.methods.attacks.SpoofAttack.shard`'s
+    seeded subset; the driver uses the same function to report the shard's class counts.
+    """
+    positions = np.arange(int(n))
+    if fraction >= 1.0:
+        return positions
+    from chainlearn_ray.methods.attacks import SpoofAttack
+
+    return SpoofAttack(hospital_index=index, data_fraction=fraction).shard(index, positions, seed)
+
+
+@dataclass(frozen=True)
 class RoundReport:
     """What a hospital returns after training in one round (plain data)."""
 
@@ -155,8 +212,11 @@ class Hospital:
         set_determinism(spec.seed, spec.threads)
         self._key = derive_private_key(spec.seed, spec.index)
         self.address: str = Account.from_key(self._key).address
-        self.x_train = evals.to_tensor(shard.x)
-        self.y_train = torch.tensor(np.asarray(shard.y), dtype=torch.long)  # copy: read-only input
+        self._x_shard = evals.to_tensor(shard.x)
+        self._y_shard = torch.tensor(np.asarray(shard.y), dtype=torch.long)  # copy: read-only
+        self.x_train, self.y_train = self._x_shard, self._y_shard
+        self.behaviour = Behaviour()
+        self.epochs_trained = 0
         self.x_val, self.x_test = evals.inputs()
         self.y_val = np.asarray(evals.y_val, dtype=np.int64)
         self.tier: Tier | None = None
@@ -176,7 +236,39 @@ class Hospital:
             "hardware_tier": self.spec.hardware_tier.label,
             "tier": self.tier.label if self.tier is not None else None,
             "rounds_trained": self.rounds_trained,
+            "epochs_trained": self.epochs_trained,
+            "train_samples": int(self.y_train.shape[0]),
         }
+
+    def reset(self, behaviour: Behaviour | None = None) -> dict[str, Any]:
+        """Start afresh for a new deployment: no tier, no contract, no model, no rounds.
+
+        The next registration builds the model again from the same seed, so an honest hospital
+        reset this way trains exactly as a new one would. The PoC measurement (the hardware)
+        and the throttle calibration are kept. Returns :meth:`identity`.
+        """
+        import torch
+
+        self.behaviour = behaviour or Behaviour()
+        self.tier, self.contract, self.model = None, None, None
+        self.rounds_trained = self.epochs_trained = 0
+        self._apply_fraction()
+        path = self._checkpoint_path()
+        if path is not None and path.exists():
+            path.unlink()
+        torch.manual_seed(self.spec.seed)
+        return self.identity()
+
+    def _apply_fraction(self) -> None:
+        n = int(self._y_shard.shape[0])
+        pos = shard_positions(n, self.behaviour.data_fraction, self.spec.seed, self.spec.index)
+        if len(pos) == n:
+            self.x_train, self.y_train = self._x_shard, self._y_shard
+        else:
+            import torch
+
+            idx = torch.as_tensor(pos, dtype=torch.long)
+            self.x_train, self.y_train = self._x_shard[idx], self._y_shard[idx]
 
     def _profile(self) -> Any:
         from chainlearn_ray.capacity import HardwareProfile
@@ -190,30 +282,45 @@ class Hospital:
         )
 
     def run_poc(self, steps: int, warmup: int, batch_size: int, weak_below: float,
-                medium_below: float) -> dict[str, Any]:
-        """Run the Proof-of-Capacity benchmark under this hospital's hardware profile."""
-        from chainlearn_ray.capacity import Throttle, classify, run_benchmark
+                medium_below: float, reuse: bool = False) -> dict[str, Any]:
+        """Run the Proof-of-Capacity benchmark under this hospital's hardware profile.
 
-        profile = self._profile()
-        # One run serves both purposes: the PoC clock is capped at the profile's target, and
-        # the run's raw compute time calibrates the training slow-down of this hospital.
-        result = run_benchmark(
-            steps=steps, warmup=warmup, batch_size=batch_size, device=self.spec.device,
-            seed=self.spec.seed, throttle=self.throttle or Throttle(profile, 1.0),
-            weak_below=weak_below, medium_below=medium_below, threads=self.spec.threads,
-        )
-        if self.throttle is None:
-            raw = result.steps * result.batch_size / max(result.compute_seconds, 1e-9)
-            self.throttle = Throttle.from_profile(profile, raw)
-        self.poc = result
-        tier = classify(result.throughput, weak_below, medium_below)
+        ``reuse``: report the previous measurement again when its K and B match (the hardware
+        has not changed; a new deployment only needs a new signature). ``tier`` and
+        ``bench_hash`` are the hospital's *claim* (its behaviour's ``claimed_tier``, else the
+        measured tier); ``measured_tier`` is what the benchmark measured.
+        """
+        from chainlearn_ray.capacity import Throttle, benchmark_hash, classify, run_benchmark
+
+        result = self.poc
+        if not (reuse and result is not None and int(result.steps) == steps
+                and int(result.batch_size) == batch_size):
+            profile = self._profile()
+            # One run serves both purposes: the PoC clock is capped at the profile's target,
+            # and the run's raw compute time calibrates the training slow-down of this hospital.
+            result = run_benchmark(
+                steps=steps, warmup=warmup, batch_size=batch_size, device=self.spec.device,
+                seed=self.spec.seed, throttle=self.throttle or Throttle(profile, 1.0),
+                weak_below=weak_below, medium_below=medium_below, threads=self.spec.threads,
+            )
+            if self.throttle is None:
+                raw = result.steps * result.batch_size / max(result.compute_seconds, 1e-9)
+                self.throttle = Throttle.from_profile(profile, raw)
+            self.poc = result
+        measured = classify(result.throughput, weak_below, medium_below)
+        bench_hash = bytes(result.bench_hash)
+        claim = measured
+        if self.behaviour.claimed_tier is not None:
+            claim = Tier.parse(self.behaviour.claimed_tier)
+            bench_hash = benchmark_hash(result.throughput, result.steps, result.batch_size, claim)
         return {
             "throughput": float(result.throughput),
             "steps": int(result.steps),
             "batch_size": int(result.batch_size),
             "seconds": float(result.seconds),
-            "tier": tier.label,
-            "bench_hash": bytes(result.bench_hash),
+            "tier": claim.label,
+            "measured_tier": measured.label,
+            "bench_hash": bench_hash,
             "slowdown": float(getattr(self.throttle, "slowdown", 1.0)),
         }
 
@@ -237,7 +344,7 @@ class Hospital:
             raise HospitalFailure(f"{self.spec.hospital_id} has no registered tier yet")
         from chainlearn_ray.models import build_model
 
-        arch = self.spec.arch_by_tier[self.tier.label]
+        arch = (self.behaviour.arch_by_tier or self.spec.arch_by_tier)[self.tier.label]
         self.model = build_model(
             arch, self.spec.n_classes, self.spec.in_channels,
             pretrained=self.spec.pretrained, seed=self.spec.seed + self.spec.index,
@@ -270,13 +377,20 @@ class Hospital:
         return Path(self.spec.checkpoint_dir) / f".fault_{safe}"
 
     def train_round(self, round_: int, epochs: int) -> RoundReport:
-        """Train ``epochs`` local epochs, then measure reliability and test probabilities."""
+        """Train ``epochs`` local epochs, then measure reliability and test probabilities.
+
+        Under a behaviour with ``total_epochs`` it trains only what is left of that budget; with
+        ``reported`` it reports those metrics (the measured ones stay in ``extra``).
+        """
         from chainlearn_ray.metrics import accuracy, reliability
         from chainlearn_ray.training import model_hash, predict_proba, train
 
         self._inject_fault(round_)
         self._ensure_model()
         started = time.perf_counter()
+        budget = self.behaviour.total_epochs
+        if budget is not None:
+            epochs = max(0, min(epochs, budget - self.epochs_trained))
         stats = train(
             self.model, self.x_train, self.y_train, epochs=epochs,
             batch_size=self.spec.batch_size, lr=self.spec.lr,
@@ -287,13 +401,19 @@ class Hospital:
         rel = reliability(val_probs, self.y_val)
         test_probs = predict_proba(self.model, self.x_test, device=self.spec.device)
         self.rounds_trained += 1
+        self.epochs_trained += epochs
         self._checkpoint()
+        conf_fixed, ece_fixed = int(rel.confidence_fixed), int(rel.ece_fixed)
+        extra: dict[str, Any] = {"epochs": epochs}
+        if self.behaviour.reported is not None:
+            extra.update(measured_confidence_fixed=conf_fixed, measured_ece_fixed=ece_fixed)
+            conf_fixed, ece_fixed = (int(v) for v in self.behaviour.reported)
         return RoundReport(
             hospital_id=self.spec.hospital_id,
             round=round_,
             model_hash=model_hash(self.model),
-            confidence_fixed=int(rel.confidence_fixed),
-            ece_fixed=int(rel.ece_fixed),
+            confidence_fixed=conf_fixed,
+            ece_fixed=ece_fixed,
             confidence=float(rel.confidence),
             ece=float(rel.ece),
             val_accuracy=float(accuracy(val_probs, self.y_val)),
@@ -303,6 +423,7 @@ class Hospital:
             compute_seconds=float(stats.compute_seconds),
             simulated_seconds=float(stats.simulated_seconds),
             final_loss=float(stats.final_loss),
+            extra=extra,
         )
 
     def sign_transaction(self, tx: dict[str, Any], model_hash: bytes, confidence: int,
@@ -336,6 +457,8 @@ class Hospital:
                 "tier": int(self.tier) if self.tier is not None else None,
                 "contract": self.contract,
                 "rounds_trained": self.rounds_trained,
+                "epochs_trained": self.epochs_trained,
+                "behaviour": asdict(self.behaviour),
                 "slowdown": getattr(self.throttle, "slowdown", None),
             },
             buf,
@@ -351,6 +474,13 @@ class Hospital:
         if path is None or not path.exists():
             return
         state = torch.load(path, map_location="cpu", weights_only=False)
+        if state.get("behaviour"):
+            raw = dict(state["behaviour"])
+            if raw.get("reported") is not None:
+                raw["reported"] = tuple(raw["reported"])
+            self.behaviour = Behaviour(**raw)
+            self._apply_fraction()
+        self.epochs_trained = int(state.get("epochs_trained", 0))
         self.contract = state.get("contract")
         if state.get("tier") is not None:
             self.tier = Tier(int(state["tier"]))

@@ -57,6 +57,8 @@ class CoordinatorActor:
         self.hosts: dict[str, Any] = {}
         self.addresses: dict[str, str] = {}
         self.tiers: dict[str, str] = {}
+        self.latest: dict[str, Any] = {}  # hospital -> its last submitted RoundReport
+        self.calldata: dict[int, dict[str, int]] = {}  # round -> hospital -> raw tx bytes
 
     # ------------------------------------------------------------------ setup
     def chain_info(self) -> dict[str, Any]:
@@ -79,17 +81,39 @@ class CoordinatorActor:
             self.addresses[ident["hospital_id"]] = ident["address"]
         return identities
 
-    def register_all(self, poc: dict[str, Any], concurrency: int) -> list[dict[str, Any]]:
+    def register_all(self, poc: dict[str, Any], concurrency: int, verify_claims: bool = True,
+                     claim_policy: str = "correct") -> list[dict[str, Any]]:
         """PoC on every hospital (``concurrency`` at a time), then sign and register each.
 
-        The tier registered is the tier the hospital's own signed benchmark measured.
+        Each hospital claims a tier with its benchmark record. With ``verify_claims`` the
+        coordinator checks the claim against the record (:func:`chainlearn_ray.methods.attacks.
+        verify_claim`: a claim the measured throughput does not support is corrected, or
+        refused under ``claim_policy="refuse"``), so the tier registered is the tier the
+        hospital's own benchmark measured. Without it every claim is accepted (no PoC).
         """
+        from chainlearn_ray.capacity import benchmark_hash
+        from chainlearn_ray.methods.attacks import verify_claim
+
         ids = list(self.hosts)
         results: dict[str, dict[str, Any]] = {}
         for start in range(0, len(ids), max(1, concurrency)):
             batch = ids[start:start + max(1, concurrency)]
             outs = ray.get([self.hosts[h].run_poc.remote(h, **poc) for h in batch])
             results.update(zip(batch, outs, strict=True))
+        for h, res in results.items():
+            res["claimed_tier"] = claimed = res["tier"]
+            if not verify_claims:
+                continue
+            tier = verify_claim(claimed, res["throughput"], res["steps"], res["batch_size"],
+                                res["bench_hash"], poc.get("weak_below", 100.0),
+                                poc.get("medium_below", 300.0),
+                                policy=claim_policy)  # type: ignore[arg-type]
+            if tier.label != claimed:
+                res["tier"] = tier.label
+                res["bench_hash"] = benchmark_hash(res["throughput"], res["steps"],
+                                                   res["batch_size"], tier)
+                logger.warning("%s claimed %s; its benchmark says %s: registered %s", h,
+                               claimed, tier.label, tier.label)
         sigs = ray.get([
             self.hosts[h].sign_registration.remote(
                 h, results[h]["tier"], results[h]["bench_hash"], self.client.chain_id,
@@ -148,6 +172,7 @@ class CoordinatorActor:
             h = refs[ref]
             try:
                 reports[h] = ray.get(ref)
+                self.latest.pop(h, None)
             except (RayActorError, RayTaskError, ChainlearnError) as exc:
                 status[h], errors[h] = FAILED, type(exc).__name__
                 logger.warning("hospital %s failed in round %d: %s", h, round_, exc)
@@ -165,6 +190,7 @@ class CoordinatorActor:
         t0 = time.perf_counter()
         submitted = self._submit(round_, {h: reports[h] for h in on_time}, status, errors)
         weights = {h: int(self.client.round_weight(round_, self.addresses[h])) for h in submitted}
+        self.latest.update({h: reports[h] for h in submitted})
         chain_seconds += time.perf_counter() - t0
 
         ensemble: dict[str, float] = {}
@@ -259,6 +285,7 @@ class CoordinatorActor:
                 status[h], errors[h] = FAILED, f"sign: {type(exc).__name__}"
                 logger.warning("hospital %s could not sign in round %d: %s", h, round_, exc)
         submitted: dict[str, int] = {}
+        self.calldata[round_] = {h: len(raw) for h, raw in raws.items()}
         for h, raw in raws.items():
             try:
                 result = self.client.send_raw(raw, "submitUpdate")
@@ -269,6 +296,46 @@ class CoordinatorActor:
             status[h] = ATTENDED
             submitted[h] = int(result.gas_used)
         return submitted
+
+    # ------------------------------------------------------------------ study support
+    def redeploy(self) -> dict[str, Any]:
+        """Deploy a fresh FLCoordinator on the same chain and forget every registration.
+
+        A study variant (another training of the same hospitals) then starts from an empty
+        contract, so nothing of an earlier variant's state reaches its weights. Returns
+        :meth:`chain_info` of the new deployment.
+        """
+        from chainlearn_ray.chain.client import FLCoordinatorClient
+
+        self.client = FLCoordinatorClient.deploy(self.conn)
+        self.tiers, self.latest, self.calldata = {}, {}, {}
+        return self.chain_info()
+
+    def weights_pure(self, inputs: list[tuple[int, int, int, int]]) -> list[int]:
+        """The contract's ``calculateWeightPure`` for each ``(tier, confidence, ece, rounds)``."""
+        return [int(self.client.weight_pure(t, c, e, r)) for t, c, e, r in inputs]
+
+    def hospital_records(self) -> list[dict[str, Any]]:
+        """Each registered hospital that submitted: its on-chain tier, last metrics and rounds
+        participated (``getHospitalInfo``), with its last model's validation accuracy and test
+        probabilities."""
+        out = []
+        for h in self.tiers:
+            rep = self.latest.get(h)
+            if rep is None:
+                continue
+            info = self.client.hospital_info(self.addresses[h])
+            out.append({
+                "hospital_id": h, "tier": info.tier.label,
+                "confidence_fixed": info.confidence, "ece_fixed": info.ece,
+                "rounds_participated": info.rounds_participated,
+                "val_accuracy": float(rep.val_accuracy), "test_probs": rep.test_probs,
+            })
+        return out
+
+    def calldata_lengths(self) -> dict[int, dict[str, int]]:
+        """round -> hospital -> bytes of its raw signed submitUpdate transaction."""
+        return {r: dict(v) for r, v in self.calldata.items()}
 
     def receipts(self) -> list[dict[str, Any]]:
         """Every transaction of the run as plain dicts."""

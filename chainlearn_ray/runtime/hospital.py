@@ -8,7 +8,14 @@ from typing import Any
 
 import ray
 
-from chainlearn_ray.hospital import EvalSplits, Hospital, HospitalSpec, RoundReport, TrainShard
+from chainlearn_ray.hospital import (
+    Behaviour,
+    EvalSplits,
+    Hospital,
+    HospitalSpec,
+    RoundReport,
+    TrainShard,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +54,10 @@ class HospitalActor:
                           contract: str) -> bytes:
         """The hospital's signature over its PoC statement on this deployment."""
         return self.hospitals[hospital_id].sign_registration(tier, bench_hash, chain_id, contract)
+
+    def reset(self, hospital_id: str, behaviour: Behaviour | None = None) -> dict[str, Any]:
+        """Make one hospital fresh for a new deployment (see ``Hospital.reset``)."""
+        return self.hospitals[hospital_id].reset(behaviour)
 
     def train_round(self, hospital_id: str, round_: int, epochs: int) -> RoundReport:
         """Local training plus reliability metrics and test probabilities."""
