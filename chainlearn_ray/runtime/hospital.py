@@ -67,3 +67,34 @@ class HospitalActor:
                          confidence: int, ece: int) -> bytes:
         """The hospital's own signature over its submitUpdate transaction."""
         return self.hospitals[hospital_id].sign_transaction(tx, model_hash, confidence, ece)
+
+    def baseline_setup(self, hospital_id: str, setup: Any, public: Any = None,
+                       pooled: Any = None) -> dict[str, Any]:
+        """Build a fresh baseline client from one hospital's data in its own slot (the
+        hospital's Ours model and state stay untouched); see ``runtime.baselines``."""
+        from chainlearn_ray.runtime.baselines import BaselineClient
+
+        client = BaselineClient.create(self.hospitals[hospital_id], setup, public, pooled)
+        self.__dict__.setdefault("baseline_clients", {})[client.client_id] = client
+        return client.describe()
+
+    def baseline_step(self, client_id: str, config: Any) -> Any:
+        """One phase of a baseline round on a baseline client (returns its ClientResult)."""
+        return self._baseline_client(client_id).step(config)
+
+    def baseline_predict(self, client_id: str, state: Any = None) -> Any:
+        """Test probabilities of a baseline client's model (or of ``state`` in a copy of it)."""
+        return self._baseline_client(client_id).predict_test(state)
+
+    def baseline_close(self, client_id: str) -> None:
+        """Drop a baseline client and its model."""
+        self.__dict__.get("baseline_clients", {}).pop(client_id, None)
+
+    def _baseline_client(self, client_id: str) -> Any:
+        from chainlearn_ray.errors import HospitalFailure
+
+        clients = self.__dict__.get("baseline_clients", {})
+        if client_id not in clients:
+            raise HospitalFailure(f"no baseline client {client_id!r} in this actor (a restarted "
+                                  "actor loses its baseline clients): rerun the baseline")
+        return clients[client_id]
