@@ -106,7 +106,7 @@ def test_missing_sections_and_study_errors(tmp_path: Path) -> None:
     del doc["sweep"]
     with pytest.raises(ConfigError, match="no sweep: section"):
         expand_sweep(doc, tmp_path)
-    with pytest.raises(ConfigError, match="study.methods"):
+    with pytest.raises(ConfigError, match=r"study\.methods"):
         expand_sweep({**_doc(), "study": {"methods": ["magic"]}}, tmp_path)
     with pytest.raises(ConfigError, match="does not exist"):
         load_sweep(tmp_path / "missing.yaml", tmp_path)
