@@ -12,7 +12,9 @@ from typing import Any, Final
 import yaml
 
 from chainlearn_ray.errors import ConfigError
+from chainlearn_ray.federation import RunKey
 from chainlearn_ray.methods import names
+from chainlearn_ray.results.schema import ALL
 
 logger = logging.getLogger(__name__)
 
@@ -178,3 +180,31 @@ def load_study(path: str | Path | None) -> StudyConfig:
         raise ConfigError(f"{p}: expected a mapping at the top level")
     logger.debug("study section of %s: %s", p, doc.get("study"))
     return study_from_dict(doc.get("study"))
+
+
+#: Prefix of the priced gas rows: ``cost_usd_<operation>``.
+COST_PREFIX: Final = "cost_usd_"
+
+
+def cost_rows(rows: list[dict[str, Any]], gas_price_gwei: float,
+              eth_price_usd: float) -> list[dict[str, Any]]:
+    """A ``cost_usd_<operation>`` row for every ``gas_<operation>`` row of ``rows``.
+
+    ``usd = gas * gwei * 1e-9 * eth_usd``; the other columns are the gas row's.
+    """
+    factor = gas_price_gwei * 1e-9 * eth_price_usd
+    return [
+        {**row, "metric": COST_PREFIX + row["metric"][len("gas_"):],
+         "value": float(row["value"]) * factor}
+        for row in rows if str(row["metric"]).startswith("gas_")
+    ]
+
+
+def budget_rows(key: RunKey, method: str, rounds: int, epochs: int) -> list[dict[str, Any]]:
+    """The training budget a method ran under: ``budget_rounds``, ``budget_epochs`` (local
+    epochs per round) and ``budget_total_epochs``, as round-0 rows of hospital ``"all"``."""
+    return [
+        names.result_row(key, method, 0, ALL, "", "budget_rounds", rounds),
+        names.result_row(key, method, 0, ALL, "", "budget_epochs", epochs),
+        names.result_row(key, method, 0, ALL, "", "budget_total_epochs", rounds * epochs),
+    ]
