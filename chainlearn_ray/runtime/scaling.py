@@ -140,6 +140,7 @@ class PlacementProbe:
         self.forward = forward
         self.placements: dict[str, Placement] = {}
         self.cluster: dict[str, float] = {}
+        self.nodes: dict[str, dict[str, float]] = {}
 
     def __call__(self, message: str) -> None:
         """Forward ``message``; on the first round's announcement, look the actors up."""
@@ -170,6 +171,8 @@ class PlacementProbe:
             logger.warning("no actor found for hospitals %s of run %s", missing, self.run_id)
         self.placements = found
         self.cluster = {k: float(v) for k, v in ray.cluster_resources().items()}
+        self.nodes = {str(n["NodeID"]): {k: float(v) for k, v in n["Resources"].items()}
+                      for n in ray.nodes() if n.get("Alive")}
         return found
 
     def groups(self) -> list[list[str]]:
