@@ -140,7 +140,9 @@ class BaselineClient:
             y = torch.tensor(np.asarray(pooled.y).reshape(-1), dtype=torch.long)
             tier, throttle = Tier.STRONG, None  # the pooled trainer is no simulated hospital
         else:
-            x, y = host.x_train, host.y_train.reshape(-1)
+            # the whole shard, whatever study variant (attack behaviour) the hospital is in
+            x = getattr(host, "_x_shard", host.x_train)
+            y = getattr(host, "_y_shard", host.y_train).reshape(-1)
             if setup.keep is not None:
                 rows = torch.as_tensor(np.asarray(setup.keep, dtype=np.int64))
                 x, y = x[rows], y[rows]
@@ -264,7 +266,7 @@ def run_baseline(fed: Federation, method: str, study: StudyConfig,
     try:
         facts = _gather(calls, fm.name)
         if fm.needs_initial_state:
-            init = build_model(fm.arch_for(Tier(facts[0]["tier"]), base.arch_by_tier),
+            init = build_model(fm.arch_for(Tier.parse(facts[0]["tier"]), base.arch_by_tier),
                                fed.data.n_classes, int(facts[0]["in_channels"]),
                                pretrained=cfg.train.pretrained, seed=cfg.seed)
             fm.initialize(init.state_dict())
