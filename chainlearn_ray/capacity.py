@@ -43,8 +43,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from eth_abi import encode as abi_encode
-from eth_account import Account
-from eth_account.messages import encode_defunct
 from eth_utils import keccak, to_checksum_address
 
 from chainlearn_ray.config import MEDIUM_BELOW, THROTTLE_MODES, WEAK_BELOW
@@ -117,10 +115,10 @@ def sign_poc(
 
     Returns the 65-byte ``r ‖ s ‖ v`` signature (low-s, as eth-account produces).
     """
-    account = Account.from_key(private_key)
-    digest = poc_digest(account.address, tier, bench_hash, chain_id, contract)
-    signed = Account.sign_message(encode_defunct(primitive=digest), private_key=private_key)
-    return bytes(signed.signature)
+    from chainlearn_ray.chain.signing import key_address, sign_digest
+
+    digest = poc_digest(key_address(private_key), tier, bench_hash, chain_id, contract)
+    return sign_digest(digest, private_key)
 
 
 # --------------------------------------------------------------------------- tiers

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from eth_account import Account
 from eth_utils import keccak
 
+from chainlearn_ray.chain.signing import key_address
 from chainlearn_ray.errors import ConfigError, HospitalFailure
 from chainlearn_ray.tiers import Tier
 
@@ -211,7 +211,7 @@ class Hospital:
         self.spec = spec
         set_determinism(spec.seed, spec.threads)
         self._key = derive_private_key(spec.seed, spec.index)
-        self.address: str = Account.from_key(self._key).address
+        self.address: str = key_address(self._key)
         self._x_shard = evals.to_tensor(shard.x)
         self._y_shard = torch.tensor(np.asarray(shard.y), dtype=torch.long)  # copy: read-only
         self.x_train, self.y_train = self._x_shard, self._y_shard

@@ -1,4 +1,4 @@
-"""Hospital-side transaction encoding and signing with eth-account only (no Web3 object)."""
+"""Hospital-side transaction encoding and signing (no Web3 object)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from eth_abi import encode as abi_encode
-from eth_account import Account
 from eth_utils import keccak, to_checksum_address
 
+from chainlearn_ray.chain.signing import sign_transaction_fields
 from chainlearn_ray.errors import ChainError, ConfigError
 from chainlearn_ray.tiers import ModelType
 
@@ -116,12 +116,12 @@ def sign_transaction(
     fields = dict(tx)
     fields["data"] = data
     fields.pop("from", None)
-    signed = Account.sign_transaction(fields, private_key)
-    return bytes(signed.raw_transaction)
+    return sign_transaction_fields(fields, private_key)
 
 
 def recover_sender(raw: bytes) -> tuple[str, int]:
     """The sender address and nonce of a signed raw transaction."""
+    from eth_account import Account
     from eth_account.typed_transactions import TypedTransaction
     from hexbytes import HexBytes
 
