@@ -223,8 +223,8 @@ def _members(fed: Federation, method: FederatedMethod, study: StudyConfig, base:
     return members, calls
 
 
-def run_baseline(fed: Federation, method: str, study: StudyConfig,
-                 key: RunKey) -> list[dict[str, Any]]:
+def run_baseline(fed: Federation, method: str, study: StudyConfig, key: RunKey, *,
+                 timings: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Run one baseline with its clients inside the federation's hospital actors.
 
     Each hospital gets a fresh model in a separate slot of its actor (Ours' models and state
@@ -242,6 +242,9 @@ def run_baseline(fed: Federation, method: str, study: StudyConfig,
         The baselines' settings (FedProx μ, FedMD public fraction / T / digest epochs and lr).
     key:
         Identifying columns; its ``method`` is replaced by ``method``.
+    timings:
+        When given, receives ``setup_seconds`` (fresh clients built in the actors) and
+        ``round_seconds`` (wall seconds of each round, evaluation included).
 
     Returns
     -------
@@ -263,8 +266,12 @@ def run_baseline(fed: Federation, method: str, study: StudyConfig,
     held: list[Any] = []  # object refs the actors still read from
     members, calls = _members(fed, fm, study, base, held)
     run_key = replace(key, method=fm.name)
+    clock = timings if timings is not None else {}
+    started = time.perf_counter()
     try:
         facts = _gather(calls, fm.name)
+        clock["setup_seconds"] = time.perf_counter() - started
+        clock["round_seconds"] = []
         if fm.needs_initial_state:
             init = build_model(fm.arch_for(Tier.parse(facts[0]["tier"]), base.arch_by_tier),
                                fed.data.n_classes, int(facts[0]["in_channels"]),
@@ -283,8 +290,9 @@ def run_baseline(fed: Federation, method: str, study: StudyConfig,
             probs = _predict(fm, members)
             metrics = headline_metrics(probs, y_test, fed.data.n_classes)
             rows.extend(ensemble_rows(run_key, fm.name, r, metrics))
+            clock["round_seconds"].append(time.perf_counter() - started)
             logger.info("%s round %d/%d: accuracy %.3f (%.2fs)", fm.name, r, n_rounds,
-                        metrics["accuracy"], time.perf_counter() - started)
+                        metrics["accuracy"], clock["round_seconds"][-1])
         rows.extend(fm.summary(run_key))
         return rows
     finally:
