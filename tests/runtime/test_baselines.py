@@ -15,7 +15,8 @@ from chainlearn_ray.errors import ConfigError
 from chainlearn_ray.federation import RunKey
 from chainlearn_ray.hospital import EvalSplits, Hospital, TrainShard
 from chainlearn_ray.methods.fed import TrainSettings
-from chainlearn_ray.methods.fedmd import split_public
+from chainlearn_ray.methods.fedavg import FedProx
+from chainlearn_ray.methods.fedmd import FedMD, split_public
 from chainlearn_ray.methods.local_driver import run_sequential
 from chainlearn_ray.models import build_model
 from chainlearn_ray.results.schema import COLUMNS, rows_to_frame
@@ -166,3 +167,15 @@ def test_baselines_leave_ours_untouched(baselines: Baselines) -> None:
         assert got.status == "submitted"
         assert (got.confidence, got.ece) == (report.confidence, report.ece)
 
+
+
+def test_methods_take_the_study_settings() -> None:
+    study = StudyConfig(fedprox_mu=0.05, fedmd_public_fraction=0.2, fedmd_temperature=2.0,
+                        fedmd_digest_epochs=1, fedmd_digest_lr=5e-4)
+    prox = make_method("fedprox", study)
+    assert isinstance(prox, FedProx) and prox.mu == 0.05
+    md = make_method("fedmd", study)
+    assert isinstance(md, FedMD)
+    assert (md.public_fraction, md.temperature, md.digest_epochs, md.digest_lr) == (
+        0.2, 2.0, 1, 5e-4)
+    assert make_method("centralized", study).schedule(3, 2) == (1, 6)
