@@ -178,7 +178,7 @@ def run_cell(cfg: RunConfig, study: StudyConfig, out_dir: str | Path, *,
         if posthoc:
             started = time.perf_counter()
             rows = _posthoc(fed, key, posthoc, cfg.train.rounds, data.test.labels,
-                            data.n_classes)
+                            data.n_classes, chain_rows=selected)
             for method in posthoc:
                 rows += budget_rows(key, method, cfg.train.rounds, cfg.train.epochs)
             frame = cell.done("posthoc", rows, started)
@@ -286,8 +286,12 @@ def _class_counts(fed: Federation, variant: Variant) -> np.ndarray:
 
 
 def _posthoc(fed: Federation, key: RunKey, methods: list[str], round_: int,
-             labels: np.ndarray, n_classes: int) -> list[dict[str, Any]]:
-    """Post-hoc rows on Ours' final models, every ablated weight from ``calculateWeightPure``."""
+             labels: np.ndarray, n_classes: int, *, chain_rows: bool) -> list[dict[str, Any]]:
+    """Post-hoc rows on Ours' final models, every ablated weight from ``calculateWeightPure``.
+
+    ``chain_rows``: add Ours' rows of the on-chain state the weights were computed from
+    (``chain_confidence``, ``chain_ece``, ``chain_rounds`` per hospital).
+    """
     raw = ray.get(fed.coordinator.hospital_records.remote())
     hardware = fed.hardware
     records = [HospitalRecord(
@@ -312,7 +316,7 @@ def _posthoc(fed: Federation, key: RunKey, methods: list[str], round_: int,
 
     rows = evaluate_posthoc(records, labels, n_classes, key=key, round_=round_,
                             methods=methods, weight_fn=chain_weight)
-    for r in records:  # the chain state the post-hoc weights were computed from
+    for r in records if chain_rows else []:
         for metric, value in (("chain_confidence", r.confidence_fixed),
                               ("chain_ece", r.ece_fixed),
                               ("chain_rounds", r.rounds_participated)):
