@@ -74,6 +74,7 @@ def main(args: argparse.Namespace) -> int:
     """Run the study, print the table, write the figure."""
     from chainlearn_ray.config import load_config
     from chainlearn_ray.results.scaling import (
+        chain_seconds_per_submission,
         format_scaling_table,
         read_scaling,
         save_scaling_figure,
@@ -103,6 +104,9 @@ def main(args: argparse.Namespace) -> int:
     # table and figure are recomputed from the file, as anyone analysing it later would
     frame = read_scaling(out)
     print(format_scaling_table(scaling_table(frame)))
+    slope = chain_seconds_per_submission(frame)
+    if slope is not None:
+        print(f"coordinator chain time per extra submission (slope over N): {1000 * slope:.1f} ms")
     paths = save_scaling_figure(frame, out)
     print(f"results: {out / 'scaling.parquet'}  figure: {', '.join(map(str, paths))}",
           file=sys.stderr)

@@ -189,6 +189,24 @@ def scaling_table(frame: pd.DataFrame) -> pd.DataFrame:
     return table.join(counted).sort_index()
 
 
+def chain_seconds_per_submission(frame: pd.DataFrame) -> float | None:
+    """Marginal coordinator chain time of one more submission: the least-squares slope of a
+    round's chain time against its submissions over every round of every N (None: too few).
+
+    ``chain_ms_per_submission`` also spreads the fixed per-round transactions (start, ensemble
+    record) over the submissions; the slope is what each extra hospital adds.
+    """
+    wide = frame[frame["round"] > 0].pivot_table(
+        index=["n_hospitals", "round"], columns="metric", values="value")
+    if not {"chain_s", "participants"} <= set(wide.columns):
+        return None
+    pts = wide[["participants", "chain_s"]].dropna()
+    if pts.participants.nunique() < 2:
+        return None
+    slope = np.polyfit(pts.participants.to_numpy(float), pts.chain_s.to_numpy(float), 1)[0]
+    return float(slope)
+
+
 def format_scaling_table(table: pd.DataFrame) -> str:
     """The table as aligned text (round metrics are means over the rounds)."""
     cols = [m for m in TABLE if m in table.columns]

@@ -14,6 +14,7 @@ from chainlearn_ray.federation import ABSENT, ATTENDED, HospitalRound, RoundOutc
 from chainlearn_ray.results.scaling import (
     ROUND_METRICS,
     RUN_METRICS,
+    chain_seconds_per_submission,
     format_scaling_table,
     read_scaling,
     round_cost,
@@ -113,3 +114,14 @@ def test_figure_is_written_as_pdf_and_png(tmp_path: Path) -> None:
     assert paths[1].read_bytes().startswith(b"\x89PNG")
     with pytest.raises(DataError):
         save_scaling_figure(scaling_frame([]), tmp_path)
+
+
+def test_chain_slope_separates_fixed_from_per_submission_time() -> None:
+    rows = []
+    for n in (3, 6, 12):
+        o = _round()
+        o.participants, o.chain_seconds = n, 0.2 + 0.04 * n  # 200 ms fixed + 40 ms each
+        rows += scaling_rows(n, [o], [], peak_memory=0, timings={})
+    frame = scaling_frame(rows)
+    assert chain_seconds_per_submission(frame) == pytest.approx(0.04)
+    assert chain_seconds_per_submission(frame[frame.n_hospitals == 3]) is None
