@@ -15,42 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-
-def _used_memory_bytes() -> int:
-    info = {}
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        name, value = line.split(":", 1)
-        info[name] = int(value.split()[0]) * 1024
-    return info["MemTotal"] - info["MemAvailable"]
-
-
-class MemorySampler:
-    """Peak system memory in use (MemTotal - MemAvailable) above the starting level."""
-
-    def __init__(self, every: float = 0.2) -> None:
-        self.every, self.base, self.peak = every, _used_memory_bytes(), 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, _used_memory_bytes() - self.base)
-            self._stop.wait(self.every)
-
-    def __enter__(self) -> MemorySampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._stop.set()
-        self._thread.join()
+from chainlearn_ray.runtime.scaling import MemorySampler
 
 
 def plain_loop(args: argparse.Namespace) -> dict[str, Any]:
