@@ -1,0 +1,102 @@
+"""Fan an experiment grid (datasets × non-IID levels × seeds) out over Ray Tune into Parquet.
+
+Each (dataset, α, seed) cell is one Tune trial that runs every method of the file's ``study:``
+section; finished cells land atomically in ``OUT/results/dataset=<name>/<cell>.parquet``.
+Re-running skips finished cells; read the results with ``chainlearn stats OUT`` and
+``chainlearn figures OUT``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Flags of ``chainlearn sweep``."""
+    p.add_argument("config", help="experiment YAML with a sweep: section (experiments/quick.yaml)")
+    p.add_argument("--out", default=None, help="sweep folder (default runs/sweep-<name>)")
+    p.add_argument("--data-dir", help="folder of the real MedMNIST files (default: "
+                   "$CHAINLEARN_DATA, else the file's data.data_dir)")
+    p.add_argument("--address", help="Ray address: 'auto' joins a running `ray start` cluster")
+    p.add_argument("--max-concurrent", type=int,
+                   help="trials at once (default: as many as fit the cluster)")
+    p.add_argument("--no-resume", action="store_true",
+                   help="rerun every cell, also those already finished in --out")
+    p.add_argument("--retries", type=int, default=1,
+                   help="retries of a failed trial (default 1)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the cells and the resources of each trial, run nothing")
+    p.add_argument("-q", "--quiet", action="store_true", help="only the final summary")
+
+
+def _out_dir(args: argparse.Namespace) -> Path:
+    if args.out:
+        return Path(args.out)
+    import yaml
+
+    try:
+        doc = yaml.safe_load(Path(args.config).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        doc = {}
+    name = doc.get("name", Path(args.config).stem) if isinstance(doc, dict) else "sweep"
+    return Path("runs") / f"sweep-{name}"
+
+
+def dry_run(args: argparse.Namespace, out: Path) -> int:
+    """Print the cells and the per-trial resource request without starting any trial."""
+    import ray
+
+    from chainlearn_ray.results.store import finished_cells
+    from chainlearn_ray.runtime.cluster import ensure_ray
+    from chainlearn_ray.runtime.sweep import _describe, plan_trials, prepare_sweep
+
+    plan = prepare_sweep(args.config, out, data_dir=args.data_dir)
+    done = finished_cells(out) if not args.no_resume else set()
+    print(f"sweep {plan.name}: {len(plan.cells)} cells ({len(plan.grid.datasets)} datasets × "
+          f"{len(plan.grid.alphas)} levels × {len(plan.grid.seeds)} seeds) -> {out}")
+    print(f"study: methods {', '.join(plan.study.methods)}; attacks "
+          f"{', '.join(plan.study.attacks) or 'none'}")
+    for cell in plan.cells:
+        cfg = cell.config
+        archs = "/".join(cfg.tiers[t].arch for t in ("weak", "medium", "strong"))
+        mark = "finished" if cell.name in done else "to run"
+        print(f"  {cell.name:<36} alpha {cell.alpha:<4g} hospitals {cfg.n_hospitals} "
+              f"arch {archs} size {cfg.data.resize or cfg.data.size} "
+              f"rounds {cfg.train.rounds}x{cfg.train.epochs}  [{mark}]")
+    started = ensure_ray(args.address)
+    try:
+        k, _configs, bundles = plan_trials(plan, list(plan.cells),
+                                           args.max_concurrent or plan.grid.max_concurrent)
+    finally:
+        if started:
+            ray.shutdown()
+    print(f"{k} trial(s) at once on this cluster; per-trial placement group (trial process "
+          "first, then coordinator and hospital actors):")
+    seen: set[str] = set()
+    for name, b in bundles.items():
+        text = _describe(b)
+        if text not in seen:
+            seen.add(text)
+            print(f"  {name}: {text}\n    bundles {b}")
+    return 0
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run (or, with --dry-run, plan) the sweep and print its summary."""
+    out = _out_dir(args)
+    if args.dry_run:
+        return dry_run(args, out)
+    from chainlearn_ray.runtime.sweep import run_sweep
+
+    say = (lambda _m: None) if args.quiet else (lambda m: print(m, flush=True))
+    summary = run_sweep(args.config, out, address=args.address,
+                        max_concurrent=args.max_concurrent, resume=not args.no_resume,
+                        retries=args.retries, progress=say, data_dir=args.data_dir)
+    print(summary.render())
+    if summary.interrupted:
+        print("chainlearn sweep: interrupted; finished cells are kept, run it again to resume",
+              file=sys.stderr)
+        return 130
+    return 1 if summary.count("failed") else 0

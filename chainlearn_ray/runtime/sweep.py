@@ -1,0 +1,466 @@
+"""Sweeps on Ray Tune: one trial per (dataset, α, seed) cell, results into one Parquet dataset."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import ray
+from ray import tune
+
+from chainlearn_ray.config import RunConfig, replace
+from chainlearn_ray.errors import ChainlearnError, ConfigError, ResourceError
+from chainlearn_ray.results.manifest import build_manifest
+from chainlearn_ray.results.store import (
+    SWEEP_RESULTS,
+    append_cell,
+    finished_cells,
+    write_json_atomic,
+)
+from chainlearn_ray.runtime.cluster import ensure_ray, plan_for
+from chainlearn_ray.study import StudyConfig
+from chainlearn_ray.sweep import SYNTHETIC_FOLDER, Cell, SweepPlan, load_sweep, write_synthetic_data
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+
+#: The sweep's own manifest inside the sweep folder.
+SWEEP_MANIFEST = "sweep_manifest.json"
+#: Per-cell work folders (checkpoints, the cell's own results) and manifests.
+CELLS_FOLDER = "cells"
+_UNIT = 10_000
+
+
+class SweepFault(ChainlearnError):
+    """An injected trial failure (``sweep.faults``): chaos testing of retries."""
+
+
+@dataclass
+class CellOutcome:
+    """What happened to one cell in this invocation."""
+
+    name: str
+    dataset: str
+    alpha: float
+    seed: int
+    status: str  # finished | skipped | failed | pending
+    seconds: float | None = None
+    attempts: int = 0
+    error: str | None = None
+
+
+@dataclass
+class SweepSummary:
+    """Result of :func:`run_sweep`: where the results are and what each cell did."""
+
+    out_dir: Path
+    name: str
+    cells: list[CellOutcome]
+    seconds: float
+    max_concurrent: int
+    trial_bundles: dict[str, list[dict[str, float]]] = field(default_factory=dict)
+    interrupted: bool = False
+
+    def count(self, status: str) -> int:
+        """Number of cells with ``status``."""
+        return sum(c.status == status for c in self.cells)
+
+    @property
+    def results_dir(self) -> Path:
+        """The Parquet dataset (partitioned by dataset)."""
+        return self.out_dir / SWEEP_RESULTS
+
+    def render(self) -> str:
+        """The end-of-sweep summary lines."""
+        lines = [
+            f"Sweep {self.name}: {self.count('finished')} cells done, {self.count('skipped')} "
+            f"skipped (already finished), {self.count('failed')} failed, "
+            f"{self.count('pending')} not run, in {self.seconds:.1f}s"
+            + (" (interrupted)" if self.interrupted else ""),
+        ]
+        for c in self.cells:
+            if c.status == "failed":
+                lines.append(f"  failed {c.name} after {c.attempts} attempt(s): {c.error}")
+        lines.append(f"results: {self.results_dir} (manifest {self.out_dir / SWEEP_MANIFEST})")
+        lines.append(f"next: chainlearn stats {self.out_dir}   chainlearn figures {self.out_dir}")
+        return "\n".join(lines)
+
+
+@ray.remote(num_cpus=0)
+class _ResultSink:
+    """Lives on the driver's node: counts attempts and writes each finished cell atomically."""
+
+    def __init__(self, out_dir: str) -> None:
+        self.out = Path(out_dir)
+        self.attempts: dict[str, int] = {}
+
+    def begin(self, name: str) -> int:
+        self.attempts[name] = self.attempts.get(name, 0) + 1
+        return self.attempts[name]
+
+    def store(self, frame: pd.DataFrame, dataset: str, name: str,
+              manifest: dict[str, Any] | None) -> str:
+        if manifest is not None:
+            write_json_atomic(manifest, self.out / CELLS_FOLDER / f"{name}.json")
+        return str(append_cell(frame, self.out, dataset, name))
+
+    def attempt_counts(self) -> dict[str, int]:
+        return dict(self.attempts)
+
+
+def _run_cell(cfg: RunConfig, study: StudyConfig, work: Path, say: Progress) -> pd.DataFrame:
+    """Every method of one cell (the study engine's cell runner)."""
+    from chainlearn_ray.runtime.study import run_cell
+
+    return run_cell(cfg, study, work, progress=say)
+
+
+def _trial(config: dict[str, Any], *, cells: Mapping[str, Cell], study: StudyConfig,
+           out_dir: str, sink: Any, faults: tuple[str, ...]) -> None:
+    """Tune function trainable: run one cell and hand its rows to the sink."""
+    name = config["cell"]
+    cell = cells[name]
+    attempt = ray.get(sink.begin.remote(name))
+    t0 = time.perf_counter()
+    if f"{name}:raise" in faults and attempt == 1:
+        raise SweepFault(f"injected failure of cell {name} (attempt {attempt})")
+    work = Path(out_dir) / CELLS_FOLDER / name
+    frame = _run_cell(cell.config, study, work, lambda m: logger.info("%s: %s", name, m))
+    manifest_file = work / "manifest.json"
+    manifest = None
+    if manifest_file.is_file():
+        import json
+
+        manifest = json.loads(manifest_file.read_text())
+    ray.get(sink.store.remote(frame, cell.dataset, name, manifest))
+    tune.report({"rows": len(frame), "cell_seconds": time.perf_counter() - t0,
+                 "attempt": attempt})
+
+
+def _floor(value: float) -> float:
+    return max(1, math.floor(value * _UNIT)) / _UNIT if value > 0 else 0.0
+
+
+def fit_cell(cfg: RunConfig, budget_cpus: float, trial_cpus: float
+             ) -> tuple[RunConfig, list[dict[str, float]]]:
+    """Scale a cell's CPUs into a trial's budget; returns the config and its bundles.
+
+    The trial's own process takes ``trial_cpus``; the coordinator and hospital actors share the
+    rest (their ``num_cpus`` scaled down by one factor when they ask for more). The config
+    carries the scaled values, so the plan made inside the trial asks for exactly what the
+    bundles hold: the trial process's bundle, then one bundle pooling every actor.
+
+    Raises
+    ------
+    ResourceError
+        When the budget cannot hold the trial process and the actors.
+    """
+    room = budget_cpus - trial_cpus
+    if room <= 0:
+        raise ResourceError(f"a trial may use {budget_cpus:g} CPUs, less than its own process's "
+                            f"{trial_cpus:g}: lower sweep.trial_cpus or --max-concurrent")
+    first = plan_for(cfg)
+    requested = first.total_demand().get("CPU", 0.0) / first.cpu_scale
+    scale = min(1.0, room / requested) if requested > 0 else 1.0
+    if scale < 1.0:
+        tiers = {label: dataclasses.replace(t, num_cpus=_floor(t.num_cpus * scale))
+                 for label, t in cfg.tiers.items()}
+        runtime = dataclasses.replace(
+            cfg.runtime, coordinator_cpus=_floor(cfg.runtime.coordinator_cpus * scale))
+        cfg = replace(cfg, tiers=tiers, runtime=runtime)
+    pooled = _pooled(plan_for(cfg))
+    bundles = [{"CPU": trial_cpus}, pooled]
+    total = trial_cpus + pooled.get("CPU", 0.0)
+    if total > budget_cpus + 1e-6:
+        raise ResourceError(
+            f"cell {cfg.data.dataset} seed {cfg.seed}: its actors and the trial need {total:g} "
+            f"CPUs but a trial may use {budget_cpus:g}: lower --max-concurrent, or run fewer "
+            "hospitals per cell")
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    if nodes and not any(all(float(n.get(k, 0.0)) + 1e-6 >= v for k, v in pooled.items())
+                         for n in nodes):
+        raise ResourceError(
+            f"the actors of one trial ({cfg.n_hospitals} hospitals + coordinator) need {pooled} "
+            "on one node, and no node has that much: lower the tiers' num_cpus / num_gpus or "
+            "use fewer hospitals per cell")
+    return cfg, bundles
+
+
+def _pooled(plan: Any) -> dict[str, float]:
+    """One bundle holding every actor of a trial.
+
+    Actors created inside a trial are captured by its placement group, and Ray puts each into
+    whichever bundle has room; with one bundle per actor a small actor can take a large one's
+    bundle and leave the large one waiting forever, so the actors share one pooled bundle.
+    """
+    pooled = {k: v for k, v in plan.total_demand().items() if v > 0}
+    gpus = pooled.get("GPU", 0.0)
+    if gpus > 1 and not float(gpus).is_integer():
+        pooled["GPU"] = float(math.ceil(gpus))
+    return pooled
+
+
+def _demand(cfg: RunConfig, trial_cpus: float) -> dict[str, float]:
+    plan = plan_for(cfg)
+    need = dict(plan.total_demand())
+    need["CPU"] = need.get("CPU", 0.0) / plan.cpu_scale + trial_cpus
+    return need
+
+
+def plan_trials(plan: SweepPlan, cells: list[Cell], max_concurrent: int | None
+                ) -> tuple[int, dict[str, RunConfig], dict[str, list[dict[str, float]]]]:
+    """Concurrency and per-trial configs and bundles on the connected cluster.
+
+    Default concurrency: as many trials as fit the cluster at their requested resources (at
+    least 1; one trial on a small machine then time-shares its CPUs). A given
+    ``max_concurrent`` splits the CPUs evenly; GPUs and custom resources must fit as asked.
+    """
+    cluster = {k: float(v) for k, v in ray.cluster_resources().items()}
+    cpus = cluster.get("CPU", 0.0)
+    trial_cpus = plan.grid.trial_cpus
+    if not cells:
+        return max_concurrent or 1, {}, {}
+    demands = [_demand(c.config, trial_cpus) for c in cells]
+    limits: dict[str, int] = {}
+    for key in {k for d in demands for k in d}:
+        most = max(d.get(key, 0.0) for d in demands)
+        if most > 0:
+            limits[key] = math.floor(cluster.get(key, 0.0) / most + 1e-9)
+    hard = min([v for k, v in limits.items() if k != "CPU"], default=len(cells))
+    if hard < 1:
+        raise ResourceError("one trial needs more GPUs or custom resources than the cluster has "
+                            f"(needs {demands[0]}, cluster {cluster}): add nodes or lower "
+                            "the tiers' num_gpus / resources")
+    if max_concurrent is None:
+        max_concurrent = max(1, min(limits.get("CPU", 1), hard, len(cells)))
+    elif max_concurrent > hard:
+        raise ResourceError(f"--max-concurrent {max_concurrent}: only {hard} trials fit the "
+                            "cluster's GPUs / custom resources at once; lower it")
+    budget = cpus / max_concurrent
+    configs: dict[str, RunConfig] = {}
+    bundles: dict[str, list[dict[str, float]]] = {}
+    for cell in cells:
+        configs[cell.name], bundles[cell.name] = fit_cell(cell.config, budget, trial_cpus)
+    return max_concurrent, configs, bundles
+
+
+class _ProgressLines(tune.Callback):
+    """Tune callback printing one line per trial event."""
+
+    def __init__(self, say: Progress, total: int) -> None:
+        self.say, self.total, self.done = say, total, 0
+        self.started: dict[str, float] = {}
+
+    def _name(self, trial: Any) -> str:
+        return str(trial.config.get("cell", trial.trial_id))
+
+    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self.started[self._name(trial)] = time.perf_counter()
+        self.say(f"[{self.done}/{self.total}] started {self._name(trial)}")
+
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any,
+                          **info: Any) -> None:
+        self.done += 1
+        spent = time.perf_counter() - self.started.get(self._name(trial), time.perf_counter())
+        rows = (trial.last_result or {}).get("rows", "?")
+        self.say(f"[{self.done}/{self.total}] done {self._name(trial)} in {spent:.1f}s "
+                 f"({rows} rows)")
+
+    def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any,
+                         **info: Any) -> None:
+        self.say(f"[{self.done}/{self.total}] {self._name(trial)} failed; retrying")
+
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self.done += 1
+        self.say(f"[{self.done}/{self.total}] FAILED {self._name(trial)}")
+
+
+def _error_text(error: BaseException | None) -> str | None:
+    if error is None:
+        return None
+    text = str(error).strip().splitlines()
+    tail = [line for line in text if line.strip()][-1:] if text else []
+    return (tail[0] if tail else type(error).__name__)[:500]
+
+
+def _previous(out: Path) -> dict[str, Any]:
+    import json
+
+    try:
+        return dict(json.loads((out / SWEEP_MANIFEST).read_text()).get("cells", {}))
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_manifest(out: Path, plan: SweepPlan, summary: SweepSummary, status: str) -> None:
+    cells = _previous(out)
+    for c in summary.cells:
+        entry = dict(cells.get(c.name, {}))
+        entry.update(dataset=c.dataset, alpha=c.alpha, seed=c.seed)
+        if c.status != "skipped":
+            entry.update(status=c.status, seconds=c.seconds, attempts=c.attempts, error=c.error)
+        else:
+            entry.setdefault("status", "finished")
+        cells[c.name] = entry
+    on_disk = finished_cells(out)
+    for name, entry in cells.items():
+        if name in on_disk:
+            entry["status"] = "finished"
+    manifest = build_manifest(
+        {k: v for k, v in plan.document.items() if k not in ("sweep", "study")},
+        sweep=plan.grid.to_dict(), study=plan.study.to_dict(), source=plan.source,
+        name=plan.name, status=status, max_concurrent=summary.max_concurrent,
+        trial_bundles=summary.trial_bundles, seconds=summary.seconds, cells=cells,
+        finished=sorted(n for n, e in cells.items() if e.get("status") == "finished"),
+        failed=sorted(n for n, e in cells.items() if e.get("status") == "failed"),
+    )
+    write_json_atomic(manifest, out / SWEEP_MANIFEST)
+
+
+def prepare_sweep(path_or_plan: str | Path | SweepPlan, out_dir: str | Path, *,
+                  data_dir: str | Path | None = None) -> SweepPlan:
+    """Load (or take) the plan of a sweep whose folder is ``out_dir``."""
+    if isinstance(path_or_plan, SweepPlan):
+        return path_or_plan
+    return load_sweep(path_or_plan, Path(out_dir) / SYNTHETIC_FOLDER, data_dir=data_dir)
+
+
+def run_sweep(path_or_config: str | Path | SweepPlan, out_dir: str | Path, *,
+              address: str | None = None, max_concurrent: int | None = None,
+              resume: bool = True, retries: int = 1, progress: Progress | None = None,
+              data_dir: str | Path | None = None) -> SweepSummary:
+    """Run every cell of a sweep as a Ray Tune trial; results land in one Parquet dataset.
+
+    Parameters
+    ----------
+    path_or_config:
+        Experiment YAML file with a ``sweep:`` section, or an expanded :class:`SweepPlan`.
+    out_dir:
+        Sweep folder: ``results/dataset=<name>/<cell>.parquet`` (written atomically when a cell
+        finishes), ``sweep_manifest.json``, ``cells/`` (per-cell work folders and manifests),
+        ``data/`` (synthetic datasets) and ``tune/`` (Tune's experiment state).
+    address:
+        Ray address (``"auto"`` joins a running cluster); ignored when Ray is already up.
+    max_concurrent:
+        Trials at once (default: ``sweep.max_concurrent``, else as many as fit the cluster).
+    resume:
+        Skip cells whose results are already in ``out_dir`` (``False`` reruns them all).
+    retries:
+        How many times a failed trial is retried (Tune ``FailureConfig.max_failures``).
+    progress:
+        Receives one line per trial event (default: discard).
+    data_dir:
+        Folder of real MedMNIST files (overrides ``$CHAINLEARN_DATA`` and the file).
+
+    Returns
+    -------
+    SweepSummary
+    """
+    say = progress or (lambda _m: None)
+    if retries < 0:
+        raise ConfigError(f"--retries must be >= 0, got {retries}")
+    t0 = time.perf_counter()
+    out = Path(out_dir).resolve()
+    plan = prepare_sweep(path_or_config, out, data_dir=data_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_synthetic_data(plan)
+    done_before = finished_cells(out) if resume else set()
+    todo = [c for c in plan.cells if c.name not in done_before]
+    outcomes = {c.name: CellOutcome(c.name, c.dataset, c.alpha, c.seed,
+                                    "skipped" if c.name in done_before else "pending")
+                for c in plan.cells}
+    say(f"sweep {plan.name}: {len(plan.cells)} cells, {len(plan.cells) - len(todo)} already "
+        f"finished, {len(todo)} to run -> {out}")
+    started_ray = ensure_ray(address) if todo else False
+    summary = SweepSummary(out, plan.name, list(outcomes.values()), 0.0,
+                           max_concurrent or plan.grid.max_concurrent or 1)
+    interrupted = False
+    try:
+        if todo:
+            k, configs, bundles = plan_trials(plan, todo, max_concurrent or
+                                              plan.grid.max_concurrent)
+            summary.max_concurrent, summary.trial_bundles = k, bundles
+            say(f"{k} trial(s) at once; per trial: {_describe(bundles[todo[0].name])}")
+            interrupted = _tune(plan, todo, configs, bundles, k, retries, out, outcomes, say)
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
+    finally:
+        on_disk = finished_cells(out)
+        for c in todo:
+            o = outcomes[c.name]
+            if c.name in on_disk and o.status != "failed":
+                o.status = "finished"
+        summary.cells = list(outcomes.values())
+        summary.seconds = time.perf_counter() - t0
+        summary.interrupted = interrupted
+        _write_manifest(out, plan, summary, "interrupted" if interrupted else "complete")
+        if started_ray:
+            ray.shutdown()
+    return summary
+
+
+def _describe(bundles: list[dict[str, float]]) -> str:
+    total: dict[str, float] = {}
+    for b in bundles:
+        for k, v in b.items():
+            total[k] = total.get(k, 0.0) + v
+    parts = ", ".join(f"{k} {v:g}" for k, v in sorted(total.items()))
+    return f"{len(bundles)} bundles ({parts}; trial process {bundles[0]})"
+
+
+def _tune(plan: SweepPlan, todo: list[Cell], configs: dict[str, RunConfig],
+          bundles: dict[str, list[dict[str, float]]], k: int, retries: int, out: Path,
+          outcomes: dict[str, CellOutcome], say: Progress) -> bool:
+    """Run the trials; fills ``outcomes``; returns True when Tune was interrupted."""
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    node = ray.get_runtime_context().get_node_id()
+    sink = _ResultSink.options(  # type: ignore[attr-defined]
+        scheduling_strategy=ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(
+            node, soft=False)).remote(str(out))
+    cells = {c.name: dataclasses.replace(c, config=configs[c.name]) for c in todo}
+    factories = {n: tune.PlacementGroupFactory(b, strategy="PACK") for n, b in bundles.items()}
+    trainable = tune.with_resources(
+        tune.with_parameters(_trial, cells=cells, study=plan.study, out_dir=str(out), sink=sink,
+                             faults=plan.grid.faults),
+        lambda spec: factories[spec["cell"]],
+    )
+    tuner = tune.Tuner(
+        trainable,
+        param_space={"cell": tune.grid_search([c.name for c in todo])},
+        tune_config=tune.TuneConfig(max_concurrent_trials=k, reuse_actors=False),
+        run_config=tune.RunConfig(
+            name=f"{plan.name}-{time.strftime('%Y%m%d-%H%M%S')}",
+            storage_path=str(out / "tune"),
+            failure_config=tune.FailureConfig(max_failures=retries),
+            verbose=0, callbacks=[_ProgressLines(say, len(todo))],
+        ),
+    )
+    try:
+        grid = tuner.fit()
+        attempts = ray.get(sink.attempt_counts.remote())
+        for i in range(len(grid)):
+            result = grid[i]
+            name = (result.config or {}).get("cell")
+            if name not in outcomes:
+                continue
+            o = outcomes[name]
+            o.attempts = attempts.get(name, 0)
+            metrics = result.metrics or {}
+            o.seconds = metrics.get("cell_seconds")
+            if result.error is not None:
+                o.status, o.error = "failed", _error_text(result.error)
+        # a cell neither stored nor failed was stopped by Ctrl-C (Tune returns early then)
+        on_disk = finished_cells(out)
+        return any(n not in on_disk and outcomes[n].error is None for n in cells)
+    finally:
+        ray.kill(sink)
