@@ -153,10 +153,16 @@ class ResourcePlan:
     gpu_memory_gb: float | None
     #: Tier label -> hospitals hosted by each actor process of that tier (1 when not packed).
     per_actor: Mapping[str, int] = field(default_factory=dict)
+    #: When > 0: CPU-only hospitals of every tier share this many processes (mixed packing),
+    #: each asking for ``mixed_cpus`` CPUs; ``tiers`` then describes one hospital each.
+    mixed_processes: int = 0
+    mixed_cpus: float = 0.0
 
     @property
     def hospitals(self) -> int:
         """Total number of hospital actors (processes)."""
+        if self.mixed_processes:
+            return self.mixed_processes
         return sum(t.count for t in self.tiers.values())
 
     @property
@@ -188,6 +194,8 @@ class ResourcePlan:
     def bundles(self) -> list[dict[str, float]]:
         """One resource bundle per actor (coordinator first), e.g. for a placement group."""
         out: list[dict[str, float]] = [{"CPU": self.coordinator_cpus}]
+        if self.mixed_processes:
+            return out + [{"CPU": self.mixed_cpus} for _ in range(self.mixed_processes)]
         for plan in self.tiers.values():
             bundle = {"CPU": plan.num_cpus, "GPU": plan.num_gpus, **plan.custom}
             bundle = {k: v for k, v in bundle.items() if v > 0}
@@ -197,6 +205,9 @@ class ResourcePlan:
     def total_demand(self) -> dict[str, float]:
         """Sum of every actor's demand per resource (what must fit the cluster)."""
         units: Counter[str] = Counter({"CPU": _units(self.coordinator_cpus)})
+        if self.mixed_processes:
+            units["CPU"] += self.mixed_processes * _units(self.mixed_cpus)
+            return {k: _value(v) for k, v in units.items()}
         for plan in self.tiers.values():
             units["CPU"] += plan.count * _units(plan.num_cpus)
             units["GPU"] += plan.count * _units(plan.num_gpus)
@@ -218,12 +229,15 @@ class ResourcePlan:
         packed = {t: k for t, k in self.per_actor.items() if k > 1}
         widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
         lines = [
-            f"Resource plan: {self.hospitals} hospitals + 1 coordinator on a cluster with "
+            f"Resource plan: {self.hospitals} hospital actors + 1 coordinator on a cluster with "
             f"{_fmt(self.cluster_cpus)} CPUs and {self.cluster_gpus} GPUs (device {self.device})"
         ]
         lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
                   for r in rows]
-        if packed:
+        if self.mixed_processes:
+            lines.append(f"Hospitals share {self.mixed_processes} actor processes of "
+                         f"{_fmt(self.mixed_cpus)} CPUs each (balanced by training cost)")
+        elif packed:
             lines.append("Hospitals per actor process (resources above are per process): "
                          + ", ".join(f"{t} {k}" for t, k in packed.items()))
         if self.cpu_scale < 1:
@@ -267,6 +281,38 @@ def auto_packing(counts: Mapping[str, int], cpus: float) -> dict[str, int]:
         procs = min(n, max(1, round(slots * n / total)))
         out[tier] = -(-n // procs)
     return out
+
+
+#: Approximate multiply-accumulates per 28 px sample (millions), for balancing packed actors.
+_ARCH_MACS: dict[str, float] = {
+    "mobilenet_v3_small": 0.9, "efficientnet_b0": 6.1, "resnet50": 64.0,
+}
+
+
+def arch_cost(arch: str) -> float:
+    """Relative training cost of one sample of ``arch`` (only ratios matter)."""
+    name, _, width = arch.partition(":")
+    if name == "tiny_cnn":
+        w = int(width) if width.isdigit() else 16
+        return 7056e-6 * (w * w + w)
+    return _ARCH_MACS.get(name, 1.0)
+
+
+def balance(costs: Mapping[str, float], processes: int) -> list[list[str]]:
+    """Split items into ``processes`` groups of near-equal total cost (longest first).
+
+    Deterministic: ties break on the item name. Groups keep the items' natural order.
+    """
+    if processes < 1:
+        raise ConfigError("need at least one process")
+    loads = [0.0] * min(processes, max(1, len(costs)))
+    groups: list[list[str]] = [[] for _ in loads]
+    for name in sorted(costs, key=lambda k: (-costs[k], k)):
+        i = min(range(len(loads)), key=lambda j: (loads[j], j))
+        loads[i] += costs[name]
+        groups[i].append(name)
+    order = {name: i for i, name in enumerate(sorted(costs))}
+    return [sorted(g, key=order.__getitem__) for g in groups if g]
 
 
 def _tier_order(names: Sequence[str]) -> list[str]:

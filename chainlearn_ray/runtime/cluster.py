@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 from typing import Any
 
@@ -44,17 +45,8 @@ def ensure_ray(address: str | None = None, *, num_cpus: int | None = None,
     return True
 
 
-def packing_for(cfg: RunConfig) -> dict[str, int]:
-    """Hospitals per actor process, per tier, on the connected cluster."""
-    per = cfg.runtime.hospitals_per_actor
-    if per == "auto":
-        return auto_packing(cfg.hospitals, float(ray.cluster_resources().get("CPU", 1.0)))
-    return {label: int(per) for label in cfg.hospitals}
-
-
-def plan_for(cfg: RunConfig) -> ResourcePlan:
-    """The validated resource plan of ``cfg`` on the connected cluster (raises ResourceError)."""
-    packing = packing_for(cfg)
+def _plan(cfg: RunConfig, packing: dict[str, int], cluster: dict[str, float],
+          nodes: list[dict[str, float]]) -> ResourcePlan:
     # an actor hosting ``per`` hospitals asks for ``per`` times one hospital's resources
     per_tier = {}
     for label, t in cfg.tiers.items():
@@ -66,12 +58,36 @@ def plan_for(cfg: RunConfig) -> ResourcePlan:
         )
     counts = {label: -(-int(n) // packing.get(label, 1)) for label, n in cfg.hospitals.items()}
     plan = plan_resources(
-        counts, per_tier, ray.cluster_resources(),
+        counts, per_tier, cluster,
         coordinator_cpus=cfg.runtime.coordinator_cpus, device=cfg.runtime.device,
-        gpu_memory_gb=cfg.runtime.gpu_memory_gb, fit_cpus=cfg.runtime.fit_cpus,
-        nodes=[n["Resources"] for n in ray.nodes() if n.get("Alive")],
+        gpu_memory_gb=cfg.runtime.gpu_memory_gb, fit_cpus=cfg.runtime.fit_cpus, nodes=nodes,
     )
-    return dataclasses.replace(plan, per_actor=packing)
+    return dataclasses.replace(plan, per_actor=dict(packing))
+
+
+def plan_for(cfg: RunConfig) -> ResourcePlan:
+    """The validated resource plan of ``cfg`` on the connected cluster (raises ResourceError).
+
+    With ``hospitals_per_actor: auto`` every hospital has its own actor process while the
+    cluster has a CPU for each. Beyond that, on one node with CPU-only hospitals and no custom
+    resources, hospitals of all tiers share one process per CPU, balanced by training cost;
+    otherwise hospitals of a tier share processes (see :func:`auto_packing`).
+    """
+    cluster = dict(ray.cluster_resources())
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    cpus = float(cluster.get("CPU", 0.0))
+    per = cfg.runtime.hospitals_per_actor
+    if per != "auto":
+        return _plan(cfg, {label: int(per) for label in cfg.hospitals}, cluster, nodes)
+    single = _plan(cfg, {label: 1 for label in cfg.hospitals}, cluster, nodes)
+    slots = max(1, int(cpus))
+    cpu_only = all(p.num_gpus == 0 and not p.custom for p in single.tiers.values() if p.count)
+    if cfg.n_hospitals > slots and len(nodes) == 1 and cpu_only:
+        each = math.floor((cpus - single.coordinator_cpus) / slots * 1e4) / 1e4
+        if each > 0:
+            return dataclasses.replace(single, mixed_processes=slots, mixed_cpus=each,
+                                       concurrency=slots)
+    return _plan(cfg, auto_packing(cfg.hospitals, cpus), cluster, nodes)
 
 
 def poc_concurrency(cluster_cpus: float) -> int:

@@ -24,6 +24,7 @@ from chainlearn_ray.federation import (
     setup_rows,
 )
 from chainlearn_ray.hospital import EvalSplits, HospitalSpec, TrainShard
+from chainlearn_ray.resources import arch_cost, balance
 from chainlearn_ray.results.manifest import build_manifest, config_digest
 from chainlearn_ray.results.schema import rows_to_frame
 from chainlearn_ray.results.store import write_json_atomic, write_parquet_atomic
@@ -148,6 +149,25 @@ class Federation:
             self.started_ray = False
 
 
+def _actor_groups(cfg: RunConfig, plan: Any, specs: list[HospitalSpec], part: Any
+                  ) -> list[tuple[dict[str, Any], list[HospitalSpec]]]:
+    """Which hospitals share which actor process, with that process's Ray options."""
+    if plan.mixed_processes:
+        costs = {s.hospital_id: len(part.indices[s.index])
+                 * arch_cost(cfg.tiers[s.hardware_tier.label].arch) for s in specs}
+        by_id = {s.hospital_id: s for s in specs}
+        opts = {"num_cpus": plan.mixed_cpus, "num_gpus": 0, "resources": {}}
+        return [(dict(opts), [by_id[h] for h in group])
+                for group in balance(costs, plan.mixed_processes)]
+    groups: list[tuple[dict[str, Any], list[HospitalSpec]]] = []
+    for tier in (Tier.WEAK, Tier.MEDIUM, Tier.STRONG):
+        per = plan.per_actor.get(tier.label, 1)
+        members = [s for s in specs if s.hardware_tier == tier]
+        groups.extend((plan.ray_options(tier.label), members[i:i + per])
+                      for i in range(0, len(members), per))
+    return groups
+
+
 def open_federation(cfg: RunConfig, data: Any, part: Any, run_id: str, ckpt_dir: Path,
                     say: Progress | None = None) -> Federation:
     """Connect to Ray, validate resources, create the coordinator (deploying or attaching the
@@ -177,23 +197,19 @@ def open_federation(cfg: RunConfig, data: Any, part: Any, run_id: str, ckpt_dir:
             data.n_classes,
         )
         fed.specs = specs = _hospital_specs(cfg, data, plan, ckpt_dir)
-        for tier in (Tier.WEAK, Tier.MEDIUM, Tier.STRONG):
-            per = plan.per_actor.get(tier.label, 1)
-            group = [s for s in specs if s.hardware_tier == tier]
-            for start in range(0, len(group), per):
-                chunk = group[start:start + per]
-                shards = [TrainShard(data.train.images[part.indices[s.index]],
-                                     data.train.labels[part.indices[s.index]]) for s in chunk]
-                # Put explicitly and hold the reference for the whole run: Ray frees
-                # arguments it put itself once the first constructor ran, and a restart
-                # after a crash then cannot rebuild the actor (ray-project/ray#53727).
-                fed._refs.append(ray.put(shards))
-                actor = HospitalActor.options(  # type: ignore[attr-defined]
-                    **plan.ray_options(tier.label),
-                    name=f"chainlearn-{run_id}-{chunk[0].hospital_id}",
-                ).remote(chunk, fed._refs[-1], evals_ref)
-                fed.actors.append(actor)
-                fed.hosts.update({s.hospital_id: actor for s in chunk})
+        for opts, chunk in _actor_groups(cfg, plan, specs, part):
+            shards = [TrainShard(data.train.images[part.indices[s.index]],
+                                 data.train.labels[part.indices[s.index]]) for s in chunk]
+            # Put explicitly and hold the reference for the whole run: Ray frees arguments it
+            # put itself once the first constructor ran, and a restart after a crash then
+            # cannot rebuild the actor (ray-project/ray#53727).
+            fed._refs.append(ray.put(shards))
+            actor = HospitalActor.options(  # type: ignore[attr-defined]
+                **opts, name=f"chainlearn-{run_id}-{chunk[0].hospital_id}",
+            ).remote(chunk, fed._refs[-1], evals_ref)
+            fed.actors.append(actor)
+            fed.hosts.update({s.hospital_id: actor for s in chunk})
+        fed.hosts = {s.hospital_id: fed.hosts[s.hospital_id] for s in specs}  # id order
         ray.get(fed.coordinator.attach_hospitals.remote(fed.hosts))
         fed.chain = ray.get(fed.coordinator.chain_info.remote())
         say(f"chain: {fed.chain['backend']} chain id {fed.chain['chain_id']}, FLCoordinator at "

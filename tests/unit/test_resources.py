@@ -316,7 +316,7 @@ def test_invalid_arguments_raise_config_errors() -> None:
 def test_render_shows_the_key_facts() -> None:
     plan = plan_resources(THREE, GPU_TIERS, {"CPU": 8.0, "GPU": 8.0}, gpu_memory_gb=24)
     text = plan.render()
-    assert "15 hospitals + 1 coordinator" in text and "8 CPUs and 8 GPUs" in text
+    assert "15 hospital actors + 1 coordinator" in text and "8 CPUs and 8 GPUs" in text
     for tier, count in THREE.items():
         assert any(line.split()[:2] == [tier, str(count)] for line in text.splitlines())
     assert "GPUs used: 8 of 8" in text
@@ -393,3 +393,48 @@ def _placed(plan: ResourcePlan) -> dict[str, int]:
         for tier, n in group.members.items():
             placed[tier] = placed.get(tier, 0) + n
     return placed
+
+
+def test_auto_packing_one_process_per_cpu_beyond_the_cores() -> None:
+    from chainlearn_ray.resources import auto_packing
+
+    assert auto_packing({"weak": 1, "medium": 1, "strong": 1}, 4) == {
+        "weak": 1, "medium": 1, "strong": 1}
+    packed = auto_packing({"weak": 16, "medium": 16, "strong": 16}, 16)
+    assert packed == {"weak": 4, "medium": 4, "strong": 4}  # 5 processes per tier, 15 in all
+    assert auto_packing({"weak": 3, "medium": 3, "strong": 4}, 2) == {
+        "weak": 3, "medium": 3, "strong": 4}  # at least one process per tier
+    assert auto_packing({"weak": 0, "medium": 5, "strong": 0}, 2)["medium"] == 3
+
+
+def test_balance_spreads_cost_and_is_deterministic() -> None:
+    from chainlearn_ray.resources import arch_cost, balance
+
+    costs = {"h00": 9.0, "h01": 1.0, "h02": 5.0, "h03": 4.0, "h04": 1.0}
+    groups = balance(costs, 2)
+    assert sorted(h for g in groups for h in g) == sorted(costs)
+    loads = sorted(sum(costs[h] for h in g) for g in groups)
+    assert loads == [10.0, 10.0]
+    assert balance(costs, 2) == groups
+    assert sorted(balance(costs, 9)) == [[h] for h in sorted(costs)]
+    assert arch_cost("tiny_cnn:32") > arch_cost("tiny_cnn:8") > 0
+    assert arch_cost("resnet50") > arch_cost("efficientnet_b0") > arch_cost("mobilenet_v3_small")
+    with pytest.raises(ConfigError):
+        balance(costs, 0)
+
+
+def test_mixed_plan_bundles_and_demand() -> None:
+    import dataclasses
+
+    from chainlearn_ray.resources import TierResources, plan_resources
+
+    one = TierResources(num_cpus=1)
+    plan = plan_resources({"weak": 2, "medium": 2, "strong": 2},
+                          {"weak": one, "medium": one, "strong": one}, {"CPU": 2.0},
+                          coordinator_cpus=0.5)
+    each = (2.0 - plan.coordinator_cpus) / 2
+    mixed = dataclasses.replace(plan, mixed_processes=2, mixed_cpus=each)
+    assert mixed.hospitals == 2
+    assert mixed.bundles() == [{"CPU": plan.coordinator_cpus}, {"CPU": each}, {"CPU": each}]
+    assert mixed.total_demand()["CPU"] == pytest.approx(2.0)
+    assert "share 2 actor processes" in mixed.render()
