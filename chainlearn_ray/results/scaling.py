@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from matplotlib.figure import Figure
-from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator, ScalarFormatter
 
 from chainlearn_ray.errors import DataError
 from chainlearn_ray.federation import ATTENDED, RoundOutcome
@@ -246,6 +246,7 @@ def scaling_figure(frame: pd.DataFrame) -> Figure:
     if frame.empty:
         raise DataError("the scaling frame is empty: nothing to draw")
     sizes = sorted(int(n) for n in frame["n_hospitals"].unique())
+    slope = chain_seconds_per_submission(frame)
     fig = Figure(figsize=(12, 7.2), layout="constrained")
     axes = fig.subplots(2, 3).ravel()
     for ax, (title, ylabel, metrics, log_y) in zip(axes, PANELS, strict=True):
@@ -261,10 +262,18 @@ def scaling_figure(frame: pd.DataFrame) -> Figure:
         ax.xaxis.set_major_locator(FixedLocator(sizes))
         ax.xaxis.set_major_formatter(ScalarFormatter())
         ax.xaxis.set_minor_locator(NullLocator())
-        if log_y and (frame[frame.metric.isin(list(metrics))]["value"] > 0).all():
+        values = frame[frame.metric.isin(list(metrics))]["value"].dropna()
+        top = float(values.max()) if len(values) else 0.0
+        if "chain_ms_per_submission" in metrics and slope is not None:
+            ax.axhline(1000 * slope, ls="--", color="grey",
+                       label=f"per extra submission ({1000 * slope:.1f} ms)")
+            ax.legend(fontsize=7)
+            top = max(top, 1000 * slope)
+        if log_y and (values > 0).all():
             ax.set_yscale("log")
         elif not log_y:
-            ax.set_ylim(bottom=0)
+            ax.set_ylim(0, 1.15 * top if top > 0 else 1.0)
+            ax.yaxis.set_major_formatter(FuncFormatter(_tick))
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("hospitals (N)")
         ax.set_ylabel(ylabel)
@@ -274,6 +283,10 @@ def scaling_figure(frame: pd.DataFrame) -> Figure:
     fig.suptitle("Cost of a federated round against the number of hospitals "
                  "(mean over rounds; bars: min-max)", fontsize=11)
     return fig
+
+
+def _tick(value: float, _pos: object = None) -> str:
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:g}"
 
 
 def save_scaling_figure(frame: pd.DataFrame, out_dir: str | Path,
