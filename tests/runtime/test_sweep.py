@@ -1,0 +1,125 @@
+"""Sweeps on Ray Tune: cells into one Parquet dataset, resume, retry, failures, the CLI."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from chainlearn_ray.cli import main as cli_main
+from chainlearn_ray.results.store import cell_path, read_results
+from chainlearn_ray.runtime.sweep import SWEEP_MANIFEST, run_sweep
+from chainlearn_ray.sweep import load_sweep
+
+pytestmark = pytest.mark.slow
+
+
+def _write(folder: Path, seeds: list[int], faults: list[str]) -> Path:
+    doc = {
+        "name": "tsweep", "hospitals": {"weak": 1, "strong": 1},
+        "tiers": {"weak": {"arch": "tiny_cnn:4"}, "strong": {"arch": "tiny_cnn:8"}},
+        "data": {"min_shard": 16},
+        "train": {"rounds": 1, "epochs": 1, "lr": 0.003},
+        "poc": {"steps": 5, "warmup": 1},
+        "runtime": {"coordinator_cpus": 0.5},
+        "study": {"methods": ["ours"], "attacks": []},
+        "sweep": {
+            "datasets": [{"name": "syn", "synthetic": {"n_train": 240, "n_val": 48,
+                                                       "n_test": 48}}],
+            "alphas": ["mild"], "seeds": seeds, "faults": faults,
+        },
+    }
+    path = folder / f"sweep_{len(seeds)}.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def _stamp(path: Path) -> tuple[int, bytes]:
+    return path.stat().st_mtime_ns, path.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def first(ray_local: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Two cells, two trials at once; the second cell's first attempt fails and is retried."""
+    folder = tmp_path_factory.mktemp("sweep")
+    config = _write(folder, [0, 1], ["syn_mild_s1:raise"])
+    out = folder / "out"
+    lines: list[str] = []
+    summary = run_sweep(config, out, max_concurrent=2, retries=1, progress=lines.append)
+    return {"folder": folder, "config": config, "out": out, "summary": summary, "lines": lines}
+
+
+def test_two_cells_end_to_end_into_parquet(first: dict[str, Any], ray_local: Any) -> None:
+    out, summary = first["out"], first["summary"]
+    assert summary.count("finished") == 2 and summary.count("failed") == 0
+    files = [cell_path(out, "syn", f"syn_mild_s{s}") for s in (0, 1)]
+    assert all(f.is_file() for f in files)
+    frame = read_results(out)
+    assert list(frame.columns) == ["run_id", "dataset", "alpha", "seed", "method", "round",
+                                   "hospital", "tier", "metric", "value"]
+    assert set(frame.seed) == {0, 1} and set(frame.dataset) == {"syn"}
+    assert set(frame.method) == {"ours"}
+    ens = frame[(frame.hospital == "ensemble") & (frame.metric == "accuracy")]
+    assert len(ens.groupby("seed")) == 2 and ens.value.between(0, 1).all()
+    # both trials' placement groups held every CPU of the cluster, so the coordinator and
+    # hospital actors could only run inside them: Ray would have left them pending otherwise
+    reserved = sum(sum(b.get("CPU", 0.0) for b in bundles)
+                   for bundles in summary.trial_bundles.values())
+    assert reserved == pytest.approx(ray_local.cluster_resources()["CPU"], abs=1e-3)
+    manifest = json.loads((out / SWEEP_MANIFEST).read_text())
+    assert manifest["finished"] == ["syn_mild_s0", "syn_mild_s1"] and manifest["failed"] == []
+    assert manifest["cells"]["syn_mild_s1"]["attempts"] == 2
+    assert manifest["cells"]["syn_mild_s0"]["attempts"] == 1
+    assert manifest["sweep"]["seeds"] == [0, 1] and manifest["study"]["methods"] == ["ours"]
+    assert "git_revision" in manifest and "ray" in manifest["versions"]
+    assert any("syn_mild_s1 failed; retrying" in line for line in first["lines"])
+    assert (out / "data" / "syn.npz").is_file()
+
+
+def test_rerun_skips_finished_cells(first: dict[str, Any],
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    out = first["out"]
+    files = [cell_path(out, "syn", f"syn_mild_s{s}") for s in (0, 1)]
+    before = [_stamp(f) for f in files]
+    experiments = sorted((out / "tune").iterdir())
+    t0 = time.perf_counter()
+    code = cli_main(["sweep", str(first["config"]), "--out", str(out)])
+    spent = time.perf_counter() - t0
+    text = capsys.readouterr().out
+    assert code == 0
+    assert "0 cells done, 2 skipped" in text and f"chainlearn stats {out.resolve()}" in text
+    assert [_stamp(f) for f in files] == before
+    assert sorted((out / "tune").iterdir()) == experiments  # no Tune experiment was started
+    assert spent < 15
+
+
+def test_failed_cell_keeps_finished_results(first: dict[str, Any]) -> None:
+    out = first["out"]
+    files = [cell_path(out, "syn", f"syn_mild_s{s}") for s in (0, 1)]
+    before = [_stamp(f) for f in files]
+    config = _write(first["folder"], [0, 1, 2], ["syn_mild_s2:raise"])
+    summary = run_sweep(config, out, retries=0)
+    assert summary.count("skipped") == 2 and summary.count("failed") == 1
+    [failed] = [c for c in summary.cells if c.status == "failed"]
+    assert failed.name == "syn_mild_s2" and "injected failure" in (failed.error or "")
+    assert not cell_path(out, "syn", "syn_mild_s2").exists()
+    assert [_stamp(f) for f in files] == before
+    manifest = json.loads((out / SWEEP_MANIFEST).read_text())
+    assert manifest["failed"] == ["syn_mild_s2"]
+    assert manifest["finished"] == ["syn_mild_s0", "syn_mild_s1"]
+    assert set(read_results(out).seed) == {0, 1}
+
+
+def test_dry_run_prints_cells_and_trial_resources(
+        first: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    config = first["config"]
+    assert cli_main(["sweep", str(config), "--out", str(first["out"]), "--dry-run",
+                     "--max-concurrent", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "2 cells" in text and "syn_mild_s0" in text and "[finished]" in text
+    assert "2 trial(s) at once" in text and "bundles [{'CPU': 0.5}" in text
+    assert len(load_sweep(config, first["out"] / "data").cells) == 2
