@@ -26,6 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="rerun every cell, also those already finished in --out")
     p.add_argument("--retries", type=int, default=1,
                    help="retries of a failed trial (default 1)")
+    p.add_argument("--cells", help="only these cells: comma-separated names or shell patterns "
+                   "(e.g. 'pneumoniamnist_*_s0')")
     p.add_argument("--dry-run", action="store_true",
                    help="print the cells and the resources of each trial, run nothing")
     p.add_argument("-q", "--quiet", action="store_true", help="only the final summary")
@@ -44,18 +46,24 @@ def _out_dir(args: argparse.Namespace) -> Path:
     return Path("runs") / f"sweep-{name}"
 
 
+def _patterns(text: str | None) -> list[str] | None:
+    return [p.strip() for p in text.split(",") if p.strip()] if text else None
+
+
 def dry_run(args: argparse.Namespace, out: Path) -> int:
     """Print the cells and the per-trial resource request without starting any trial."""
     import ray
 
     from chainlearn_ray.results.store import finished_cells
     from chainlearn_ray.runtime.cluster import ensure_ray
-    from chainlearn_ray.runtime.sweep import _describe, plan_trials, prepare_sweep
+    from chainlearn_ray.runtime.sweep import _describe, plan_trials, prepare_sweep, select_cells
 
-    plan = prepare_sweep(args.config, out, data_dir=args.data_dir)
+    plan = select_cells(prepare_sweep(args.config, out, data_dir=args.data_dir),
+                        _patterns(args.cells))
     done = finished_cells(out) if not args.no_resume else set()
-    print(f"sweep {plan.name}: {len(plan.cells)} cells ({len(plan.grid.datasets)} datasets × "
-          f"{len(plan.grid.alphas)} levels × {len(plan.grid.seeds)} seeds) -> {out}")
+    print(f"sweep {plan.name}: {len(plan.cells)} of {plan.grid.size} cells "
+          f"({len(plan.grid.datasets)} datasets × {len(plan.grid.alphas)} levels × "
+          f"{len(plan.grid.seeds)} seeds) -> {out}")
     print(f"study: methods {', '.join(plan.study.methods)}; attacks "
           f"{', '.join(plan.study.attacks) or 'none'}")
     for cell in plan.cells:
@@ -93,7 +101,8 @@ def main(args: argparse.Namespace) -> int:
     say = (lambda _m: None) if args.quiet else (lambda m: print(m, flush=True))
     summary = run_sweep(args.config, out, address=args.address,
                         max_concurrent=args.max_concurrent, resume=not args.no_resume,
-                        retries=args.retries, progress=say, data_dir=args.data_dir)
+                        retries=args.retries, progress=say, data_dir=args.data_dir,
+                        cells=_patterns(args.cells))
     print(summary.render())
     if summary.interrupted:
         print("chainlearn sweep: interrupted; finished cells are kept, run it again to resume",

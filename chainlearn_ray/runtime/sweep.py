@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import logging
 import math
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,6 +151,23 @@ def _floor(value: float) -> float:
     return max(1, math.floor(value * _UNIT)) / _UNIT if value > 0 else 0.0
 
 
+def with_packing(cfg: RunConfig, room: float) -> RunConfig:
+    """``cfg`` with a whole number of hospitals per actor process for a trial's CPU ``room``.
+
+    ``hospitals_per_actor: auto`` packs against the whole cluster, which a trial does not own:
+    a trial gets one process per hospital while it has a CPU per tier for each, else the
+    largest tier's hospitals share ``⌈count / (CPUs per tier)⌉``-hospital processes. A number
+    given in the config is kept.
+    """
+    per = cfg.runtime.hospitals_per_actor
+    if per != "auto":
+        return cfg
+    counts = [int(n) for n in cfg.hospitals.values() if int(n) > 0]
+    slots = max(1, math.floor(room / max(1, len(counts)) + 1e-9))
+    packed = max(1, math.ceil(max(counts, default=1) / slots))
+    return replace(cfg, runtime=dataclasses.replace(cfg.runtime, hospitals_per_actor=packed))
+
+
 def fit_cell(cfg: RunConfig, budget_cpus: float, trial_cpus: float
              ) -> tuple[RunConfig, list[dict[str, float]]]:
     """Scale a cell's CPUs into a trial's budget; returns the config and its bundles.
@@ -168,6 +186,7 @@ def fit_cell(cfg: RunConfig, budget_cpus: float, trial_cpus: float
     if room <= 0:
         raise ResourceError(f"a trial may use {budget_cpus:g} CPUs, less than its own process's "
                             f"{trial_cpus:g}: lower sweep.trial_cpus or --max-concurrent")
+    cfg = with_packing(cfg, room)
     first = plan_for(cfg)
     requested = first.total_demand().get("CPU", 0.0) / first.cpu_scale
     scale = min(1.0, room / requested) if requested > 0 else 1.0
@@ -209,8 +228,8 @@ def _pooled(plan: Any) -> dict[str, float]:
     return pooled
 
 
-def _demand(cfg: RunConfig, trial_cpus: float) -> dict[str, float]:
-    plan = plan_for(cfg)
+def _demand(cfg: RunConfig, trial_cpus: float, cpus: float) -> dict[str, float]:
+    plan = plan_for(with_packing(cfg, cpus - trial_cpus))
     need = dict(plan.total_demand())
     need["CPU"] = need.get("CPU", 0.0) / plan.cpu_scale + trial_cpus
     return need
@@ -229,7 +248,7 @@ def plan_trials(plan: SweepPlan, cells: list[Cell], max_concurrent: int | None
     trial_cpus = plan.grid.trial_cpus
     if not cells:
         return max_concurrent or 1, {}, {}
-    demands = [_demand(c.config, trial_cpus) for c in cells]
+    demands = [_demand(c.config, trial_cpus, cpus) for c in cells]
     limits: dict[str, int] = {}
     for key in {k for d in demands for k in d}:
         most = max(d.get(key, 0.0) for d in demands)
@@ -334,10 +353,22 @@ def prepare_sweep(path_or_plan: str | Path | SweepPlan, out_dir: str | Path, *,
     return load_sweep(path_or_plan, Path(out_dir) / SYNTHETIC_FOLDER, data_dir=data_dir)
 
 
+def select_cells(plan: SweepPlan, patterns: Sequence[str] | None) -> SweepPlan:
+    """The plan reduced to the cells matching any of the shell ``patterns`` (None: all)."""
+    if not patterns:
+        return plan
+    kept = tuple(c for c in plan.cells if any(fnmatch.fnmatchcase(c.name, p) for p in patterns))
+    if not kept:
+        raise ConfigError(f"no cell of sweep {plan.name} matches {list(patterns)}; cells are "
+                          f"named like {plan.cells[0].name}")
+    return dataclasses.replace(plan, cells=kept)
+
+
 def run_sweep(path_or_config: str | Path | SweepPlan, out_dir: str | Path, *,
               address: str | None = None, max_concurrent: int | None = None,
               resume: bool = True, retries: int = 1, progress: Progress | None = None,
-              data_dir: str | Path | None = None) -> SweepSummary:
+              data_dir: str | Path | None = None,
+              cells: Sequence[str] | None = None) -> SweepSummary:
     """Run every cell of a sweep as a Ray Tune trial; results land in one Parquet dataset.
 
     Parameters
@@ -360,6 +391,8 @@ def run_sweep(path_or_config: str | Path | SweepPlan, out_dir: str | Path, *,
         Receives one line per trial event (default: discard).
     data_dir:
         Folder of real MedMNIST files (overrides ``$CHAINLEARN_DATA`` and the file).
+    cells:
+        Only the cells whose names match one of these shell patterns (default: every cell).
 
     Returns
     -------
@@ -370,7 +403,7 @@ def run_sweep(path_or_config: str | Path | SweepPlan, out_dir: str | Path, *,
         raise ConfigError(f"--retries must be >= 0, got {retries}")
     t0 = time.perf_counter()
     out = Path(out_dir).resolve()
-    plan = prepare_sweep(path_or_config, out, data_dir=data_dir)
+    plan = select_cells(prepare_sweep(path_or_config, out, data_dir=data_dir), cells)
     out.mkdir(parents=True, exist_ok=True)
     write_synthetic_data(plan)
     done_before = finished_cells(out) if resume else set()

@@ -120,6 +120,11 @@ def test_dry_run_prints_cells_and_trial_resources(
     assert cli_main(["sweep", str(config), "--out", str(first["out"]), "--dry-run",
                      "--max-concurrent", "2"]) == 0
     text = capsys.readouterr().out
-    assert "2 cells" in text and "syn_mild_s0" in text and "[finished]" in text
+    assert "2 of 2 cells" in text and "syn_mild_s0" in text and "[finished]" in text
     assert "2 trial(s) at once" in text and "bundles [{'CPU': 0.5}" in text
+    assert cli_main(["sweep", str(config), "--out", str(first["out"]), "--dry-run",
+                     "--cells", "*_s1"]) == 0
+    text = capsys.readouterr().out
+    assert "1 of 2 cells" in text and "syn_mild_s1" in text and "syn_mild_s0" not in text
+    assert cli_main(["sweep", str(config), "--dry-run", "--cells", "nope*"]) == 2
     assert len(load_sweep(config, first["out"] / "data").cells) == 2
