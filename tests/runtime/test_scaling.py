@@ -59,19 +59,20 @@ def test_scale_command_two_sizes(ray_local: Any, synth_dir: Path, tmp_path: Path
     out = tmp_path / "scale"
     code = cli_main([
         "scale", "--config", str(ROOT / "experiments" / "scaling.yaml"), "--hospitals", "2,4",
-        "--rounds", "2", "--dataset", "synthetic", "--data-dir", str(synth_dir),
+        "--mix", "weak:1,strong:1", "--rounds", "1", "--dataset", "synthetic",
+        "--data-dir", str(synth_dir),
         "--hospitals-per-actor", "2", "--out", str(out), "-q",
     ])
     assert code == 0
     frame = pd.read_parquet(out / "scaling.parquet")
     assert list(frame.columns) == ["n_hospitals", "round", "metric", "value"]
     assert sorted(frame.n_hospitals.unique()) == [2, 4]
-    assert sorted(frame["round"].unique()) == [0, 1, 2]
+    assert sorted(frame["round"].unique()) == [0, 1]
     wide = frame.pivot_table(index=["n_hospitals", "round"], columns="metric", values="value")
     rounds = wide.loc[wide.index.get_level_values("round") > 0]
     assert set(ROUND_METRICS) <= set(rounds.columns) and set(RUN_METRICS) <= set(wide.columns)
     # every hospital submitted in every round
-    assert (rounds.participants.to_numpy() == [2, 2, 4, 4]).all()
+    assert (rounds.participants.to_numpy() == [2, 4]).all()
     # wall time decomposes: training critical path + chain + a non-negative remainder
     assert (rounds.train_compute_sum_s >= rounds.train_compute_max_s).all()
     assert (rounds.train_critical_path_s >= rounds.train_compute_max_s).all()
@@ -83,14 +84,16 @@ def test_scale_command_two_sizes(ray_local: Any, synth_dir: Path, tmp_path: Path
     gas = rounds.gas_per_submission.groupby(level="n_hospitals").mean()
     assert gas[4] == pytest.approx(gas[2], rel=0.05) and gas[2] > 20_000
     assert (rounds.chain_ms_per_submission > 0).all()
-    # 2 per actor: N=2 is one weak + one medium actor; N=4 packs the two weak hospitals
+    # 2 per actor: N=2 is one weak + one strong actor; N=4 packs each tier's pair
     runs = wide.xs(0, level="round")
-    assert runs.actors.to_dict() == {2: 2.0, 4: 3.0}
+    assert runs.actors.to_dict() == {2: 2.0, 4: 2.0}
+    packed = rounds.xs(4, level="n_hospitals")
+    assert (packed.train_critical_path_s > packed.train_compute_max_s).all()
     assert (runs.peak_memory_gib >= 0).all() and (runs.peak_tree_memory_gib > 0).all()
     assert (runs.gas_per_registration > 0).all()
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["sizes"] == [2, 4]
-    assert manifest["runs"]["4"]["hospitals"] == {"weak": 2, "medium": 1, "strong": 1}
+    assert manifest["runs"]["4"]["hospitals"] == {"weak": 2, "medium": 0, "strong": 2}
     for n in (2, 4):
         run = pd.read_parquet(out / f"n{n:03d}" / "results.parquet")
         assert run.hospital[run.hospital.str.match(r"h\d+$")].nunique() == n
