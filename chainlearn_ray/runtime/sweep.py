@@ -126,8 +126,11 @@ def _run_cell(cfg: RunConfig, study: StudyConfig, work: Path, say: Progress) -> 
 
 
 def _trial(config: dict[str, Any], *, cells: Mapping[str, Cell], study: StudyConfig,
-           out_dir: str, sink: Any, faults: tuple[str, ...]) -> None:
-    """Tune function trainable: run one cell and hand its rows to the sink."""
+           out_dir: str, sink: Any, faults: tuple[str, ...], echo: bool) -> None:
+    """Tune function trainable: run one cell and hand its rows to the sink.
+
+    With ``echo``, the cell's progress lines are printed (Ray forwards them to the driver).
+    """
     name = config["cell"]
     cell = cells[name]
     attempt = ray.get(sink.begin.remote(name))
@@ -135,7 +138,13 @@ def _trial(config: dict[str, Any], *, cells: Mapping[str, Cell], study: StudyCon
     if f"{name}:raise" in faults and attempt == 1:
         raise SweepFault(f"injected failure of cell {name} (attempt {attempt})")
     work = Path(out_dir) / CELLS_FOLDER / name
-    frame = _run_cell(cell.config, study, work, lambda m: logger.info("%s: %s", name, m))
+
+    def say(message: str) -> None:
+        logger.info("%s: %s", name, message)
+        if echo:
+            print(f"{name}: {message}", flush=True)
+
+    frame = _run_cell(cell.config, study, work, say)
     manifest_file = work / "manifest.json"
     manifest = None
     if manifest_file.is_file():
@@ -416,16 +425,18 @@ def run_sweep(path_or_config: str | Path | SweepPlan, out_dir: str | Path, *,
     started_ray = ensure_ray(address) if todo else False
     summary = SweepSummary(out, plan.name, list(outcomes.values()), 0.0,
                            max_concurrent or plan.grid.max_concurrent or 1)
-    interrupted = False
+    interrupted, status = False, "error"
     try:
         if todo:
             k, configs, bundles = plan_trials(plan, todo, max_concurrent or
                                               plan.grid.max_concurrent)
             summary.max_concurrent, summary.trial_bundles = k, bundles
             say(f"{k} trial(s) at once; per trial: {_describe(bundles[todo[0].name])}")
-            interrupted = _tune(plan, todo, configs, bundles, k, retries, out, outcomes, say)
+            interrupted = _tune(plan, todo, configs, bundles, k, retries, out, outcomes, say,
+                                progress is not None)
+        status = "interrupted" if interrupted else "complete"
     except KeyboardInterrupt:
-        interrupted = True
+        interrupted, status = True, "interrupted"
         raise
     finally:
         on_disk = finished_cells(out)
@@ -436,7 +447,7 @@ def run_sweep(path_or_config: str | Path | SweepPlan, out_dir: str | Path, *,
         summary.cells = list(outcomes.values())
         summary.seconds = time.perf_counter() - t0
         summary.interrupted = interrupted
-        _write_manifest(out, plan, summary, "interrupted" if interrupted else "complete")
+        _write_manifest(out, plan, summary, status)
         if started_ray:
             ray.shutdown()
     return summary
@@ -453,9 +464,11 @@ def _describe(bundles: list[dict[str, float]]) -> str:
 
 def _tune(plan: SweepPlan, todo: list[Cell], configs: dict[str, RunConfig],
           bundles: dict[str, list[dict[str, float]]], k: int, retries: int, out: Path,
-          outcomes: dict[str, CellOutcome], say: Progress) -> bool:
+          outcomes: dict[str, CellOutcome], say: Progress, echo: bool) -> bool:
     """Run the trials; fills ``outcomes``; returns True when Tune was interrupted."""
+    # the progress lines below replace Tune's own tables and per-trial logger files
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     node = ray.get_runtime_context().get_node_id()
     sink = _ResultSink.options(  # type: ignore[attr-defined]
         scheduling_strategy=ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(
@@ -464,7 +477,7 @@ def _tune(plan: SweepPlan, todo: list[Cell], configs: dict[str, RunConfig],
     factories = {n: tune.PlacementGroupFactory(b, strategy="PACK") for n, b in bundles.items()}
     trainable = tune.with_resources(
         tune.with_parameters(_trial, cells=cells, study=plan.study, out_dir=str(out), sink=sink,
-                             faults=plan.grid.faults),
+                             faults=plan.grid.faults, echo=echo),
         lambda spec: factories[spec["cell"]],
     )
     tuner = tune.Tuner(
