@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -69,12 +70,15 @@ def cluster_run(data_dir: str, out_dir: str) -> dict[str, Any]:
 def test_hospitals_run_on_their_tier_nodes(synth_dir: Path, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     # a private, short Ray temp folder (unix socket paths have a length limit)
-    env["RAY_TMPDIR"] = tempfile.mkdtemp(prefix="clmn", dir="/tmp")
-    proc = subprocess.run(
-        [sys.executable, "-m", "tests.runtime.test_multinode", str(synth_dir),
-         str(tmp_path / "run")],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
-    )
+    env["RAY_TMPDIR"] = ray_tmp = tempfile.mkdtemp(prefix="clmn", dir="/tmp")
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "tests.runtime.test_multinode", str(synth_dir),
+             str(tmp_path / "run")],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=420,
+        )
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
     assert proc.returncode == 0, proc.stderr[-4000:]
     report = json.loads((tmp_path / "run" / "placement.json").read_text())
     nodes, placements = report["nodes"], report["placements"]
