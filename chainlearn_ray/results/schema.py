@@ -3,34 +3,53 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
-
-import pandas as pd
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from chainlearn_ray.errors import DataError
 
-#: One row = one measured number. ``hospital`` is a hospital id (``"h00"`` ...), ``"ensemble"``
-#: for the method's aggregate, or ``"all"`` for run-level figures (gas, wall time, ...).
-#: ``round`` is the 1-based round, or 0 for figures that belong to no round (PoC, shards).
-#: ``method`` is a study method (``"ours"``, ``"fedavg"``, ...), an ablation (``"ablation:no_ece"``)
-#: or an attack (``"attack:inflated"``). ``tier`` is ``weak``/``medium``/``strong`` or ``""``.
-SCHEMA = pa.schema(
-    [
-        ("run_id", pa.string()),
-        ("dataset", pa.string()),
-        ("alpha", pa.float64()),
-        ("seed", pa.int64()),
-        ("method", pa.string()),
-        ("round", pa.int64()),
-        ("hospital", pa.string()),
-        ("tier", pa.string()),
-        ("metric", pa.string()),
-        ("value", pa.float64()),
-    ]
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+#: Column name -> Arrow type name, in order (pandas and pyarrow load only when a frame is built,
+#: so processes that merely produce rows, such as hospital actors, never pay for them).
+COLUMN_TYPES: tuple[tuple[str, str], ...] = (
+    ("run_id", "string"),
+    ("dataset", "string"),
+    ("alpha", "float64"),
+    ("seed", "int64"),
+    ("method", "string"),
+    ("round", "int64"),
+    ("hospital", "string"),
+    ("tier", "string"),
+    ("metric", "string"),
+    ("value", "float64"),
 )
 
-COLUMNS: tuple[str, ...] = tuple(SCHEMA.names)
+COLUMNS: tuple[str, ...] = tuple(name for name, _ in COLUMN_TYPES)
+
+
+def arrow_schema() -> pa.Schema:
+    """The Arrow schema of the results table.
+
+    One row = one measured number. ``hospital`` is a hospital id (``"h00"`` ...),
+    ``"ensemble"`` for the method's aggregate, or ``"all"`` for run-level figures (gas, wall
+    time, ...). ``round`` is the 1-based round, or 0 for figures that belong to no round (PoC,
+    shards). ``method`` is a study method (``"ours"``, ``"fedavg"``, ...), an ablation
+    (``"ablation:no_ece"``) or an attack (``"attack:inflated"``). ``tier`` is
+    ``weak``/``medium``/``strong`` or ``""``.
+    """
+    import pyarrow as pa
+
+    return pa.schema([(name, getattr(pa, typ)()) for name, typ in COLUMN_TYPES])
+
+
+def __getattr__(name: str) -> Any:
+    """``SCHEMA``: the Arrow schema, built on first use."""
+    if name == "SCHEMA":
+        return arrow_schema()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 ENSEMBLE = "ensemble"
 ALL = "all"
@@ -60,11 +79,11 @@ def coerce(frame: pd.DataFrame) -> pd.DataFrame:
         When a value cannot be converted to its column's type.
     """
     out = frame.loc[:, list(COLUMNS)].reset_index(drop=True).copy()
-    for name, typ in zip(SCHEMA.names, SCHEMA.types, strict=True):
+    for name, typ in COLUMN_TYPES:
         try:
-            if pa.types.is_string(typ):
+            if typ == "string":
                 out[name] = out[name].fillna("").astype(str)
-            elif pa.types.is_integer(typ):
+            elif typ == "int64":
                 out[name] = out[name].fillna(0).astype("int64")
             else:
                 out[name] = out[name].astype("float64")
@@ -78,6 +97,8 @@ def coerce(frame: pd.DataFrame) -> pd.DataFrame:
 
 def rows_to_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """Build a frame with exactly :data:`COLUMNS`, in order and with the schema's dtypes."""
+    import pandas as pd
+
     return coerce(pd.DataFrame(list(rows), columns=list(COLUMNS)))
 
 
