@@ -51,7 +51,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     ensure_ray(cfg.runtime.address)
     t_ray = time.perf_counter()
     with tempfile.TemporaryDirectory() as ckpt:
-        fed = open_federation(cfg, data, part, "bench-fedavg", Path(ckpt))
+        # FedAvg never touches the chain: no coordinator, no contract
+        fed = open_federation(cfg, data, part, "bench-fedavg", Path(ckpt), chain=False)
         try:
             t_open = time.perf_counter()
             clock: dict[str, Any] = {}

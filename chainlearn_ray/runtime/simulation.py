@@ -14,6 +14,7 @@ import pandas as pd
 import ray
 
 from chainlearn_ray.config import RunConfig, alpha_name
+from chainlearn_ray.errors import ResourceError
 from chainlearn_ray.federation import (
     RoundOutcome,
     RunKey,
@@ -104,6 +105,10 @@ class Federation:
         #: Wall seconds of connecting to Ray and of starting the actors (contract included).
         self.timings: dict[str, float] = {}
 
+    def _need_chain(self, what: str) -> None:
+        if self.coordinator is None:
+            raise ResourceError(f"{what} needs the chain: open the federation with chain=True")
+
     @property
     def hardware(self) -> dict[str, str]:
         """hospital id -> label of its simulated hardware tier."""
@@ -111,6 +116,7 @@ class Federation:
 
     def register(self) -> list[dict[str, Any]]:
         """Every hospital runs its PoC and is registered with the tier it measured."""
+        self._need_chain("registration")
         cfg = self.cfg
         poc = {"steps": cfg.poc.steps, "warmup": cfg.poc.warmup,
                "batch_size": cfg.poc.batch_size, "weak_below": cfg.poc.weak_below,
@@ -126,6 +132,7 @@ class Federation:
     def run_round(self, round_: int, attending: list[str], epochs: int | None = None
                   ) -> RoundOutcome:
         """One round of Ours with ``attending`` hospitals (``epochs`` default: the config's)."""
+        self._need_chain("a round of Ours")
         cfg = self.cfg
         return ray.get(self.coordinator.run_round.remote(
             round_, attending, cfg.train.epochs if epochs is None else epochs,
@@ -133,7 +140,9 @@ class Federation:
         ))
 
     def receipts(self) -> list[dict[str, Any]]:
-        """Every transaction of the federation so far."""
+        """Every transaction of the federation so far (none without a chain)."""
+        if self.coordinator is None:
+            return []
         return list(ray.get(self.coordinator.receipts.remote()))
 
     def close(self) -> None:
@@ -171,9 +180,13 @@ def _actor_groups(cfg: RunConfig, plan: Any, specs: list[HospitalSpec], part: An
 
 
 def open_federation(cfg: RunConfig, data: Any, part: Any, run_id: str, ckpt_dir: Path,
-                    say: Progress | None = None) -> Federation:
+                    say: Progress | None = None, *, chain: bool = True) -> Federation:
     """Connect to Ray, validate resources, create the coordinator (deploying or attaching the
-    contract) and the hospital actors. On any error everything started here is stopped."""
+    contract) and the hospital actors. On any error everything started here is stopped.
+
+    ``chain=False`` starts no coordinator and touches no chain: for methods that never use it
+    (the FedAvg / FedProx / FedMD / Centralized baselines on their own).
+    """
     say = say or (lambda _msg: None)
     # checkpoints only restore an actor that Ray restarts within this federation: whatever an
     # earlier run left in the folder (another config, or a finished run) must not leak in
@@ -194,12 +207,13 @@ def open_federation(cfg: RunConfig, data: Any, part: Any, run_id: str, ckpt_dir:
         )
         evals_ref = ray.put(evals)
         fed._refs.append(evals_ref)
-        fed.coordinator = CoordinatorActor.options(  # type: ignore[attr-defined]
-            **plan.coordinator_options()
-        ).remote(
-            cfg.chain.backend, cfg.chain.rpc_url, cfg.chain.contract, data.test.labels,
-            data.n_classes,
-        )
+        if chain:
+            fed.coordinator = CoordinatorActor.options(  # type: ignore[attr-defined]
+                **plan.coordinator_options()
+            ).remote(
+                cfg.chain.backend, cfg.chain.rpc_url, cfg.chain.contract, data.test.labels,
+                data.n_classes,
+            )
         fed.specs = specs = _hospital_specs(cfg, data, plan, ckpt_dir)
         for opts, chunk in _actor_groups(cfg, plan, specs, part):
             shards = [TrainShard(data.train.images[part.indices[s.index]],
@@ -214,11 +228,14 @@ def open_federation(cfg: RunConfig, data: Any, part: Any, run_id: str, ckpt_dir:
             fed.actors.append(actor)
             fed.hosts.update({s.hospital_id: actor for s in chunk})
         fed.hosts = {s.hospital_id: fed.hosts[s.hospital_id] for s in specs}  # id order
-        ray.get(fed.coordinator.attach_hospitals.remote(fed.hosts))
-        fed.chain = ray.get(fed.coordinator.chain_info.remote())
+        if chain:
+            ray.get(fed.coordinator.attach_hospitals.remote(fed.hosts))
+            fed.chain = ray.get(fed.coordinator.chain_info.remote())
+            say(f"chain: {fed.chain['backend']} chain id {fed.chain['chain_id']}, FLCoordinator "
+                f"at {fed.chain['contract']}")
+        else:
+            ray.get([a.ping.remote() for a in fed.actors])
         fed.timings["actors_seconds"] = time.perf_counter() - t0 - fed.timings["ray_seconds"]
-        say(f"chain: {fed.chain['backend']} chain id {fed.chain['chain_id']}, FLCoordinator at "
-            f"{fed.chain['contract']}")
     except BaseException:
         fed.close()
         raise
