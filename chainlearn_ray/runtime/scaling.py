@@ -19,6 +19,7 @@ from chainlearn_ray.errors import ConfigError
 from chainlearn_ray.results.manifest import build_manifest, config_digest
 from chainlearn_ray.results.scaling import scaling_frame, scaling_rows, write_scaling
 from chainlearn_ray.results.store import write_json_atomic
+from chainlearn_ray.runtime.cluster import ensure_ray
 from chainlearn_ray.runtime.simulation import Progress, RunSummary, run_simulation
 from chainlearn_ray.tiers import TIERS, Tier
 
@@ -262,6 +263,9 @@ def run_scaling(cfg: RunConfig, sizes: Sequence[int], mix: Mapping[str, float],
     out_dir:
         Results folder: ``scaling.parquet`` and ``manifest.json`` (rewritten after each size)
         and each size's own run under ``n<N>/``.
+
+    Ray is started once for the whole study (or joined at ``cfg.runtime.address``), so each
+    size's peak memory is measured above the same idle-cluster level.
     progress:
         Receives human-readable progress lines.
 
@@ -276,30 +280,37 @@ def run_scaling(cfg: RunConfig, sizes: Sequence[int], mix: Mapping[str, float],
     result = ScalingResult(out, scaling_frame([]))
     rows: list[dict[str, Any]] = []
     finished: dict[str, Any] = {}
-    for n in sorted(set(sizes)):
-        cfg_n = config_for_size(cfg, n, mix)
-        say(f"== {n} hospitals ({', '.join(f'{k} {v}' for k, v in cfg_n.hospitals.items())})")
-        probe = PlacementProbe(cfg_n, progress)
-        t0 = time.perf_counter()
-        with MemorySampler() as memory:
-            summary = run_simulation(cfg_n, out / f"n{n:03d}", progress=probe)
-        rows.extend(scaling_rows(n, summary.rounds, probe.groups(), peak_memory=memory.peak,
-                                 peak_tree_memory=memory.peak_tree,
-                                 timings=summary.timings,
-                                 registrations=summary.registrations))
-        result.runs[n], result.placements[n] = summary, dict(probe.placements)
-        result.frame = scaling_frame(rows)
-        write_scaling(result.frame, out / "scaling.parquet")
-        finished[str(n)] = {"run_id": summary.run_id, "folder": f"n{n:03d}",
-                            "hospitals": dict(cfg_n.hospitals),
-                            "actors": len(probe.groups()),
-                            "nodes": len({p.node_id for p in probe.placements.values()}),
-                            "seconds": time.perf_counter() - t0}
-        write_json_atomic(_manifest(cfg, sizes, mix, finished, probe.cluster),
-                          out / "manifest.json")
-        say(f"   {n} hospitals done in {finished[str(n)]['seconds']:.1f}s, peak memory "
-            f"{memory.peak / 2**30:.2f} GiB (machine), {memory.peak_tree / 2**30:.2f} GiB "
-            "(this process tree)")
+    # one Ray for the whole study: every size starts from the same idle cluster, and the
+    # memory of each run is measured above that level
+    started_ray = ensure_ray(cfg.runtime.address)
+    try:
+        for n in sorted(set(sizes)):
+            cfg_n = config_for_size(cfg, n, mix)
+            say(f"== {n} hospitals ({', '.join(f'{k} {v}' for k, v in cfg_n.hospitals.items())})")
+            probe = PlacementProbe(cfg_n, progress)
+            t0 = time.perf_counter()
+            with MemorySampler() as memory:
+                summary = run_simulation(cfg_n, out / f"n{n:03d}", progress=probe)
+            rows.extend(scaling_rows(n, summary.rounds, probe.groups(), peak_memory=memory.peak,
+                                     peak_tree_memory=memory.peak_tree,
+                                     timings=summary.timings,
+                                     registrations=summary.registrations))
+            result.runs[n], result.placements[n] = summary, dict(probe.placements)
+            result.frame = scaling_frame(rows)
+            write_scaling(result.frame, out / "scaling.parquet")
+            finished[str(n)] = {"run_id": summary.run_id, "folder": f"n{n:03d}",
+                                "hospitals": dict(cfg_n.hospitals),
+                                "actors": len(probe.groups()),
+                                "nodes": len({p.node_id for p in probe.placements.values()}),
+                                "seconds": time.perf_counter() - t0}
+            write_json_atomic(_manifest(cfg, sizes, mix, finished, probe.cluster),
+                              out / "manifest.json")
+            say(f"   {n} hospitals done in {finished[str(n)]['seconds']:.1f}s, peak memory "
+                f"{memory.peak / 2**30:.2f} GiB (machine), {memory.peak_tree / 2**30:.2f} GiB "
+                "(this process tree)")
+    finally:
+        if started_ray:
+            ray.shutdown()
     return result
 
 
