@@ -30,7 +30,12 @@ CLOCK = ("poc_slowdown", "poc_throughput", "gas_registerHospital", "cost_usd_reg
 
 
 def _config(synth_dir: Path) -> Any:
-    return tiny_config(synth_dir, **{"train.rounds": ROUNDS, "train.epochs": 1})
+    # PoC targets far from the thresholds: the measured tiers hold on a heavily loaded machine
+    return tiny_config(synth_dir, **{
+        "train.rounds": ROUNDS, "train.epochs": 1, "poc.weak_below": 40.0,
+        "poc.medium_below": 100.0, "tiers.weak.target_throughput": 20.0,
+        "tiers.medium.target_throughput": 70.0, "tiers.strong.target_throughput": 600.0,
+    })
 
 
 @pytest.fixture(scope="module")
