@@ -40,6 +40,11 @@ def tiny_config(data_dir: Path, **overrides: Any) -> Any:
         "tiers.weak.arch": "tiny_cnn:4", "tiers.medium.arch": "tiny_cnn:8",
         "tiers.strong.arch": "tiny_cnn:8",
         "runtime.coordinator_cpus": 0.5,
+        # profiles far below the machine's speed and thresholds between them, so the measured
+        # tiers match the hardware tiers even when the machine is busy
+        "poc.weak_below": 25.0, "poc.medium_below": 75.0,
+        "tiers.weak.target_throughput": 12.0, "tiers.medium.target_throughput": 40.0,
+        "tiers.strong.target_throughput": 150.0,
     }
     base.update(overrides)
     return load_config(None, base)
