@@ -42,15 +42,26 @@ def ensure_ray(address: str | None = None, *, num_cpus: int | None = None,
             f"cannot reach a Ray cluster at {address!r}: {exc}. Start one with `ray start --head`"
             " or drop --address to run on local Ray"
         ) from None
+    except Exception as exc:
+        if "timed out during startup" not in str(exc):
+            raise
+        raise ResourceError(
+            "local Ray did not start in time (its node start-up limit is fixed); the machine is "
+            "probably busy: retry when it is less loaded, or start Ray once with "
+            "`ray start --head` and pass --address auto"
+        ) from exc
     return True
 
 
 def _plan(cfg: RunConfig, packing: dict[str, int], cluster: dict[str, float],
           nodes: list[dict[str, float]]) -> ResourcePlan:
+    packing = dict(packing)
     # an actor hosting ``per`` hospitals asks for ``per`` times one hospital's resources
     per_tier = {}
     for label, t in cfg.tiers.items():
-        per = packing.get(label, 1)
+        # a tier with fewer hospitals than ``per`` packs only those it has
+        per = max(1, min(packing.get(label, 1), int(cfg.hospitals.get(label, 0))))
+        packing[label] = per
         per_tier[label] = TierResources(
             num_cpus=round(t.num_cpus * per, 4), num_gpus=round(t.num_gpus * per, 4),
             gpu_memory_gb=t.gpu_memory_gb * per if t.gpu_memory_gb else None,

@@ -16,11 +16,11 @@ import ray
 
 from chainlearn_ray.config import RunConfig, replace
 from chainlearn_ray.errors import ConfigError
-from chainlearn_ray.results.manifest import build_manifest, config_digest
+from chainlearn_ray.results.manifest import build_manifest
 from chainlearn_ray.results.scaling import scaling_frame, scaling_rows, write_scaling
 from chainlearn_ray.results.store import write_json_atomic
 from chainlearn_ray.runtime.cluster import ensure_ray
-from chainlearn_ray.runtime.simulation import Progress, RunSummary, run_simulation
+from chainlearn_ray.runtime.simulation import Progress, RunSummary, run_id_for, run_simulation
 from chainlearn_ray.tiers import TIERS, Tier
 
 logger = logging.getLogger(__name__)
@@ -136,7 +136,7 @@ class PlacementProbe:
     """
 
     def __init__(self, cfg: RunConfig, forward: Progress | None = None) -> None:
-        self.run_id = f"{cfg.name}-{config_digest(cfg.to_dict())}"
+        self.run_id = run_id_for(cfg)
         self.hospital_ids = [f"h{i:02d}" for i in range(cfg.n_hospitals)]
         self.forward = forward
         self.placements: dict[str, Placement] = {}

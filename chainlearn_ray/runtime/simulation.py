@@ -52,6 +52,11 @@ class RunSummary:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+def run_id_for(cfg: RunConfig) -> str:
+    """The run id of ``cfg``: its name and a digest of the whole config."""
+    return f"{cfg.name}-{config_digest(cfg.to_dict())}"
+
+
 def load_partitioned(cfg: RunConfig) -> tuple[Any, Any]:
     """The dataset of ``cfg`` and its Dirichlet partition over the configured hospitals."""
     from chainlearn_ray.data.medmnist import load_dataset
@@ -263,7 +268,7 @@ def run_simulation(cfg: RunConfig, out_dir: str | Path, *, progress: Progress | 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     conf_dict = cfg.to_dict()
-    run_id = f"{cfg.name}-{config_digest(conf_dict)}"
+    run_id = run_id_for(cfg)
     key = RunKey(run_id, cfg.data.dataset, float(cfg.data.alpha), int(cfg.seed), method)
 
     data, part = load_partitioned(cfg)

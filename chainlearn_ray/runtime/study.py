@@ -22,11 +22,16 @@ from chainlearn_ray.methods.ablations import ablation_inputs, no_poc_arch_by_tie
 from chainlearn_ray.methods.attacks import InflatedAttack, LazyAttack, SpoofAttack
 from chainlearn_ray.methods.comm import comm_rows, ours_comm_bytes
 from chainlearn_ray.methods.evaluation import POSTHOC_METHODS, HospitalRecord, evaluate_posthoc
-from chainlearn_ray.results.manifest import build_manifest, config_digest
+from chainlearn_ray.results.manifest import build_manifest
 from chainlearn_ray.results.schema import rows_to_frame
 from chainlearn_ray.results.store import write_json_atomic, write_parquet_atomic
 from chainlearn_ray.runtime.cluster import poc_concurrency
-from chainlearn_ray.runtime.simulation import Federation, load_partitioned, open_federation
+from chainlearn_ray.runtime.simulation import (
+    Federation,
+    load_partitioned,
+    open_federation,
+    run_id_for,
+)
 from chainlearn_ray.study import StudyConfig, budget_rows, cost_rows
 from chainlearn_ray.tiers import Tier
 from chainlearn_ray.weights import compute_weight
@@ -157,7 +162,7 @@ def run_cell(cfg: RunConfig, study: StudyConfig, out_dir: str | Path, *,
     t_start = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    run_id = f"{cfg.name}-{config_digest(cfg.to_dict())}"
+    run_id = run_id_for(cfg)
     key = RunKey(run_id, cfg.data.dataset, float(cfg.data.alpha), int(cfg.seed), names.OURS)
     cell = _Cell(cfg, study, out, key)
     data, part = load_partitioned(cfg)
