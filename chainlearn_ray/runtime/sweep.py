@@ -466,8 +466,7 @@ def _tune(plan: SweepPlan, todo: list[Cell], configs: dict[str, RunConfig],
           bundles: dict[str, list[dict[str, float]]], k: int, retries: int, out: Path,
           outcomes: dict[str, CellOutcome], say: Progress, echo: bool) -> bool:
     """Run the trials; fills ``outcomes``; returns True when Tune was interrupted."""
-    # the progress lines below replace Tune's own tables and per-trial logger files
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    # the progress lines below replace Tune's own tables
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     node = ray.get_runtime_context().get_node_id()
     sink = _ResultSink.options(  # type: ignore[attr-defined]
