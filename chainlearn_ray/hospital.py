@@ -11,183 +11,27 @@ import io
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from eth_utils import keccak
 
 from chainlearn_ray.chain.signing import key_address
-from chainlearn_ray.errors import ConfigError, HospitalFailure
+from chainlearn_ray.errors import HospitalFailure
+from chainlearn_ray.hospital_data import (
+    Behaviour,
+    EvalSplits,
+    HospitalSpec,
+    RoundReport,
+    TrainShard,
+    derive_private_key,
+    hospital_seed,
+    shard_positions,
+)
 from chainlearn_ray.tiers import Tier
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class HospitalSpec:
-    """Everything that identifies and configures one hospital (plain data, crosses Ray).
-
-    Attributes
-    ----------
-    hospital_id:
-        Stable id used in results (``"h00"``, ``"h01"``, ...).
-    index:
-        Position of the hospital in the run (selects its shard and derives its key).
-    hardware_tier:
-        Tier of the simulated hardware (selects the hardware profile).
-    arch_by_tier:
-        Model architecture for each tier label; the model follows the tier the PoC measured,
-        because the contract only accepts the model type of the registered tier.
-    """
-
-    hospital_id: str
-    index: int
-    hardware_tier: Tier
-    arch_by_tier: dict[str, str]
-    seed: int
-    n_classes: int
-    in_channels: int
-    target_throughput: float | None = None
-    threads: int = 1
-    throttle: str = "virtual"
-    device: str = "cpu"
-    batch_size: int = 32
-    lr: float = 1e-3
-    pretrained: str | None = None
-    checkpoint_dir: str | None = None
-    faults: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class TrainShard:
-    """A hospital's own training images (uint8, MedMNIST layout) and labels."""
-
-    x: np.ndarray
-    y: np.ndarray
-
-
-@dataclass(frozen=True)
-class EvalSplits:
-    """The splits every hospital evaluates on (metric split and test split) and the transform."""
-
-    x_val: np.ndarray
-    y_val: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    size: int = 28
-    rgb: bool = False
-    normalize: str = "dataset"
-
-    def to_tensor(self, images: np.ndarray) -> Any:
-        """``images`` through this run's transform (a copy: object-store arrays are read-only)."""
-        from chainlearn_ray.data.transforms import to_tensor
-
-        return to_tensor(np.array(images), size=self.size, rgb=self.rgb,
-                         normalize=self.normalize)  # type: ignore[arg-type]
-
-    def inputs(self) -> tuple[Any, Any]:
-        """Metric-split and test-split input tensors, built once per process and shared by
-        every hospital that holds this object (hospitals packed into one actor)."""
-        cached = self.__dict__.get("_inputs")
-        if cached is None:
-            cached = (self.to_tensor(self.x_val), self.to_tensor(self.x_test))
-            object.__setattr__(self, "_inputs", cached)
-        return cached
-
-
-@dataclass(frozen=True)
-class Behaviour:
-    """How a hospital behaves in one study variant; the defaults are an honest hospital.
-
-    Attributes
-    ----------
-    arch_by_tier:
-        Replaces the spec's tier -> architecture map (the No PoC ablation trains one family).
-    claimed_tier:
-        Tier it claims at registration, with a benchmark hash made for that claim (``None``:
-        the tier its benchmark measured). The coordinator may correct the claim.
-    data_fraction:
-        Fraction of its shard it trains on (a seeded subset; the spoofer's 10 %).
-    total_epochs:
-        Epochs it trains over the whole run (``None``: what each round asks); once spent it
-        keeps submitting its model untrained (the lazy hospital).
-    reported:
-        ``(confidence, ece)`` fixed-point values it reports in its signed submission instead
-        of the measured ones (inflated metrics).
-    """
-
-    arch_by_tier: dict[str, str] | None = None
-    claimed_tier: str | None = None
-    data_fraction: float = 1.0
-    total_epochs: int | None = None
-    reported: tuple[int, int] | None = None
-
-    def __post_init__(self) -> None:
-        if self.claimed_tier is not None:
-            Tier.parse(self.claimed_tier)
-        if not 0.0 < self.data_fraction <= 1.0:
-            raise ConfigError(f"data_fraction must be in (0, 1], got {self.data_fraction}")
-        if self.total_epochs is not None and self.total_epochs < 0:
-            raise ConfigError(f"total_epochs must be >= 0, got {self.total_epochs}")
-        if self.reported is not None and not all(0 <= int(v) <= 10_000 for v in self.reported):
-            raise ConfigError(f"reported metrics must lie in [0, 10000], got {self.reported}")
-
-    @property
-    def honest(self) -> bool:
-        """Nothing differs from an honest hospital."""
-        return self == Behaviour()
-
-
-def shard_positions(n: int, fraction: float, seed: int, index: int) -> np.ndarray:
-    """Positions (into a shard of ``n`` samples) a hospital trains on under ``fraction``.
-
-    The whole shard for 1.0, else :meth:`chainlearn_ray.methods.attacks.SpoofAttack.shard`'s
-    seeded subset; the driver uses the same function to report the shard's class counts.
-    """
-    positions = np.arange(int(n))
-    if fraction >= 1.0:
-        return positions
-    from chainlearn_ray.methods.attacks import SpoofAttack
-
-    return SpoofAttack(hospital_index=index, data_fraction=fraction).shard(index, positions, seed)
-
-
-@dataclass(frozen=True)
-class RoundReport:
-    """What a hospital returns after training in one round (plain data)."""
-
-    hospital_id: str
-    round: int
-    model_hash: bytes
-    confidence_fixed: int
-    ece_fixed: int
-    confidence: float
-    ece: float
-    val_accuracy: float
-    test_probs: np.ndarray
-    samples: int
-    wall_seconds: float
-    compute_seconds: float
-    simulated_seconds: float
-    final_loss: float
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def derive_private_key(seed: int, index: int) -> bytes:
-    """Deterministic secp256k1 key of hospital ``index`` in a run with ``seed``.
-
-    Derived inside the hospital process, so the key never crosses Ray.
-    """
-    material = int(seed).to_bytes(8, "big") + index.to_bytes(4, "big")
-    return keccak(b"chainlearn-hospital-key" + material)
-
-
-def hospital_seed(seed: int, index: int, round_: int) -> int:
-    """Training seed of one hospital in one round (distinct, reproducible)."""
-    material = int(seed).to_bytes(8, "big") + index.to_bytes(4, "big") + round_.to_bytes(4, "big")
-    return int.from_bytes(keccak(material)[:4], "big")
 
 
 class Hospital:

@@ -23,7 +23,7 @@ from chainlearn_ray.capacity import Throttle
 from chainlearn_ray.ensemble import weighted_ensemble
 from chainlearn_ray.errors import ConfigError, HospitalFailure
 from chainlearn_ray.federation import RunKey
-from chainlearn_ray.hospital import hospital_seed
+from chainlearn_ray.hospital_data import hospital_seed
 from chainlearn_ray.methods.comm import CommBytes, comm_rows
 from chainlearn_ray.tiers import Tier
 from chainlearn_ray.training import TrainStats

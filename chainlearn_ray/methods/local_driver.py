@@ -19,7 +19,7 @@ from chainlearn_ray.capacity import torch_threads
 from chainlearn_ray.data.transforms import to_tensor
 from chainlearn_ray.errors import ConfigError
 from chainlearn_ray.federation import RunKey
-from chainlearn_ray.hospital import EvalSplits, TrainShard
+from chainlearn_ray.hospital_data import EvalSplits, TrainShard
 from chainlearn_ray.methods.evaluation import HEADLINE, headline_metrics
 from chainlearn_ray.methods.fed import Client, FederatedMethod, TrainSettings
 from chainlearn_ray.methods.fedmd import FedMD

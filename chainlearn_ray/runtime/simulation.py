@@ -24,7 +24,7 @@ from chainlearn_ray.federation import (
     round_rows,
     setup_rows,
 )
-from chainlearn_ray.hospital import EvalSplits, HospitalSpec, TrainShard
+from chainlearn_ray.hospital_data import EvalSplits, HospitalSpec, TrainShard
 from chainlearn_ray.resources import arch_cost, balance
 from chainlearn_ray.results.manifest import build_manifest, config_digest
 from chainlearn_ray.results.schema import rows_to_frame

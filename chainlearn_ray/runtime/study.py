@@ -16,7 +16,7 @@ import ray
 from chainlearn_ray.config import DROPOUT_ATTENDANCE, RunConfig, alpha_name
 from chainlearn_ray.errors import ChainlearnError
 from chainlearn_ray.federation import RunKey, draw_attendance, format_round, round_rows, setup_rows
-from chainlearn_ray.hospital import Behaviour, shard_positions
+from chainlearn_ray.hospital_data import Behaviour, shard_positions
 from chainlearn_ray.methods import names
 from chainlearn_ray.methods.ablations import ablation_inputs, no_poc_arch_by_tier, no_poc_tier
 from chainlearn_ray.methods.attacks import InflatedAttack, LazyAttack, SpoofAttack

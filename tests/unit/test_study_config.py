@@ -9,7 +9,7 @@ import pytest
 
 from chainlearn_ray.errors import ConfigError
 from chainlearn_ray.federation import RunKey
-from chainlearn_ray.hospital import Behaviour, shard_positions
+from chainlearn_ray.hospital_data import Behaviour, shard_positions
 from chainlearn_ray.methods import names
 from chainlearn_ray.study import (
     STUDY_ATTACKS,
