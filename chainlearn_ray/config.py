@@ -315,6 +315,27 @@ def from_dict(raw: Mapping[str, Any]) -> RunConfig:
     return cfg
 
 
+def read_yaml_mapping(path: str | Path, example: str = "experiments/quick.yaml"
+                      ) -> dict[str, Any]:
+    """The top-level mapping of a YAML experiment file (empty file: ``{}``).
+
+    Raises
+    ------
+    ConfigError
+        When the file is missing, not YAML, or not a mapping at the top level.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {p} does not exist (try {example})")
+    try:
+        loaded = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p} is not valid YAML: {exc}") from None
+    if not isinstance(loaded, Mapping):
+        raise ConfigError(f"{p} must contain a mapping at the top level")
+    return dict(loaded)
+
+
 def load_config(
     path: str | Path | None = None, overrides: Mapping[str, Any] | None = None
 ) -> RunConfig:
@@ -328,18 +349,7 @@ def load_config(
         ``{"train.rounds": 5, "data.dataset": "synthetic", "hospitals": "weak:4"}``; ``None``
         values are ignored so CLI flags that were not given leave the file's values alone.
     """
-    raw: dict[str, Any] = {}
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file {p} does not exist (try experiments/quick.yaml)")
-        try:
-            loaded = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{p} is not valid YAML: {exc}") from None
-        if not isinstance(loaded, Mapping):
-            raise ConfigError(f"{p} must contain a mapping at the top level")
-        raw = dict(loaded)
+    raw: dict[str, Any] = read_yaml_mapping(path) if path is not None else {}
     for key, value in (overrides or {}).items():
         if value is None:
             continue

@@ -9,8 +9,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Final
 
-import yaml
-
+from chainlearn_ray.config import read_yaml_mapping
 from chainlearn_ray.errors import ConfigError
 from chainlearn_ray.federation import RunKey
 from chainlearn_ray.methods import names
@@ -167,18 +166,8 @@ def load_study(path: str | Path | None) -> StudyConfig:
     """
     if path is None:
         return StudyConfig()
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"experiment file {p} not found; pass an existing YAML file")
-    try:
-        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML ({exc}); fix the file") from exc
-    if doc is None:
-        return StudyConfig()
-    if not isinstance(doc, Mapping):
-        raise ConfigError(f"{p}: expected a mapping at the top level")
-    logger.debug("study section of %s: %s", p, doc.get("study"))
+    doc = read_yaml_mapping(path)
+    logger.debug("study section of %s: %s", path, doc.get("study"))
     return study_from_dict(doc.get("study"))
 
 

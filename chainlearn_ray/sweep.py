@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-from chainlearn_ray.config import RunConfig, alpha_name, from_dict, parse_alpha
+from chainlearn_ray.config import RunConfig, alpha_name, from_dict, parse_alpha, read_yaml_mapping
 from chainlearn_ray.errors import ConfigError
 from chainlearn_ray.study import StudyConfig, study_from_dict
 
@@ -370,14 +369,7 @@ def load_sweep(
     same folder wherever the command runs.
     """
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"experiment file {p} does not exist (try experiments/quick.yaml)")
-    try:
-        doc = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p} is not valid YAML: {exc}") from None
-    if not isinstance(doc, Mapping):
-        raise ConfigError(f"{p} must contain a mapping at the top level")
+    doc = read_yaml_mapping(p)
     return expand_sweep(doc, synthetic_dir, base_dir=repo_root(p.parent), data_dir=data_dir,
                         overrides=overrides, source=str(p.resolve()))
 

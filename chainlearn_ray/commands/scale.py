@@ -10,8 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from chainlearn_ray.config import read_yaml_mapping
 from chainlearn_ray.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -43,14 +42,7 @@ def load_study(path: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
     if path is None:
         return {}, {}
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"config file {p} does not exist (try experiments/scaling.yaml)")
-    try:
-        raw = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p} is not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{p} must contain a mapping at the top level")
+    raw = read_yaml_mapping(p, "experiments/scaling.yaml")
     section = raw.pop(SECTION, None) or {}
     if not isinstance(section, dict) or set(section) - {"hospitals", "mix"}:
         raise ConfigError(f"{p}: '{SECTION}' may hold only 'hospitals' (a list of counts) "

@@ -68,7 +68,7 @@ def test_load_study_reads_the_section(tmp_path: Path) -> None:
     bare = tmp_path / "bare.yaml"
     bare.write_text("name: x\n")
     assert load_study(bare) == StudyConfig() == load_study(None)
-    with pytest.raises(ConfigError, match="not found"):
+    with pytest.raises(ConfigError, match="does not exist"):
         load_study(tmp_path / "missing.yaml")
 
 
