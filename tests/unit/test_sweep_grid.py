@@ -143,7 +143,7 @@ def test_experiment_files_expand_to_their_grids(tmp_path: Path,
     assert quick.grid.synthetic["dermamnist_like"].n_channels == 3
     assert quick.grid.seeds == (0, 1) and set(quick.grid.alphas) == set(ALPHAS.values())
     assert {c.config.tiers[t].arch for c in quick.cells for t in ("weak", "medium", "strong")} \
-        == {"tiny_cnn:8", "tiny_cnn:16", "tiny_cnn:32"}
+        == {"tiny_cnn:4", "tiny_cnn:8", "tiny_cnn:16"}
     pneu = quick.cell("pneumoniamnist_mild_s0").config
     assert pneu.data.data_dir == str((repo_root(REPO) / ".." / "shared" / "data").resolve())
     assert set(quick.study.attacks) == {"lazy", "inflated", "spoof"}
