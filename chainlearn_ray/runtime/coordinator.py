@@ -176,6 +176,9 @@ class CoordinatorActor:
             except (RayActorError, RayTaskError, ChainlearnError) as exc:
                 status[h], errors[h] = FAILED, type(exc).__name__
                 logger.warning("hospital %s failed in round %d: %s", h, round_, exc)
+        # completion order varies between runs; submit in hospital order so the chain's
+        # base fee, hence every signed byte, is the same for the same seed and config
+        reports = {h: reports[h] for h in attending if h in reports}
         for ref in pending:
             h = refs[ref]
             status[h], errors[h] = TIMED_OUT, f"> {round_timeout}s"
