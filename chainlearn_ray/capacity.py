@@ -431,13 +431,17 @@ def run_benchmark(
         net = _poc_network().to(device)
         x = torch.randn(batch_size, 3, 32, 32, generator=gen).to(device)
         y = torch.randint(0, 10, (batch_size,), generator=gen).to(device)
-        opt = torch.optim.SGD(net.parameters(), lr=0.01)
         loss_fn = torch.nn.CrossEntropyLoss()
 
-        def one_step() -> None:
-            opt.zero_grad(set_to_none=True)
+        params = list(net.parameters())
+
+        def one_step() -> None:  # plain SGD, lr 0.01 (torch.optim would import TorchDynamo)
+            net.zero_grad(set_to_none=True)
             loss_fn(net(x), y).backward()
-            opt.step()
+            with torch.no_grad():
+                for p in params:
+                    if p.grad is not None:
+                        p.add_(p.grad, alpha=-0.01)
 
         for _ in range(warmup):
             one_step()

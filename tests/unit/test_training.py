@@ -17,6 +17,7 @@ from chainlearn_ray.errors import ConfigError, DataError, ResourceError
 from chainlearn_ray.metrics import accuracy
 from chainlearn_ray.models import build_model
 from chainlearn_ray.training import (
+    CpuAdam,
     distill,
     model_hash,
     predict_proba,
@@ -89,6 +90,45 @@ def test_trailing_single_sample_joins_the_last_batch(data: tuple[torch.Tensor, .
     assert (stats.steps, stats.samples) == (1, 33)
     stats = train(model, x[:65], y[:65], epochs=1, seed=0)
     assert (stats.steps, stats.samples) == (2, 65)
+
+
+def test_cpu_adam_is_bit_identical_to_torch_adam(data: tuple[torch.Tensor, ...]) -> None:
+    x, y, _, _ = data
+    ours, ref = build_model("tiny_cnn:8", 3, 1, seed=0), build_model("tiny_cnn:8", 3, 1, seed=0)
+    frozen = next(ours.parameters()), next(ref.parameters())
+    for p in frozen:  # a parameter without gradient is left alone by both
+        p.requires_grad_(False)
+    opt_ours, opt_ref = CpuAdam(ours.parameters(), 3e-3), torch.optim.Adam(ref.parameters(), 3e-3)
+    for step in range(25):
+        xb, yb = x[step * 16:(step + 1) * 16], y[step * 16:(step + 1) * 16]
+        for model, opt in ((ours, opt_ours), (ref, opt_ref)):
+            model.zero_grad(set_to_none=True)
+            torch.nn.functional.cross_entropy(model(xb), yb).backward()
+            opt.step()
+    assert same_state(ours, ref)
+    assert not same_state(ours, build_model("tiny_cnn:8", 3, 1, seed=0))
+
+
+def test_training_never_imports_the_compiler_stack(tmp_path: Path) -> None:
+    """TorchDynamo costs about 2 s of CPU per hospital process; a hospital never needs it."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, torch\n"
+        "from chainlearn_ray.capacity import run_benchmark\n"
+        "from chainlearn_ray.models import build_model\n"
+        "from chainlearn_ray.training import predict_proba, set_determinism, train\n"
+        "set_determinism(0)\n"
+        "m = build_model('tiny_cnn:4', 2, 1, seed=0)\n"
+        "x, y = torch.rand(40, 1, 28, 28), torch.randint(0, 2, (40,))\n"
+        "train(m, x, y, epochs=1, seed=0); predict_proba(m, x)\n"
+        "run_benchmark(steps=2, warmup=1, batch_size=4)\n"
+        "print(sorted(k for k in sys.modules if k.startswith(('torch._dynamo', 'torch._inductor'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True, timeout=300)
+    assert out.stdout.strip() == "[]"
 
 
 def test_fresh_adam_each_call_and_labels_as_column(data: tuple[torch.Tensor, ...]) -> None:
