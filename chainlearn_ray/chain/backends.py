@@ -122,14 +122,15 @@ class ChainConnection:
             if name in w3.middleware_onion:
                 w3.middleware_onion.remove(name)
 
-    def fee_fields(self) -> dict[str, int]:
+    def fee_fields(self, max_age: float = _FEE_TTL_S) -> dict[str, int]:
         """EIP-1559 fee fields for a transaction sent now (twice the base fee plus a tip).
 
-        The base fee is re-read at most every ``_FEE_TTL_S`` seconds: a fee cap of twice the
-        base fee stays valid for several blocks of the steepest base-fee rise (12.5 % a block).
+        The base fee is re-read when the cached one is older than ``max_age`` seconds (0: now):
+        a fee cap of twice the base fee stays valid for several blocks of the steepest base-fee
+        rise (12.5 % a block).
         """
         now = time.monotonic()
-        if self._fees is None or now - self._fees_at > _FEE_TTL_S:
+        if self._fees is None or max_age <= 0 or now - self._fees_at > max_age:
             block = self.w3.eth.get_block("latest")
             base_fee = int(block.get("baseFeePerGas", 0) or 0)
             self._fees = {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Any, TypeVar
@@ -165,12 +165,14 @@ class FLCoordinatorClient:
         confidence: int,
         ece: int,
         model_type: ModelType | int,
+        fees: Mapping[str, int] | None = None,
     ) -> dict[str, Any]:
         """An unsigned ``submitUpdate`` transaction for the hospital to sign itself.
 
         The gas is estimated against the current state, so a submission the contract would
         reject (not registered, no open round, duplicate, wrong model type, ...) raises
-        :class:`ContractRevertError` here, before anything is signed.
+        :class:`ContractRevertError` here, before anything is signed. ``fees`` fixes the
+        EIP-1559 fee fields (default: the connection's current ones).
 
         Returns
         -------
@@ -190,7 +192,7 @@ class FLCoordinatorClient:
             "gas": _gas_limit(estimate),
             "chainId": self.chain_id,
             "type": 2,
-            **self.conn.fee_fields(),
+            **(fees if fees is not None else self.conn.fee_fields()),
         }
 
     def send_raw(self, raw: bytes, operation: str = "submitUpdate") -> TxResult:

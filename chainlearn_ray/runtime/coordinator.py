@@ -19,7 +19,6 @@ from chainlearn_ray.federation import (
     TIMED_OUT,
     HospitalRound,
     RoundOutcome,
-    split_by_deadline,
 )
 from chainlearn_ray.tiers import Tier
 
@@ -165,33 +164,44 @@ class CoordinatorActor:
         attending = [h for h in attending if h not in down]
         refs = {self.hosts[h].train_round.remote(h, round_, epochs): h for h in attending}
         t_train = time.perf_counter()
-        ready, pending = ray.wait(list(refs), num_returns=len(refs), timeout=round_timeout)
-        train_seconds = time.perf_counter() - t_train
+        # One fee cap for the whole round, and nothing is relayed before every hospital has
+        # signed: each transaction is then prepared against the same chain state whatever
+        # order training finishes in, so the same seed and config give the same signed bytes.
+        fees = self.conn.fee_fields(max_age=0.0)
         reports: dict[str, Any] = {}
-        for ref in ready:
-            h = refs[ref]
+        signing: dict[str, Any] = {}
+        pending = list(refs)
+        stop_at = None if round_timeout is None else time.monotonic() + round_timeout
+        while pending:
+            wait = None if stop_at is None else max(0.0, stop_at - time.monotonic())
+            ready, pending = ray.wait(pending, num_returns=1, timeout=wait)
+            if not ready:
+                break
+            h = refs[ready[0]]
             try:
-                reports[h] = ray.get(ref)
+                reports[h] = ray.get(ready[0])
                 self.latest.pop(h, None)
             except (RayActorError, RayTaskError, ChainlearnError) as exc:
                 status[h], errors[h] = FAILED, type(exc).__name__
                 logger.warning("hospital %s failed in round %d: %s", h, round_, exc)
-        # completion order varies between runs; submit in hospital order so the chain's
-        # base fee, hence every signed byte, is the same for the same seed and config
-        reports = {h: reports[h] for h in attending if h in reports}
+                continue
+            if deadline is not None and reports[h].simulated_seconds > deadline:
+                status[h] = LATE  # missed the round on the virtual clock: nothing to submit
+                continue
+            t0 = time.perf_counter()
+            signing[h] = self._request_signature(round_, h, reports[h], fees, status, errors)
+            chain_seconds += time.perf_counter() - t0
+        train_seconds = time.perf_counter() - t_train
         for ref in pending:
             h = refs[ref]
             status[h], errors[h] = TIMED_OUT, f"> {round_timeout}s"
             logger.warning("hospital %s exceeded the round timeout; restarting it", h)
             ray.kill(self.hosts[h], no_restart=False)
 
-        on_time, late = split_by_deadline(
-            {h: r.simulated_seconds for h, r in reports.items()}, deadline
-        )
-        for h in late:
-            status[h] = LATE
         t0 = time.perf_counter()
-        submitted = self._submit(round_, {h: reports[h] for h in on_time}, status, errors)
+        # relay in hospital order (not completion order): gas and base fees repeat per seed
+        submitted = self._relay(round_, {h: signing[h] for h in attending if signing.get(h)},
+                                status, errors)
         weights = {h: int(self.client.round_weight(round_, self.addresses[h])) for h in submitted}
         self.latest.update({h: reports[h] for h in submitted})
         chain_seconds += time.perf_counter() - t0
@@ -264,24 +274,30 @@ class CoordinatorActor:
             for h in hospitals if id(self.hosts[h]) in pending
         }
 
-    def _submit(self, round_: int, reports: dict[str, Any], status: dict[str, str],
-                errors: dict[str, str]) -> dict[str, int]:
-        """Prepare, have each hospital sign, relay; returns hospital -> gas of its submission."""
-        txs = {
-            h: self.client.prepare_submit_update(
-                self.addresses[h], rep.model_hash, rep.confidence_fixed, rep.ece_fixed,
-                Tier.parse(self.tiers[h]).model_type,
+    def _request_signature(self, round_: int, h: str, report: Any, fees: dict[str, int],
+                           status: dict[str, str], errors: dict[str, str]) -> Any:
+        """Prepare hospital ``h``'s submitUpdate and ask it to sign; the pending signature.
+
+        Runs while other hospitals still train: the hospital actor signs in its own
+        concurrency group, so a packed process signs without waiting for its next training.
+        """
+        try:
+            tx = self.client.prepare_submit_update(
+                self.addresses[h], report.model_hash, report.confidence_fixed, report.ece_fixed,
+                Tier.parse(self.tiers[h]).model_type, fees=fees,
             )
-            for h, rep in reports.items()
-        }
-        sign_refs = {
-            h: self.hosts[h].sign_transaction.remote(
-                h, txs[h], reports[h].model_hash, reports[h].confidence_fixed, reports[h].ece_fixed
-            )
-            for h in txs
-        }
+        except ChainlearnError as exc:
+            status[h], errors[h] = FAILED, f"prepare: {exc}"
+            logger.warning("submission of %s rejected in round %d: %s", h, round_, exc)
+            return None
+        return self.hosts[h].sign_transaction.remote(
+            h, tx, report.model_hash, report.confidence_fixed, report.ece_fixed)
+
+    def _relay(self, round_: int, signing: dict[str, Any], status: dict[str, str],
+               errors: dict[str, str]) -> dict[str, int]:
+        """Collect the signatures and relay them in the given order; hospital -> gas used."""
         raws: dict[str, bytes] = {}
-        for h, ref in sign_refs.items():
+        for h, ref in signing.items():
             try:
                 raws[h] = ray.get(ref, timeout=60)
             except (RayActorError, RayTaskError, GetTimeoutError) as exc:

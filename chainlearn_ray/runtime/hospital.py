@@ -20,12 +20,14 @@ from chainlearn_ray.hospital import (
 logger = logging.getLogger(__name__)
 
 
-@ray.remote(max_restarts=-1, max_task_retries=0)
+@ray.remote(max_restarts=-1, max_task_retries=0, concurrency_groups={"sign": 1})  # type: ignore[call-overload]
 class HospitalActor:
     """Hosts hospitals; every call names the hospital it is for.
 
     Created once per run and reused across rounds. When the process dies, Ray restarts it
     with the same arguments and each hospital restores itself from its last checkpoint.
+    Every call runs one at a time, except signing: a process hosting several hospitals signs
+    one's finished update while it trains the next.
     """
 
     def __init__(self, specs: list[HospitalSpec], shards: list[TrainShard],
@@ -63,6 +65,7 @@ class HospitalActor:
         """Local training plus reliability metrics and test probabilities."""
         return self.hospitals[hospital_id].train_round(round_, epochs)
 
+    @ray.method(concurrency_group="sign")
     def sign_transaction(self, hospital_id: str, tx: dict[str, Any], model_hash: bytes,
                          confidence: int, ece: int) -> bytes:
         """The hospital's own signature over its submitUpdate transaction."""
