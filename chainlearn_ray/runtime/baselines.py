@@ -144,7 +144,7 @@ class BaselineClient:
             x = getattr(host, "_x_shard", host.x_train)
             y = getattr(host, "_y_shard", host.y_train).reshape(-1)
             if setup.keep is not None:
-                rows = torch.tensor(np.asarray(setup.keep, dtype=np.int64))  # keep arrives read-only
+                rows = torch.tensor(np.asarray(setup.keep, dtype=np.int64))  # a read-only view
                 x, y = x[rows], y[rows]
             tier = Tier(host.tier if host.tier is not None else host.spec.hardware_tier)
             throttle = host.throttle

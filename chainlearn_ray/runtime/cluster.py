@@ -12,7 +12,8 @@ import ray
 
 from chainlearn_ray.config import RunConfig
 from chainlearn_ray.errors import ResourceError
-from chainlearn_ray.resources import ResourcePlan, TierResources, auto_packing, plan_resources
+from chainlearn_ray.planner import plan_resources
+from chainlearn_ray.resources import ResourcePlan, TierResources, auto_packing
 
 logger = logging.getLogger(__name__)
 

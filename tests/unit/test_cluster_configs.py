@@ -12,7 +12,8 @@ import yaml
 
 from chainlearn_ray.config import load_config
 from chainlearn_ray.errors import ResourceError
-from chainlearn_ray.resources import TierResources, launcher_capacity, plan_resources
+from chainlearn_ray.planner import plan_resources
+from chainlearn_ray.resources import TierResources, launcher_capacity
 from chainlearn_ray.tiers import TIERS
 
 ray = pytest.importorskip("ray")

@@ -10,12 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chainlearn_ray.errors import ConfigError, ResourceError
+from chainlearn_ray.planner import plan_resources
 from chainlearn_ray.resources import (
     UNIT,
     ResourcePlan,
     TierResources,
     launcher_capacity,
-    plan_resources,
 )
 
 T = TierResources
@@ -426,7 +426,8 @@ def test_balance_spreads_cost_and_is_deterministic() -> None:
 def test_mixed_plan_bundles_and_demand() -> None:
     import dataclasses
 
-    from chainlearn_ray.resources import TierResources, plan_resources
+    from chainlearn_ray.planner import plan_resources
+    from chainlearn_ray.resources import TierResources
 
     one = TierResources(num_cpus=1)
     plan = plan_resources({"weak": 2, "medium": 2, "strong": 2},

@@ -16,8 +16,8 @@ from chainlearn_ray.data.transforms import to_tensor
 from chainlearn_ray.errors import ConfigError, DataError, ResourceError
 from chainlearn_ray.metrics import accuracy
 from chainlearn_ray.models import build_model
+from chainlearn_ray.optim import CpuAdam
 from chainlearn_ray.training import (
-    CpuAdam,
     distill,
     model_hash,
     predict_proba,
