@@ -56,7 +56,8 @@ def dry_run(args: argparse.Namespace, out: Path) -> int:
 
     from chainlearn_ray.results.store import finished_cells
     from chainlearn_ray.runtime.cluster import ensure_ray
-    from chainlearn_ray.runtime.sweep import _describe, plan_trials, prepare_sweep, select_cells
+    from chainlearn_ray.runtime.sweep import _describe, prepare_sweep, select_cells
+    from chainlearn_ray.runtime.trials import plan_trials
 
     plan = select_cells(prepare_sweep(args.config, out, data_dir=args.data_dir),
                         _patterns(args.cells))
