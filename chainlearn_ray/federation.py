@@ -77,6 +77,9 @@ class RoundOutcome:
     chain_seconds: float = 0.0
     train_seconds: float = 0.0
     ensemble_hash: str | None = None
+    #: Part of ``chain_seconds`` spent while other hospitals were still training (preparing
+    #: and requesting signatures as each finished): off the round's critical path.
+    chain_overlap_seconds: float = 0.0
 
 
 @dataclass(frozen=True)

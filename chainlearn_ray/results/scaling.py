@@ -37,7 +37,10 @@ ROUND_METRICS: Final = {
     "train_compute_sum_s": "training compute: sum of hospitals' training wall time (s)",
     "train_compute_max_s": "slowest hospital's training wall time (s)",
     "chain_s": "coordinator chain time: start, submissions, weights, ensemble record (s)",
-    "overhead_s": "Ray scheduling/serialisation and bookkeeping: wall - critical path - chain (s)",
+    "chain_on_path_s": "chain time on the critical path: chain_s less what was done while "
+                       "hospitals were still training (s)",
+    "overhead_s": "Ray scheduling/serialisation and bookkeeping: wall - critical path - chain "
+                  "on the path (s)",
     "overhead_share": "everything but training: 1 - critical path / round wall",
     "participants": "on-chain submissions",
     "gas_per_submission": "gas of one submitUpdate (mean over the round)",
@@ -92,6 +95,7 @@ def round_cost(outcome: RoundOutcome, groups: Sequence[Sequence[str]] = ()) -> d
     paths += [s for h, s in done.items() if h not in grouped]
     critical = max(paths, default=0.0)
     wall, chain = float(outcome.round_seconds), float(outcome.chain_seconds)
+    overlap = float(outcome.chain_overlap_seconds)
     gas_submit = [int(h.gas_submit) for h in outcome.hospitals
                   if h.status == ATTENDED and h.gas_submit is not None]
     n_sub = int(outcome.participants)
@@ -102,7 +106,8 @@ def round_cost(outcome: RoundOutcome, groups: Sequence[Sequence[str]] = ()) -> d
         "train_compute_sum_s": sum(done.values()),
         "train_compute_max_s": max(done.values(), default=0.0),
         "chain_s": chain,
-        "overhead_s": wall - critical - chain,
+        "chain_on_path_s": chain - overlap,
+        "overhead_s": wall - critical - (chain - overlap),
         "overhead_share": 1.0 - critical / wall if wall > 0 else float("nan"),
         "participants": float(n_sub),
         "gas_per_submission": float(np.mean(gas_submit)) if gas_submit else float("nan"),

@@ -170,6 +170,7 @@ class CoordinatorActor:
         fees = self.conn.fee_fields(max_age=0.0)
         reports: dict[str, Any] = {}
         signing: dict[str, Any] = {}
+        overlap = 0.0
         pending = list(refs)
         stop_at = None if round_timeout is None else time.monotonic() + round_timeout
         while pending:
@@ -190,7 +191,10 @@ class CoordinatorActor:
                 continue
             t0 = time.perf_counter()
             signing[h] = self._request_signature(round_, h, reports[h], fees, status, errors)
-            chain_seconds += time.perf_counter() - t0
+            spent = time.perf_counter() - t0
+            chain_seconds += spent
+            if pending:  # others still train: this chain work is off the critical path
+                overlap += spent
         train_seconds = time.perf_counter() - t_train
         for ref in pending:
             h = refs[ref]
@@ -244,7 +248,7 @@ class CoordinatorActor:
         return RoundOutcome(
             round=round_, hospitals=rounds_out, participants=len(submitted), ensemble=ensemble,
             gas=gas, round_seconds=time.perf_counter() - started, chain_seconds=chain_seconds,
-            train_seconds=train_seconds, ensemble_hash=ens_hash,
+            train_seconds=train_seconds, ensemble_hash=ens_hash, chain_overlap_seconds=overlap,
         )
 
     def _await_hosts(self, hospitals: list[str], timeout: float) -> dict[str, str]:
