@@ -257,6 +257,18 @@ def _single_pass_gas_estimate(state: Any, transaction: Any) -> int:
         state.revert(snapshot)
 
 
+def _numeric_block(endpoint: Any) -> Any:
+    """``eth_estimateGas`` at a block number: web3 sends the number as hex, which eth-tester
+    (unlike its ``eth_call``) does not take; hand it over as an integer."""
+
+    def call(tester: Any, params: Any) -> Any:
+        if len(params) > 1 and isinstance(params[1], str) and params[1].startswith("0x"):
+            params = [params[0], int(params[1], 16), *params[2:]]
+        return endpoint(tester, params)
+
+    return call
+
+
 def _embedded(owner_key: str | None) -> ChainConnection:
     from eth_tester import EthereumTester, PyEVMBackend
     from web3 import EthereumTesterProvider
@@ -264,7 +276,12 @@ def _embedded(owner_key: str | None) -> ChainConnection:
     backend = PyEVMBackend()
     backend.chain.gas_estimator = staticmethod(_single_pass_gas_estimate)
     tester = EthereumTester(backend=backend)
-    w3 = Web3(EthereumTesterProvider(tester))
+    provider = EthereumTesterProvider(tester)
+    endpoints = dict(provider.api_endpoints or {})
+    endpoints["eth"] = {**endpoints["eth"],
+                        "estimateGas": _numeric_block(endpoints["eth"]["estimateGas"])}
+    provider.api_endpoints = endpoints
+    w3 = Web3(provider)
     funded_key = tester.backend.account_keys[0]
     funded = Account.from_key(funded_key.to_bytes())
     conn = ChainConnection(w3, funded, "embedded")

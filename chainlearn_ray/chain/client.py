@@ -166,13 +166,15 @@ class FLCoordinatorClient:
         ece: int,
         model_type: ModelType | int,
         fees: Mapping[str, int] | None = None,
+        block: int | None = None,
     ) -> dict[str, Any]:
         """An unsigned ``submitUpdate`` transaction for the hospital to sign itself.
 
-        The gas is estimated against the current state, so a submission the contract would
-        reject (not registered, no open round, duplicate, wrong model type, ...) raises
-        :class:`ContractRevertError` here, before anything is signed. ``fees`` fixes the
-        EIP-1559 fee fields (default: the connection's current ones).
+        The gas is estimated against the current state (or the state after block ``block``),
+        so a submission the contract would reject (not registered, no open round, duplicate,
+        wrong model type, ...) raises :class:`ContractRevertError` here, before anything is
+        signed. ``fees`` fixes the EIP-1559 fee fields (default: the connection's current
+        ones).
 
         Returns
         -------
@@ -183,7 +185,8 @@ class FLCoordinatorClient:
         sender = to_checksum_address(hospital_address)
         data = encode_submit_update(model_hash, confidence, ece, model_type)
         call = {"from": sender, "to": self.address, "data": data}
-        estimate = self._guard(lambda: int(self.conn.w3.eth.estimate_gas(call)))  # type: ignore[arg-type]
+        at = "latest" if block is None else int(block)
+        estimate = self._guard(lambda: int(self.conn.w3.eth.estimate_gas(call, at)))  # type: ignore[arg-type]
         return {
             "to": self.address,
             "data": "0x" + data.hex(),

@@ -164,33 +164,40 @@ class CoordinatorActor:
         attending = [h for h in attending if h not in down]
         refs = {self.hosts[h].train_round.remote(h, round_, epochs): h for h in attending}
         t_train = time.perf_counter()
-        # One fee cap for the whole round, and nothing is relayed before every hospital has
-        # signed: each transaction is then prepared against the same chain state whatever
-        # order training finishes in, so the same seed and config give the same signed bytes.
-        fees = self.conn.fee_fields(max_age=0.0)
+        # Every transaction of the round is prepared against the state right after
+        # startNewRound, with one fee cap, and relayed in hospital order: the same seed and
+        # config give the same signed bytes and gas whatever order training finishes in, while
+        # each relay already runs once the hospitals before it are done.
+        sub = _Submissions(self, round_, attending, int(tx.block_number), status, errors)
         reports: dict[str, Any] = {}
-        signing: dict[str, Any] = {}
         overlap = 0.0
         pending = list(refs)
         stop_at = None if round_timeout is None else time.monotonic() + round_timeout
         while pending:
             wait = None if stop_at is None else max(0.0, stop_at - time.monotonic())
-            ready, pending = ray.wait(pending, num_returns=1, timeout=wait)
+            ready, _ = ray.wait(pending + sub.signing(), num_returns=1, timeout=wait)
             if not ready:
                 break
-            h = refs[ready[0]]
-            try:
-                reports[h] = ray.get(ready[0])
-                self.latest.pop(h, None)
-            except (RayActorError, RayTaskError, ChainlearnError) as exc:
-                status[h], errors[h] = FAILED, type(exc).__name__
-                logger.warning("hospital %s failed in round %d: %s", h, round_, exc)
-                continue
-            if deadline is not None and reports[h].simulated_seconds > deadline:
-                status[h] = LATE  # missed the round on the virtual clock: nothing to submit
-                continue
             t0 = time.perf_counter()
-            signing[h] = self._request_signature(round_, h, reports[h], fees, status, errors)
+            if ready[0] in refs:
+                h = refs[ready[0]]
+                pending.remove(ready[0])
+                try:
+                    reports[h] = ray.get(ready[0])
+                    self.latest.pop(h, None)
+                except (RayActorError, RayTaskError, ChainlearnError) as exc:
+                    status[h], errors[h] = FAILED, type(exc).__name__
+                    logger.warning("hospital %s failed in round %d: %s", h, round_, exc)
+                    sub.settle(h)
+                else:
+                    if deadline is not None and reports[h].simulated_seconds > deadline:
+                        status[h] = LATE  # missed the round on the virtual clock
+                        sub.settle(h)
+                    else:
+                        sub.request(h, reports[h])
+            else:
+                sub.collect(ready[0])
+            sub.relay_ready()
             spent = time.perf_counter() - t0
             chain_seconds += spent
             if pending:  # others still train: this chain work is off the critical path
@@ -201,12 +208,11 @@ class CoordinatorActor:
             status[h], errors[h] = TIMED_OUT, f"> {round_timeout}s"
             logger.warning("hospital %s exceeded the round timeout; restarting it", h)
             ray.kill(self.hosts[h], no_restart=False)
+            sub.settle(h)
 
         t0 = time.perf_counter()
-        # relay in hospital order (not completion order): gas and base fees repeat per seed
-        submitted = self._relay(round_, {h: signing[h] for h in attending if signing.get(h)},
-                                status, errors)
-        weights = {h: int(self.client.round_weight(round_, self.addresses[h])) for h in submitted}
+        sub.finish()
+        submitted, weights = sub.gas, sub.weights
         self.latest.update({h: reports[h] for h in submitted})
         chain_seconds += time.perf_counter() - t0
 
@@ -278,48 +284,6 @@ class CoordinatorActor:
             for h in hospitals if id(self.hosts[h]) in pending
         }
 
-    def _request_signature(self, round_: int, h: str, report: Any, fees: dict[str, int],
-                           status: dict[str, str], errors: dict[str, str]) -> Any:
-        """Prepare hospital ``h``'s submitUpdate and ask it to sign; the pending signature.
-
-        Runs while other hospitals still train: the hospital actor signs in its own
-        concurrency group, so a packed process signs without waiting for its next training.
-        """
-        try:
-            tx = self.client.prepare_submit_update(
-                self.addresses[h], report.model_hash, report.confidence_fixed, report.ece_fixed,
-                Tier.parse(self.tiers[h]).model_type, fees=fees,
-            )
-        except ChainlearnError as exc:
-            status[h], errors[h] = FAILED, f"prepare: {exc}"
-            logger.warning("submission of %s rejected in round %d: %s", h, round_, exc)
-            return None
-        return self.hosts[h].sign_transaction.remote(
-            h, tx, report.model_hash, report.confidence_fixed, report.ece_fixed)
-
-    def _relay(self, round_: int, signing: dict[str, Any], status: dict[str, str],
-               errors: dict[str, str]) -> dict[str, int]:
-        """Collect the signatures and relay them in the given order; hospital -> gas used."""
-        raws: dict[str, bytes] = {}
-        for h, ref in signing.items():
-            try:
-                raws[h] = ray.get(ref, timeout=60)
-            except (RayActorError, RayTaskError, GetTimeoutError) as exc:
-                status[h], errors[h] = FAILED, f"sign: {type(exc).__name__}"
-                logger.warning("hospital %s could not sign in round %d: %s", h, round_, exc)
-        submitted: dict[str, int] = {}
-        self.calldata[round_] = {h: len(raw) for h, raw in raws.items()}
-        for h, raw in raws.items():
-            try:
-                result = self.client.send_raw(raw, "submitUpdate")
-            except ChainlearnError as exc:
-                status[h], errors[h] = FAILED, f"submit: {exc}"
-                logger.warning("submission of %s failed in round %d: %s", h, round_, exc)
-                continue
-            status[h] = ATTENDED
-            submitted[h] = int(result.gas_used)
-        return submitted
-
     # ------------------------------------------------------------------ study support
     def redeploy(self) -> dict[str, Any]:
         """Deploy a fresh FLCoordinator on the same chain and forget every registration.
@@ -367,3 +331,88 @@ class CoordinatorActor:
     def close(self) -> None:
         """Stop the chain backend (an anvil process, for instance)."""
         self.conn.close()
+
+
+class _Submissions:
+    """One round's submissions: prepared and signed as hospitals finish, relayed in order.
+
+    ``relay_ready`` relays the longest settled prefix of the hospital order (signed, or out of
+    the round), reading each hospital's round weight right after its transaction: that weight
+    depends on its own submission only.
+    """
+
+    def __init__(self, coordinator: CoordinatorActor, round_: int, order: list[str],
+                 block: int, status: dict[str, str], errors: dict[str, str]) -> None:
+        self.c, self.round, self.order, self.block = coordinator, round_, list(order), block
+        self.status, self.errors = status, errors
+        self.fees = coordinator.conn.fee_fields(max_age=0.0)
+        self._signing: dict[Any, str] = {}  # signature ref -> hospital
+        self._raws: dict[str, bytes] = {}
+        self._settled: set[str] = set()
+        self.gas: dict[str, int] = {}  # relay order
+        self.weights: dict[str, int] = {}
+        coordinator.calldata[round_] = {}
+
+    def signing(self) -> list[Any]:
+        """Signature requests still outstanding."""
+        return list(self._signing)
+
+    def settle(self, h: str) -> None:
+        """``h`` submits nothing this round (failed, late or timed out)."""
+        self._settled.add(h)
+
+    def request(self, h: str, report: Any) -> None:
+        """Prepare ``h``'s submitUpdate and ask the hospital to sign it (in its own actor
+        concurrency group, so a packed process signs while it trains its next hospital)."""
+        try:
+            tx = self.c.client.prepare_submit_update(
+                self.c.addresses[h], report.model_hash, report.confidence_fixed,
+                report.ece_fixed, Tier.parse(self.c.tiers[h]).model_type, fees=self.fees,
+                block=self.block,
+            )
+        except ChainlearnError as exc:
+            self._fail(h, f"prepare: {exc}", exc)
+            return
+        ref = self.c.hosts[h].sign_transaction.remote(
+            h, tx, report.model_hash, report.confidence_fixed, report.ece_fixed)
+        self._signing[ref] = h
+
+    def collect(self, ref: Any, timeout: float | None = None) -> None:
+        """Take a finished (or, with ``timeout``, awaited) signature."""
+        h = self._signing.pop(ref)
+        try:
+            raw = bytes(ray.get(ref, timeout=timeout))
+        except (RayActorError, RayTaskError, GetTimeoutError) as exc:
+            self._fail(h, f"sign: {type(exc).__name__}", exc)
+            return
+        self._raws[h] = raw
+        self.c.calldata[self.round][h] = len(raw)
+        self._settled.add(h)
+
+    def relay_ready(self) -> None:
+        """Relay, in hospital order, every submission no earlier hospital is still holding up."""
+        while self.order and self.order[0] in self._settled:
+            h = self.order.pop(0)
+            raw = self._raws.pop(h, None)
+            if raw is None:
+                continue
+            try:
+                result = self.c.client.send_raw(raw, "submitUpdate")
+            except ChainlearnError as exc:
+                self._fail(h, f"submit: {exc}", exc)
+                continue
+            self.status[h] = ATTENDED
+            self.gas[h] = int(result.gas_used)
+            self.weights[h] = int(self.c.client.round_weight(self.round, self.c.addresses[h]))
+
+    def finish(self) -> None:
+        """After training: await the remaining signatures, relay everything left."""
+        for ref in list(self._signing):
+            self.collect(ref, timeout=60)
+        self._settled.update(self.order)
+        self.relay_ready()
+
+    def _fail(self, h: str, why: str, exc: BaseException) -> None:
+        self.status[h], self.errors[h] = FAILED, why
+        self._settled.add(h)
+        logger.warning("submission of %s failed in round %d: %s", h, self.round, exc)

@@ -9,6 +9,7 @@ from eth_account import Account
 
 from chainlearn_ray.chain.backends import ChainConnection
 from chainlearn_ray.chain.client import FLCoordinatorClient
+from chainlearn_ray.chain.tx import encode_submit_update, sign_transaction
 from chainlearn_ray.errors import ChainError, ContractRevertError
 from chainlearn_ray.tiers import ModelType, Tier
 from chainlearn_ray.weights import compute_weight
@@ -300,3 +301,29 @@ def test_nonce_tracking_survives_a_refused_transaction(
         registered.send_raw(raw_bad)
     submit(registered, hospital)
     assert registered.round_submitter_count(1) == 1
+
+
+def test_prepare_at_the_round_start_block_ignores_later_submissions(
+    registered: FLCoordinatorClient, trio: list[Hospital]
+) -> None:
+    """The coordinator prepares every submission of a round against the state right after
+    startNewRound, so a transaction's fields do not depend on who was relayed first."""
+    start = registered.start_round()
+    late = trio[2]
+    kind = int(late.tier.model_type)
+    before = registered.prepare_submit_update(late.address, b"\x07" * 32, 9000, 1000, kind,
+                                              block=start.block_number)
+    first_in_round = registered.prepare_submit_update(late.address, b"\x07" * 32, 9000, 1000,
+                                                      kind)
+    submit(registered, trio[0])
+    submit(registered, trio[1])
+    pinned = registered.prepare_submit_update(late.address, b"\x07" * 32, 9000, 1000, kind,
+                                              block=start.block_number)
+    now = registered.prepare_submit_update(late.address, b"\x07" * 32, 9000, 1000, kind)
+    assert pinned["gas"] == before["gas"] == first_in_round["gas"]
+    assert now["gas"] < pinned["gas"]  # the others' writes made its own submission cheaper
+    # the pinned estimate is an upper bound: the transaction signed from it goes through
+    raw = sign_transaction(pinned, late.account.key,
+                           expected_data=encode_submit_update(b"\x07" * 32, 9000, 1000, kind),
+                           expected_to=registered.address)
+    assert registered.send_raw(raw).gas_used < pinned["gas"]

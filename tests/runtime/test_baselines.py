@@ -164,7 +164,7 @@ def test_baselines_leave_ours_untouched(baselines: Baselines) -> None:
                                 fed.chain["chain_id"], fed.chain["contract"])
         report = fresh.train_round(1, fed.cfg.train.epochs)
         got = by_id[spec.hospital_id]
-        assert got.status == "submitted"
+        assert got.status == "submitted", got.error
         assert (got.confidence, got.ece) == (report.confidence, report.ece)
 
 
