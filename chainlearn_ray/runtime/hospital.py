@@ -20,6 +20,21 @@ from chainlearn_ray.hospital import (
 logger = logging.getLogger(__name__)
 
 
+#: Unix ``nice`` of hospital processes: the lowest priority. Ray starts every worker at 15 by
+#: default, so the coordinator and the Ray system processes stay ahead of training.
+HOSPITAL_NICENESS = 19
+
+
+def _yield_to_coordinator() -> None:
+    """Lower this process's CPU priority: where hospitals and the coordinator share cores,
+    the coordinator's relays (the round's critical path) go first and training absorbs the
+    wait. Results do not change; only who waits for a core."""
+    try:
+        os.nice(max(0, HOSPITAL_NICENESS - os.getpriority(os.PRIO_PROCESS, 0)))
+    except (AttributeError, OSError):  # not Unix, or not permitted: run at normal priority
+        logger.debug("could not lower the hospital process's priority", exc_info=True)
+
+
 @ray.remote(max_restarts=-1, max_task_retries=0, concurrency_groups={"sign": 1})  # type: ignore[call-overload]
 class HospitalActor:
     """Hosts hospitals; every call names the hospital it is for.
@@ -32,6 +47,7 @@ class HospitalActor:
 
     def __init__(self, specs: list[HospitalSpec], shards: list[TrainShard],
                  evals: EvalSplits) -> None:
+        _yield_to_coordinator()
         self.hospitals = {
             s.hospital_id: Hospital(s, d, evals) for s, d in zip(specs, shards, strict=True)
         }

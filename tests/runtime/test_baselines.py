@@ -142,6 +142,18 @@ def test_traffic_is_the_real_serialised_size(baselines: Baselines) -> None:
     assert _value(central, "shard_size", "central") == [len(data.train.labels)]
 
 
+def test_hospital_processes_yield_to_the_coordinator(baselines: Baselines) -> None:
+    import os
+
+    import ray
+
+    from chainlearn_ray.runtime.hospital import HOSPITAL_NICENESS
+
+    for actor in baselines.fed.actors:
+        pid = ray.get(actor.pid.remote())
+        assert os.getpriority(os.PRIO_PROCESS, pid) == HOSPITAL_NICENESS
+
+
 def test_unknown_baseline_is_refused(baselines: Baselines) -> None:
     with pytest.raises(ConfigError, match="fedavg"):
         run_baseline(baselines.fed, "fedsgd", STUDY, baselines.key)
