@@ -80,6 +80,9 @@ class RoundOutcome:
     #: Part of ``chain_seconds`` spent while other hospitals were still training (preparing
     #: and requesting signatures as each finished): off the round's critical path.
     chain_overlap_seconds: float = 0.0
+    #: CPU time of the coordinator process during its chain work (wall time of work done
+    #: alongside training also counts the wait for a core).
+    chain_cpu_seconds: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ ROUND_METRICS: Final = {
     "gas_per_submission": "gas of one submitUpdate (mean over the round)",
     "gas_round": "gas of the whole round (start + submissions + ensemble record)",
     "chain_ms_per_submission": "coordinator chain time per submission (ms)",
+    "chain_cpu_ms_per_submission": "coordinator CPU time of chain work per submission (ms)",
 }
 #: Run-level metrics (round 0) -> what they are.
 RUN_METRICS: Final = {
@@ -67,6 +68,7 @@ TABLE: Final = {
     "overhead_share": ("non-train %", "{:.1%}"),
     "gas_per_submission": ("gas/submit", "{:,.0f}"),
     "chain_ms_per_submission": ("chain ms/submit", "{:.1f}"),
+    "chain_cpu_ms_per_submission": ("chain CPU ms/submit", "{:.1f}"),
     "peak_memory_gib": ("peak GiB", "{:.2f}"),
     "peak_tree_memory_gib": ("tree GiB", "{:.2f}"),
 }
@@ -113,6 +115,8 @@ def round_cost(outcome: RoundOutcome, groups: Sequence[Sequence[str]] = ()) -> d
         "gas_per_submission": float(np.mean(gas_submit)) if gas_submit else float("nan"),
         "gas_round": float(sum(outcome.gas.values()) + sum(gas_submit)),
         "chain_ms_per_submission": 1000.0 * chain / n_sub if n_sub else float("nan"),
+        "chain_cpu_ms_per_submission": (1000.0 * float(outcome.chain_cpu_seconds) / n_sub
+                                        if n_sub else float("nan")),
     }
 
 

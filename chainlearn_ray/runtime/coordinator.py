@@ -148,11 +148,13 @@ class CoordinatorActor:
         )
 
         started = time.perf_counter()
-        chain_seconds = 0.0
+        chain_seconds = chain_cpu = 0.0
         gas: dict[str, int] = {}
         t0 = time.perf_counter()
+        c0 = time.process_time()
         tx = self.client.start_round()
         chain_seconds += time.perf_counter() - t0
+        chain_cpu += time.process_time() - c0
         gas["startNewRound"] = int(tx.gas_used)
 
         status = {h: ABSENT for h in self.hosts}
@@ -179,6 +181,7 @@ class CoordinatorActor:
             if not ready:
                 break
             t0 = time.perf_counter()
+            c0 = time.process_time()
             if ready[0] in refs:
                 h = refs[ready[0]]
                 pending.remove(ready[0])
@@ -200,6 +203,7 @@ class CoordinatorActor:
             sub.relay_ready()
             spent = time.perf_counter() - t0
             chain_seconds += spent
+            chain_cpu += time.process_time() - c0
             if pending:  # others still train: this chain work is off the critical path
                 overlap += spent
         train_seconds = time.perf_counter() - t_train
@@ -211,10 +215,12 @@ class CoordinatorActor:
             sub.settle(h)
 
         t0 = time.perf_counter()
+        c0 = time.process_time()
         sub.finish()
         submitted, weights = sub.gas, sub.weights
         self.latest.update({h: reports[h] for h in submitted})
         chain_seconds += time.perf_counter() - t0
+        chain_cpu += time.process_time() - c0
 
         ensemble: dict[str, float] = {}
         ens_hash = None
@@ -247,14 +253,17 @@ class CoordinatorActor:
             }
             digest = prediction_hash(preds, round_)
             t0 = time.perf_counter()
+            c0 = time.process_time()
             rec = self.client.record_ensemble(digest, len(submitted))
             chain_seconds += time.perf_counter() - t0
+            chain_cpu += time.process_time() - c0
             gas["recordEnsemblePrediction"] = int(rec.gas_used)
             ens_hash = "0x" + digest.hex()
         return RoundOutcome(
             round=round_, hospitals=rounds_out, participants=len(submitted), ensemble=ensemble,
             gas=gas, round_seconds=time.perf_counter() - started, chain_seconds=chain_seconds,
             train_seconds=train_seconds, ensemble_hash=ens_hash, chain_overlap_seconds=overlap,
+            chain_cpu_seconds=chain_cpu,
         )
 
     def _await_hosts(self, hospitals: list[str], timeout: float) -> dict[str, str]:

@@ -50,11 +50,12 @@ def test_round_cost_uses_the_slowest_actor_as_critical_path() -> None:
     assert set(packed) == set(ROUND_METRICS)
     # chain work done while others still trained is off the critical path
     outcome = _round()
-    outcome.chain_overlap_seconds = 0.1
+    outcome.chain_overlap_seconds, outcome.chain_cpu_seconds = 0.1, 0.15
     overlapped = round_cost(outcome, [["h00", "h01"], ["h02", "h03"]])
     assert overlapped["chain_s"] == 0.3 and overlapped["chain_on_path_s"] == pytest.approx(0.2)
     assert overlapped["overhead_s"] == pytest.approx(4.0 - 3.0 - 0.2)
     assert overlapped["chain_ms_per_submission"] == pytest.approx(100.0)
+    assert overlapped["chain_cpu_ms_per_submission"] == pytest.approx(50.0)
     alone = round_cost(_round())  # no groups known: every hospital its own process
     assert alone["train_critical_path_s"] == 2.5
 
