@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from eth_utils import keccak
+from eth_hash.auto import keccak
 
 from chainlearn_ray.errors import ConfigError
 from chainlearn_ray.tiers import Tier

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from coincurve import PrivateKey
-from eth_utils import keccak, to_checksum_address
+from eth_hash.auto import keccak
 
 from chainlearn_ray.errors import ChainError
 
@@ -32,10 +32,30 @@ def _key_bytes(private_key: bytes | str) -> bytes:
     return key
 
 
+def address_bytes(address: str | bytes) -> bytes:
+    """The 20 bytes of an address given as bytes or ``0x`` hex (any case)."""
+    try:
+        raw = bytes(address) if isinstance(address, bytes | bytearray) else bytes.fromhex(
+            str(address).removeprefix("0x"))
+    except ValueError:
+        raw = b""
+    if len(raw) != 20:
+        raise ChainError(f"{address!r} is not a 20-byte address")
+    return raw
+
+
+def checksum_address(address: str | bytes) -> str:
+    """EIP-55 mixed-case form of an address."""
+    plain = address_bytes(address).hex()
+    digest = keccak(plain.encode()).hex()[:40]
+    cased = (c.upper() if int(d, 16) >= 8 else c for c, d in zip(plain, digest, strict=True))
+    return "0x" + "".join(cased)
+
+
 def key_address(private_key: bytes | str) -> str:
     """Checksummed Ethereum address of ``private_key``."""
     public = PrivateKey(_key_bytes(private_key)).public_key.format(compressed=False)
-    return str(to_checksum_address(keccak(public[1:])[-20:]))
+    return checksum_address(keccak(public[1:])[-20:])
 
 
 def _sign_hash(msg_hash: bytes, private_key: bytes | str) -> tuple[int, int, int]:

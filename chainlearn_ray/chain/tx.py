@@ -6,10 +6,9 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Final
 
-from eth_abi import encode as abi_encode
-from eth_utils import keccak, to_checksum_address
+from eth_hash.auto import keccak
 
-from chainlearn_ray.chain.signing import sign_transaction_fields
+from chainlearn_ray.chain.signing import address_bytes, checksum_address, sign_transaction_fields
 from chainlearn_ray.errors import ChainError, ConfigError
 from chainlearn_ray.tiers import ModelType
 
@@ -17,7 +16,7 @@ logger = logging.getLogger(__name__)
 
 #: Solidity signature of the hospital's only transaction (enums are ``uint8`` in the ABI).
 SUBMIT_UPDATE_SIGNATURE: Final = "submitUpdate(bytes32,uint256,uint256,uint8)"
-SUBMIT_UPDATE_SELECTOR: Final = keccak(text=SUBMIT_UPDATE_SIGNATURE)[:4]
+SUBMIT_UPDATE_SELECTOR: Final = bytes(keccak(SUBMIT_UPDATE_SIGNATURE.encode()))[:4]
 
 #: Fields a transaction dict must carry before a hospital signs it.
 REQUIRED_FIELDS: Final = ("to", "data", "nonce", "gas", "chainId")
@@ -48,11 +47,9 @@ def encode_submit_update(
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10_000:
             raise ConfigError(f"{name} must be an integer in 0..10000, got {value!r}")
     kind = ModelType(int(model_type))
-    args = abi_encode(
-        ["bytes32", "uint256", "uint256", "uint8"],
-        [bytes(model_hash), int(confidence), int(ece), int(kind)],
-    )
-    return SUBMIT_UPDATE_SELECTOR + args
+    # static ABI types: one 32-byte big-endian word each
+    words = [bytes(model_hash), *(int(v).to_bytes(32, "big") for v in (confidence, ece, kind))]
+    return SUBMIT_UPDATE_SELECTOR + b"".join(words)
 
 
 def _as_bytes(data: Any) -> bytes:
@@ -107,9 +104,7 @@ def sign_transaction(
         raise ChainError(
             "refusing to sign: the transaction's data does not encode the intended submission"
         )
-    if expected_to is not None and to_checksum_address(tx["to"]) != to_checksum_address(
-        expected_to
-    ):
+    if expected_to is not None and address_bytes(tx["to"]) != address_bytes(expected_to):
         raise ChainError(
             f"refusing to sign: the transaction targets {tx['to']}, not the contract {expected_to}"
         )
@@ -132,4 +127,4 @@ def recover_sender(raw: bytes) -> tuple[str, int]:
         import rlp
 
         nonce = int.from_bytes(rlp.decode(raw)[0], "big")
-    return to_checksum_address(sender), nonce
+    return checksum_address(sender), nonce

@@ -8,9 +8,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import ray
 
 from chainlearn_ray.config import RunConfig, alpha_name
@@ -28,11 +27,13 @@ from chainlearn_ray.hospital_data import EvalSplits, HospitalSpec, TrainShard
 from chainlearn_ray.resources import arch_cost, balance
 from chainlearn_ray.results.manifest import build_manifest, config_digest
 from chainlearn_ray.results.schema import rows_to_frame
-from chainlearn_ray.results.store import write_json_atomic, write_parquet_atomic
 from chainlearn_ray.runtime.cluster import ensure_ray, plan_for, poc_concurrency
 from chainlearn_ray.runtime.coordinator import CoordinatorActor
 from chainlearn_ray.runtime.hospital import HospitalActor
 from chainlearn_ray.tiers import Tier
+
+if TYPE_CHECKING:  # pandas loads when results are written, not for runs without a table
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -311,6 +312,8 @@ def run_simulation(cfg: RunConfig, out_dir: str | Path, *, progress: Progress | 
             facts["rounds_completed"] = round_
             _persist(out, conf_dict, facts, rows)
             say(format_round(outcome))
+        from chainlearn_ray.results.store import write_json_atomic
+
         write_json_atomic(fed.receipts(), out / "receipts.json")
         t_end = time.perf_counter()
         timings = {
@@ -329,6 +332,8 @@ def run_simulation(cfg: RunConfig, out_dir: str | Path, *, progress: Progress | 
 
 def _persist(out: Path, conf: dict[str, Any], facts: dict[str, Any],
              rows: list[dict[str, Any]]) -> pd.DataFrame:
+    from chainlearn_ray.results.store import write_json_atomic, write_parquet_atomic
+
     frame = rows_to_frame(rows)
     write_parquet_atomic(frame, out / "results.parquet")
     write_json_atomic(build_manifest(conf, **facts), out / "manifest.json")

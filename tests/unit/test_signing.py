@@ -10,6 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chainlearn_ray.chain.signing import (
+    address_bytes,
+    checksum_address,
     key_address,
     rlp_encode,
     sign_digest,
@@ -65,3 +67,18 @@ def test_bad_inputs() -> None:
         sign_transaction_fields({"to": "0x" + "00" * 20, "chainId": 1, "type": 2}, b"\x01" * 32)
     with pytest.raises(ChainError, match="type 3"):
         sign_transaction_fields({"chainId": 1, "type": 3}, b"\x01" * 32)
+
+
+@settings(max_examples=200, deadline=None)
+@given(raw=st.binary(min_size=20, max_size=20))
+def test_checksum_address_is_eip55(raw: bytes) -> None:
+    expected = to_checksum_address(raw)
+    assert checksum_address(raw) == expected == checksum_address(expected.lower())
+    assert address_bytes(expected) == raw == address_bytes(expected.upper().replace("0X", "0x"))
+
+
+@pytest.mark.parametrize("bad", ["0x1234", "0x" + "zz" * 20, b"\x01" * 19, "0x" + "11" * 21])
+def test_address_bytes_refuses_malformed(bad: str | bytes) -> None:
+    with pytest.raises(ChainError, match="20-byte"):
+        address_bytes(bad)
+
