@@ -179,11 +179,22 @@ class _ProgressLines(tune.Callback):
 
     def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any,
                          **info: Any) -> None:
-        self.say(f"[{self.done}/{self.total}] {self._name(trial)} failed; retrying")
+        self.say(f"[{self.done}/{self.total}] {self._name(trial)} failed "
+                 f"({_trial_error(trial)}); retrying")
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self.done += 1
-        self.say(f"[{self.done}/{self.total}] FAILED {self._name(trial)}")
+        self.say(f"[{self.done}/{self.total}] FAILED {self._name(trial)} ({_trial_error(trial)})")
+
+
+def _trial_error(trial: Any) -> str:
+    """The last line of a trial's latest error, from the error file Tune writes locally."""
+    try:
+        text = Path(trial.error_file).read_text() if trial.error_file else None
+    except Exception:  # the text is a courtesy; a missing file must not stop the sweep
+        text = None
+    lines = [line.strip() for line in str(text or "").splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "no error text"
 
 
 def _error_text(error: BaseException | None) -> str | None:
@@ -340,8 +351,10 @@ def _tune(plan: SweepPlan, todo: list[Cell], configs: dict[str, RunConfig],
           bundles: dict[str, list[dict[str, float]]], k: int, retries: int, out: Path,
           outcomes: dict[str, CellOutcome], say: Progress, echo: bool) -> bool:
     """Run the trials; fills ``outcomes``; returns True when Tune was interrupted."""
-    # the progress lines below replace Tune's own tables
+    # the progress lines below replace Tune's own tables and its stack trace per failed
+    # attempt (they name the error; the cell's manifest keeps it); either can be set back
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")
     node = ray.get_runtime_context().get_node_id()
     sink = _ResultSink.options(  # type: ignore[attr-defined]
         scheduling_strategy=ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(
