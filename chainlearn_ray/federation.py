@@ -35,13 +35,9 @@ def draw_attendance(
     }
 
 
-def split_by_deadline(
-    simulated_seconds: Mapping[str, float], deadline: float | None
-) -> tuple[list[str], list[str]]:
-    """Hospitals on time and late on the virtual clock (``deadline`` None: everyone on time)."""
-    on_time = [h for h, s in simulated_seconds.items() if deadline is None or s <= deadline]
-    late = [h for h, s in simulated_seconds.items() if deadline is not None and s > deadline]
-    return on_time, late
+def missed_deadline(simulated_seconds: float, deadline: float | None) -> bool:
+    """Whether a hospital is late on the virtual clock (``deadline`` None: never)."""
+    return deadline is not None and simulated_seconds > deadline
 
 
 @dataclass
