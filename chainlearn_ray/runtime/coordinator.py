@@ -19,6 +19,7 @@ from chainlearn_ray.federation import (
     TIMED_OUT,
     HospitalRound,
     RoundOutcome,
+    missed_deadline,
 )
 from chainlearn_ray.tiers import Tier
 
@@ -148,13 +149,10 @@ class CoordinatorActor:
         )
 
         started = time.perf_counter()
-        chain_seconds = chain_cpu = 0.0
+        clock = _ChainClock()
         gas: dict[str, int] = {}
-        t0 = time.perf_counter()
-        c0 = time.process_time()
-        tx = self.client.start_round()
-        chain_seconds += time.perf_counter() - t0
-        chain_cpu += time.process_time() - c0
+        with clock:
+            tx = self.client.start_round()
         gas["startNewRound"] = int(tx.gas_used)
 
         status = {h: ABSENT for h in self.hosts}
@@ -172,7 +170,6 @@ class CoordinatorActor:
         # each relay already runs once the hospitals before it are done.
         sub = _Submissions(self, round_, attending, int(tx.block_number), status, errors)
         reports: dict[str, Any] = {}
-        overlap = 0.0
         pending = list(refs)
         stop_at = None if round_timeout is None else time.monotonic() + round_timeout
         while pending:
@@ -180,32 +177,15 @@ class CoordinatorActor:
             ready, _ = ray.wait(pending + sub.signing(), num_returns=1, timeout=wait)
             if not ready:
                 break
-            t0 = time.perf_counter()
-            c0 = time.process_time()
-            if ready[0] in refs:
-                h = refs[ready[0]]
-                pending.remove(ready[0])
-                try:
-                    reports[h] = ray.get(ready[0])
-                    self.latest.pop(h, None)
-                except (RayActorError, RayTaskError, ChainlearnError) as exc:
-                    status[h], errors[h] = FAILED, type(exc).__name__
-                    logger.warning("hospital %s failed in round %d: %s", h, round_, exc)
-                    sub.settle(h)
+            with clock:
+                if ready[0] in refs:
+                    pending.remove(ready[0])
+                    self._trained(refs[ready[0]], ready[0], deadline, reports, sub)
                 else:
-                    if deadline is not None and reports[h].simulated_seconds > deadline:
-                        status[h] = LATE  # missed the round on the virtual clock
-                        sub.settle(h)
-                    else:
-                        sub.request(h, reports[h])
-            else:
-                sub.collect(ready[0])
-            sub.relay_ready()
-            spent = time.perf_counter() - t0
-            chain_seconds += spent
-            chain_cpu += time.process_time() - c0
+                    sub.collect(ready[0])
+                sub.relay_ready()
             if pending:  # others still train: this chain work is off the critical path
-                overlap += spent
+                clock.overlap += clock.last
         train_seconds = time.perf_counter() - t_train
         for ref in pending:
             h = refs[ref]
@@ -214,13 +194,10 @@ class CoordinatorActor:
             ray.kill(self.hosts[h], no_restart=False)
             sub.settle(h)
 
-        t0 = time.perf_counter()
-        c0 = time.process_time()
-        sub.finish()
+        with clock:
+            sub.finish()
         submitted, weights = sub.gas, sub.weights
         self.latest.update({h: reports[h] for h in submitted})
-        chain_seconds += time.perf_counter() - t0
-        chain_cpu += time.process_time() - c0
 
         ensemble: dict[str, float] = {}
         ens_hash = None
@@ -252,19 +229,33 @@ class CoordinatorActor:
                 "ece": float(expected_calibration_error(probs, self.y_test)),
             }
             digest = prediction_hash(preds, round_)
-            t0 = time.perf_counter()
-            c0 = time.process_time()
-            rec = self.client.record_ensemble(digest, len(submitted))
-            chain_seconds += time.perf_counter() - t0
-            chain_cpu += time.process_time() - c0
+            with clock:
+                rec = self.client.record_ensemble(digest, len(submitted))
             gas["recordEnsemblePrediction"] = int(rec.gas_used)
             ens_hash = "0x" + digest.hex()
         return RoundOutcome(
             round=round_, hospitals=rounds_out, participants=len(submitted), ensemble=ensemble,
-            gas=gas, round_seconds=time.perf_counter() - started, chain_seconds=chain_seconds,
-            train_seconds=train_seconds, ensemble_hash=ens_hash, chain_overlap_seconds=overlap,
-            chain_cpu_seconds=chain_cpu,
+            gas=gas, round_seconds=time.perf_counter() - started, chain_seconds=clock.wall,
+            train_seconds=train_seconds, ensemble_hash=ens_hash,
+            chain_overlap_seconds=clock.overlap, chain_cpu_seconds=clock.cpu,
         )
+
+    def _trained(self, h: str, ref: Any, deadline: float | None,
+                 reports: dict[str, Any], sub: _Submissions) -> None:
+        """Take hospital ``h``'s finished training; ask for its signature unless it is out."""
+        try:
+            reports[h] = ray.get(ref)
+            self.latest.pop(h, None)
+        except (RayActorError, RayTaskError, ChainlearnError) as exc:
+            sub.status[h], sub.errors[h] = FAILED, type(exc).__name__
+            logger.warning("hospital %s failed in round %d: %s", h, sub.round, exc)
+            sub.settle(h)
+            return
+        if missed_deadline(reports[h].simulated_seconds, deadline):
+            sub.status[h] = LATE  # missed the round on the virtual clock
+            sub.settle(h)
+        else:
+            sub.request(h, reports[h])
 
     def _await_hosts(self, hospitals: list[str], timeout: float) -> dict[str, str]:
         """Wait until the actors of ``hospitals`` answer (a restarted one reloads its checkpoint).
@@ -340,6 +331,23 @@ class CoordinatorActor:
     def close(self) -> None:
         """Stop the chain backend (an anvil process, for instance)."""
         self.conn.close()
+
+
+class _ChainClock:
+    """Wall and CPU time of the coordinator's chain work in one round: ``with clock:`` adds
+    a span; ``last`` is the latest span's wall time, ``overlap`` what the caller counted as
+    done while hospitals were still training."""
+
+    def __init__(self) -> None:
+        self.wall = self.cpu = self.overlap = self.last = 0.0
+
+    def __enter__(self) -> None:
+        self._t0, self._c0 = time.perf_counter(), time.process_time()
+
+    def __exit__(self, *exc: object) -> None:
+        self.last = time.perf_counter() - self._t0
+        self.wall += self.last
+        self.cpu += time.process_time() - self._c0
 
 
 class _Submissions:
