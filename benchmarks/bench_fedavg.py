@@ -28,14 +28,10 @@ from typing import Any  # noqa: E402
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """FedAvg through ``open_federation`` + ``run_baseline``; wall seconds of every phase."""
-    import ray
-
     from chainlearn_ray.config import load_config
     from chainlearn_ray.federation import RunKey
-    from chainlearn_ray.runtime.baselines import run_baseline
-    from chainlearn_ray.runtime.cluster import ensure_ray
+    from chainlearn_ray.runtime.cluster import ensure_ray, stop_ray
     from chainlearn_ray.runtime.simulation import load_partitioned, open_federation
-    from chainlearn_ray.study import StudyConfig
 
     out: dict[str, Any] = {"hospitals": args.hospitals, "rounds": args.rounds}
     t_import = time.perf_counter()
@@ -48,8 +44,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     })
     data, part = load_partitioned(cfg)
     t_data = time.perf_counter()
-    ensure_ray(cfg.runtime.address)
+    # the driver averages the models: torch (via the baselines module) loads while Ray starts
+    ensure_ray(cfg.runtime.address, preload=("chainlearn_ray.runtime.baselines",))
     t_ray = time.perf_counter()
+    from chainlearn_ray.runtime.baselines import run_baseline
+    from chainlearn_ray.study import StudyConfig
+
     with tempfile.TemporaryDirectory() as ckpt:
         # FedAvg never touches the chain: no coordinator, no contract
         fed = open_federation(cfg, data, part, "bench-fedavg", Path(ckpt), chain=False)
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             out["actors"] = len(fed.actors)
         finally:
             fed.close()
-            ray.shutdown()
+            stop_ray()
     t_down = time.perf_counter()
     acc = [r["value"] for r in rows if r["hospital"] == "ensemble" and r["metric"] == "accuracy"]
     up = [r["value"] for r in rows if r["metric"] == "comm_bytes_up"]

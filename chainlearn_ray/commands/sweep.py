@@ -52,10 +52,8 @@ def _patterns(text: str | None) -> list[str] | None:
 
 def dry_run(args: argparse.Namespace, out: Path) -> int:
     """Print the cells and the per-trial resource request without starting any trial."""
-    import ray
-
     from chainlearn_ray.results.store import finished_cells
-    from chainlearn_ray.runtime.cluster import ensure_ray
+    from chainlearn_ray.runtime.cluster import ensure_ray, stop_ray
     from chainlearn_ray.runtime.sweep import _describe, prepare_sweep, select_cells
     from chainlearn_ray.runtime.trials import plan_trials
 
@@ -80,7 +78,7 @@ def dry_run(args: argparse.Namespace, out: Path) -> int:
                                            args.max_concurrent or plan.grid.max_concurrent)
     finally:
         if started:
-            ray.shutdown()
+            stop_ray()
     print(f"{k} trial(s) at once on this cluster; per-trial placement group (trial process "
           "first, then coordinator and hospital actors):")
     seen: set[str] = set()

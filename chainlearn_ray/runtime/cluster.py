@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import importlib
 import logging
 import math
 import os
+import sys
+import threading
+from collections.abc import Sequence
 from typing import Any
 
 import ray
@@ -19,13 +24,42 @@ logger = logging.getLogger(__name__)
 
 
 def ensure_ray(address: str | None = None, *, num_cpus: int | None = None,
-               num_gpus: int | None = None) -> bool:
+               num_gpus: int | None = None, preload: Sequence[str] = ()) -> bool:
     """Start local Ray or join ``address`` (``"auto"`` = a running ``ray start`` cluster).
+
+    ``preload``: modules the caller needs next (the results writer, torch for a driver that
+    averages models). While Ray starts they are imported on a side thread at idle priority,
+    using the CPU that Ray's start-up leaves free while this process waits for it. They are
+    imported when this returns; an import that failed is left for the caller's own import
+    to raise.
 
     Returns True when this call started Ray (and the caller should shut it down).
     """
+    missing = [m for m in preload if m not in sys.modules]
     if ray.is_initialized():
+        _import_quietly(missing, idle=False)
         return False
+    loader = threading.Thread(target=_import_quietly, args=(missing, True),
+                              name="chainlearn-preload", daemon=True)
+    loader.start()
+    try:
+        return _start_ray(address, num_cpus, num_gpus)
+    finally:
+        loader.join()
+
+
+def _import_quietly(modules: Sequence[str], idle: bool) -> None:
+    if idle:  # Linux sets the priority of this thread only: Ray's start-up goes first
+        with contextlib.suppress(AttributeError, OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception:  # the caller's own import raises it where it matters
+            logger.debug("preloading %s failed", name, exc_info=True)
+
+
+def _start_ray(address: str | None, num_cpus: int | None, num_gpus: int | None) -> bool:
     os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
     kwargs: dict[str, Any] = {
         "include_dashboard": False,
@@ -52,6 +86,33 @@ def ensure_ray(address: str | None = None, *, num_cpus: int | None = None,
             "`ray start --head` and pass --address auto"
         ) from exc
     return True
+
+
+def stop_ray() -> None:
+    """``ray.shutdown()``, without its one-second wait on the autoscaler monitor.
+
+    On a node this process started, ``ray.shutdown`` stops the GCS before the autoscaler
+    monitor; the monitor then answers SIGTERM by trying to report to that GCS and is only
+    killed after a one-second grace period. A local single-node cluster keeps nothing in the
+    monitor, so it is killed first. Connected to a cluster started elsewhere (``ray start``),
+    this is plain ``ray.shutdown()``: only this driver disconnects.
+    """
+    if not ray.is_initialized():
+        return
+    try:  # Ray's node bookkeeping is internal: any change there falls back to plain shutdown
+        from ray._private import ray_constants
+        from ray._private import worker as ray_worker
+
+        node = ray_worker._global_node
+        monitors: list[Any] = (
+            node.all_processes.get(ray_constants.PROCESS_TYPE_MONITOR, []) if node else [])
+        for info in monitors:
+            if info.process.poll() is None:
+                info.process.kill()
+                info.process.wait(timeout=5)
+    except Exception:
+        logger.debug("could not stop the autoscaler monitor first", exc_info=True)
+    ray.shutdown()
 
 
 def _plan(cfg: RunConfig, packing: dict[str, int], cluster: dict[str, float],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -83,58 +84,99 @@ class CoordinatorActor:
 
     def register_all(self, poc: dict[str, Any], concurrency: int, verify_claims: bool = True,
                      claim_policy: str = "correct") -> list[dict[str, Any]]:
-        """PoC on every hospital (``concurrency`` at a time), then sign and register each.
+        """PoC on every hospital, then sign and register each, in hospital order.
 
         Each hospital claims a tier with its benchmark record. With ``verify_claims`` the
         coordinator checks the claim against the record (:func:`chainlearn_ray.methods.attacks.
         verify_claim`: a claim the measured throughput does not support is corrected, or
         refused under ``claim_policy="refuse"``), so the tier registered is the tier the
         hospital's own benchmark measured. Without it every claim is accepted (no PoC).
+
+        At most ``concurrency`` actor processes benchmark at once, each its hospitals one after
+        another (see :meth:`_poc_runs`). A hospital is registered as soon as its benchmark and
+        those of every hospital before it are done, so registration overlaps later benchmarks
+        while the transactions keep the hospital order.
         """
+        order = list(self.hosts)
+        results: dict[str, dict[str, Any]] = {}
+        signatures: dict[str, Any] = {}
+        registrations: list[dict[str, Any]] = []
+        for h, res in self._poc_runs(order, poc, concurrency):
+            results[h] = self._checked_claim(h, res, poc, verify_claims, claim_policy)
+            signatures[h] = self.hosts[h].sign_registration.remote(
+                h, res["tier"], res["bench_hash"], self.client.chain_id, self.client.address)
+            while order and order[0] in signatures:
+                first = order.pop(0)
+                registrations.append(
+                    self._register(first, results[first], ray.get(signatures.pop(first))))
+        return registrations
+
+    def _poc_runs(self, ids: list[str], poc: dict[str, Any], concurrency: int
+                  ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(hospital, PoC result)`` as each benchmark finishes.
+
+        Hospitals packed into one actor process run theirs one after another (all queued at
+        once in that actor); at most ``concurrency`` processes benchmark at once, so no two
+        benchmarks share a core.
+        """
+        queues: dict[int, list[str]] = {}
+        for h in ids:
+            queues.setdefault(id(self.hosts[h]), []).append(h)
+        in_flight: dict[int, int] = {}  # process -> its benchmarks not yet finished
+        hospital_of: dict[Any, tuple[str, int]] = {}  # result ref -> (hospital, process)
+
+        def launch() -> None:  # a process's calls queue in its actor and run in order
+            while queues and len(in_flight) < max(1, concurrency):
+                process = next(iter(queues))  # processes in the order of their first hospital
+                hospitals = queues.pop(process)
+                in_flight[process] = len(hospitals)
+                for h in hospitals:
+                    hospital_of[self.hosts[h].run_poc.remote(h, **poc)] = (h, process)
+
+        launch()
+        while hospital_of:
+            [done], _ = ray.wait(list(hospital_of), num_returns=1)
+            h, process = hospital_of.pop(done)
+            in_flight[process] -= 1
+            if not in_flight[process]:
+                del in_flight[process]
+                launch()
+            yield h, ray.get(done)
+
+    def _checked_claim(self, h: str, res: dict[str, Any], poc: dict[str, Any],
+                       verify: bool, policy: str) -> dict[str, Any]:
+        """``res`` with ``claimed_tier`` set and, under ``verify``, the tier and benchmark
+        hash its measurement supports."""
         from chainlearn_ray.capacity import benchmark_hash
         from chainlearn_ray.methods.attacks import verify_claim
 
-        ids = list(self.hosts)
-        results: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(ids), max(1, concurrency)):
-            batch = ids[start:start + max(1, concurrency)]
-            outs = ray.get([self.hosts[h].run_poc.remote(h, **poc) for h in batch])
-            results.update(zip(batch, outs, strict=True))
-        for h, res in results.items():
-            res["claimed_tier"] = claimed = res["tier"]
-            if not verify_claims:
-                continue
-            tier = verify_claim(claimed, res["throughput"], res["steps"], res["batch_size"],
-                                res["bench_hash"], poc.get("weak_below", 100.0),
-                                poc.get("medium_below", 300.0),
-                                policy=claim_policy)  # type: ignore[arg-type]
-            if tier.label != claimed:
-                res["tier"] = tier.label
-                res["bench_hash"] = benchmark_hash(res["throughput"], res["steps"],
-                                                   res["batch_size"], tier)
-                logger.warning("%s claimed %s; its benchmark says %s: registered %s", h,
-                               claimed, tier.label, tier.label)
-        sigs = ray.get([
-            self.hosts[h].sign_registration.remote(
-                h, results[h]["tier"], results[h]["bench_hash"], self.client.chain_id,
-                self.client.address,
-            )
-            for h in ids
-        ])
-        registrations = []
-        for h, sig in zip(ids, sigs, strict=True):
-            addr = self.addresses[h]
-            self.conn.fund(addr, HOSPITAL_FUNDING_WEI)
-            tx = self.client.register_hospital(addr, h, results[h]["tier"],
-                                               results[h]["bench_hash"], sig)
-            self.tiers[h] = results[h]["tier"]
-            registrations.append({
-                "hospital_id": h, "address": addr, **{k: v for k, v in results[h].items()
-                                                     if k != "bench_hash"},
-                "bench_hash": "0x" + bytes(results[h]["bench_hash"]).hex(),
-                "gas_register": int(tx.gas_used),
-            })
-        return registrations
+        res["claimed_tier"] = claimed = res["tier"]
+        if not verify:
+            return res
+        tier = verify_claim(claimed, res["throughput"], res["steps"], res["batch_size"],
+                            res["bench_hash"], poc.get("weak_below", 100.0),
+                            poc.get("medium_below", 300.0),
+                            policy=policy)  # type: ignore[arg-type]
+        if tier.label != claimed:
+            res["tier"] = tier.label
+            res["bench_hash"] = benchmark_hash(res["throughput"], res["steps"],
+                                               res["batch_size"], tier)
+            logger.warning("%s claimed %s; its benchmark says %s: registered %s", h, claimed,
+                           tier.label, tier.label)
+        return res
+
+    def _register(self, h: str, res: dict[str, Any], signature: bytes) -> dict[str, Any]:
+        """Fund ``h``'s account and register it on chain with its (checked) PoC record."""
+        addr = self.addresses[h]
+        self.conn.fund(addr, HOSPITAL_FUNDING_WEI)
+        tx = self.client.register_hospital(addr, h, res["tier"], res["bench_hash"], signature)
+        self.tiers[h] = res["tier"]
+        return {
+            "hospital_id": h, "address": addr,
+            **{k: v for k, v in res.items() if k != "bench_hash"},
+            "bench_hash": "0x" + bytes(res["bench_hash"]).hex(),
+            "gas_register": int(tx.gas_used),
+        }
 
     # ------------------------------------------------------------------ rounds
     def run_round(self, round_: int, attending: list[str], epochs: int,

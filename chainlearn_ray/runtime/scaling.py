@@ -19,7 +19,7 @@ from chainlearn_ray.errors import ConfigError
 from chainlearn_ray.results.manifest import build_manifest
 from chainlearn_ray.results.scaling import scaling_frame, scaling_rows, write_scaling
 from chainlearn_ray.results.store import write_json_atomic
-from chainlearn_ray.runtime.cluster import ensure_ray
+from chainlearn_ray.runtime.cluster import ensure_ray, stop_ray
 from chainlearn_ray.runtime.simulation import Progress, RunSummary, run_id_for, run_simulation
 from chainlearn_ray.tiers import TIERS, Tier
 
@@ -310,7 +310,7 @@ def run_scaling(cfg: RunConfig, sizes: Sequence[int], mix: Mapping[str, float],
                 "(this process tree)")
     finally:
         if started_ray:
-            ray.shutdown()
+            stop_ray()
     return result
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,7 +27,7 @@ from chainlearn_ray.hospital_data import EvalSplits, HospitalSpec, TrainShard
 from chainlearn_ray.resources import arch_cost, balance
 from chainlearn_ray.results.manifest import build_manifest, config_digest
 from chainlearn_ray.results.schema import rows_to_frame
-from chainlearn_ray.runtime.cluster import ensure_ray, plan_for, poc_concurrency
+from chainlearn_ray.runtime.cluster import ensure_ray, plan_for, poc_concurrency, stop_ray
 from chainlearn_ray.runtime.coordinator import CoordinatorActor
 from chainlearn_ray.runtime.hospital import HospitalActor
 from chainlearn_ray.tiers import Tier
@@ -162,7 +162,7 @@ class Federation:
             ray.kill(actor)
         self.actors, self.coordinator, self._refs = [], None, []
         if self.started_ray:
-            ray.shutdown()
+            stop_ray()
             self.started_ray = False
 
 
@@ -186,12 +186,14 @@ def _actor_groups(cfg: RunConfig, plan: Any, specs: list[HospitalSpec], part: An
 
 
 def open_federation(cfg: RunConfig, data: Any, part: Any, run_id: str, ckpt_dir: Path,
-                    say: Progress | None = None, *, chain: bool = True) -> Federation:
+                    say: Progress | None = None, *, chain: bool = True,
+                    preload: Sequence[str] = ()) -> Federation:
     """Connect to Ray, validate resources, create the coordinator (deploying or attaching the
     contract) and the hospital actors. On any error everything started here is stopped.
 
     ``chain=False`` starts no coordinator and touches no chain: for methods that never use it
-    (the FedAvg / FedProx / FedMD / Centralized baselines on their own).
+    (the FedAvg / FedProx / FedMD / Centralized baselines on their own). ``preload``: modules
+    the caller needs next, imported while Ray starts (see :func:`ensure_ray`).
     """
     say = say or (lambda _msg: None)
     # checkpoints only restore an actor that Ray restarts within this federation: whatever an
@@ -200,7 +202,7 @@ def open_federation(cfg: RunConfig, data: Any, part: Any, run_id: str, ckpt_dir:
         shutil.rmtree(ckpt_dir)
     Path(ckpt_dir).mkdir(parents=True)
     t0 = time.perf_counter()
-    started_ray = ensure_ray(cfg.runtime.address)
+    started_ray = ensure_ray(cfg.runtime.address, preload=preload)
     fed = Federation(cfg, run_id, data, part, None, [], started_ray)
     fed.timings["ray_seconds"] = time.perf_counter() - t0
     try:
@@ -279,7 +281,8 @@ def run_simulation(cfg: RunConfig, out_dir: str | Path, *, progress: Progress | 
         f"{[int(n) for n in part.class_counts.sum(axis=1)]}")
     t_data = time.perf_counter()
 
-    fed = open_federation(cfg, data, part, run_id, out / "checkpoints", say)
+    fed = open_federation(cfg, data, part, run_id, out / "checkpoints", say,
+                          preload=("chainlearn_ray.results.store",))
     try:
         t_actors = time.perf_counter()
         regs = fed.register()
@@ -375,5 +378,5 @@ def validate_only(cfg: RunConfig) -> str:
         return plan_for(cfg).render()
     finally:
         if started:
-            ray.shutdown()
+            stop_ray()
 

@@ -25,7 +25,7 @@ from chainlearn_ray.results.store import (
     finished_cells,
     write_json_atomic,
 )
-from chainlearn_ray.runtime.cluster import ensure_ray
+from chainlearn_ray.runtime.cluster import ensure_ray, stop_ray
 from chainlearn_ray.runtime.trials import plan_trials
 from chainlearn_ray.study import StudyConfig
 from chainlearn_ray.sweep import SYNTHETIC_FOLDER, Cell, SweepPlan, load_sweep, write_synthetic_data
@@ -334,7 +334,7 @@ def run_sweep(path_or_config: str | Path | SweepPlan, out_dir: str | Path, *,
         summary.interrupted = interrupted
         _write_manifest(out, plan, summary, status)
         if started_ray:
-            ray.shutdown()
+            stop_ray()
     return summary
 
 
