@@ -134,6 +134,23 @@ def _torchvision(spec: Architecture) -> nn.Module:
     return getattr(tvm, spec.name)(weights=None)
 
 
+#: BatchNorm momentum of every model trained from random initialisation (PyTorch's default).
+SCRATCH_BN_MOMENTUM = 0.1
+
+
+def _scratch_batchnorm(model: nn.Module) -> None:
+    """Give every BatchNorm layer PyTorch's default momentum.
+
+    torchvision's MobileNetV3 uses 0.01, a setting for long ImageNet training (and for
+    fine-tuning weights whose running statistics are already right). From random
+    initialisation, the few hundred steps of a federated run leave its running statistics
+    near their initial values, and evaluation-mode predictions collapse to one class.
+    """
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.momentum = SCRATCH_BN_MOMENTUM
+
+
 def _replace_stem(model: nn.Module, spec: Architecture, in_channels: int) -> None:
     old = _get(model, spec.stem)
     if not isinstance(old, nn.Conv2d):
@@ -240,6 +257,10 @@ def build_model(
         the torch hub cache only), or the path of a local state-dict file for this architecture.
         The head is re-initialised when its class count differs; a 3-channel stem is averaged
         for other inputs. Nothing is ever downloaded and there is no silent fall-back.
+        Pretrained models keep the architecture's BatchNorm momentum; models trained from
+        random initialisation use PyTorch's default 0.1 in every BatchNorm layer (see
+        :data:`SCRATCH_BN_MOMENTUM`: MobileNetV3's 0.01 leaves its running statistics
+        unconverged in a short run, so it predicts one class in evaluation mode).
     seed:
         Seeds the initialisation (``None`` uses the global RNG).
 
@@ -285,6 +306,8 @@ def build_model(
     if state is not None and source is not None:
         _load_compatible(model, spec, state, source)
         logger.info("loaded %s weights from %s", spec.name, source)
+    else:
+        _scratch_batchnorm(model)
     return model
 
 

@@ -134,3 +134,34 @@ def test_imagenet_weights_come_from_the_hub_cache_only(
     assert ours["classifier.3.weight"].shape == (2, 1024)
     with pytest.raises(ModelError, match="no ImageNet"):
         build_model("tiny_cnn", 2, 1, pretrained="imagenet")
+
+
+def _batchnorm_momenta(model: torch.nn.Module) -> set[float | None]:
+    return {m.momentum for m in model.modules()
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)}
+
+
+def test_models_from_scratch_use_default_batchnorm_momentum(tmp_path: Path) -> None:
+    # torchvision's MobileNetV3 ships with 0.01; from random initialisation every BatchNorm
+    # layer gets PyTorch's default, while pretrained weights keep the architecture's own
+    stock = ARCHITECTURES["mobilenet_v3_small"]
+    scratch = build_model(stock.name, 2, 1, seed=0)
+    assert _batchnorm_momenta(scratch) == {0.1}
+    torch.save(scratch.state_dict(), tmp_path / "m.pt")
+    assert _batchnorm_momenta(build_model(stock.name, 2, 1, pretrained=tmp_path / "m.pt")) == {
+        0.01}
+
+
+def test_mobilenet_from_scratch_predicts_both_classes_after_a_short_run() -> None:
+    # 64 steps: with the stock momentum the running statistics stay near their
+    # initial values and evaluation-mode predictions collapse to one class
+    from chainlearn_ray.training import predict_proba, train
+
+    gen = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 2, (512,), generator=gen)
+    x = torch.randn(512, 1, 28, 28, generator=gen) * 0.5 + y.view(-1, 1, 1, 1).float() * 2.0
+    model = build_model("mobilenet_v3_small", 2, 1, seed=0)
+    train(model, x, y, epochs=4, batch_size=32, lr=1e-3, seed=0)
+    pred = predict_proba(model, x).argmax(axis=1)
+    assert set(pred.tolist()) == {0, 1}
+    assert (pred == y.numpy()).mean() > 0.8
