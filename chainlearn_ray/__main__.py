@@ -1,6 +1,6 @@
 """Entry point for ``python -m chainlearn_ray``."""
 
-from chainlearn_ray.cli import main
+from chainlearn_ray.cli import entry
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    entry()

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
 import importlib
 import importlib.util
 import logging
+import os
 import sys
+import threading
 from collections.abc import Sequence
 
 from chainlearn_ray import __version__
@@ -75,5 +79,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def entry() -> None:
+    """The ``chainlearn`` command: :func:`main`, then a quick exit.
+
+    Everything a command produces is on disk (atomically) when :func:`main` returns, so after
+    the exit handlers (Ray's shutdown, logging's flush) the process ends without tearing
+    down its ~1,500 modules one by one (about 0.4 s). While a non-daemon thread still runs, or
+    when an exception escapes, it exits the normal way.
+    """
+    code = main()
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate()
+           if t is not threading.main_thread()):
+        raise SystemExit(code)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # a closed pipe must not hide the exit code
+            stream.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    entry()

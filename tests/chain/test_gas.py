@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -126,3 +128,16 @@ def test_cli_rejects_bad_counts(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         cli_main(["gas", "--hospitals", "0"])
     assert "at least 1" in capsys.readouterr().err
+
+
+def test_command_exits_quickly_with_its_output_and_exit_code(tmp_path) -> None:
+    # the installed command ends with os._exit after the exit handlers: its output must still
+    # arrive whole through a pipe, and errors must keep their exit code
+    run = [sys.executable, "-m", "chainlearn_ray"]
+    ok = subprocess.run([*run, "gas", "--hospitals", "1", "--rounds", "1", "--json"],
+                        capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["hospitals"] == 1
+    bad = subprocess.run([*run, "run", "--dataset", "nope", "--data-dir", str(tmp_path)],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "nope.npz not found" in bad.stderr
