@@ -93,23 +93,16 @@ class CoordinatorActor:
         hospital's own benchmark measured. Without it every claim is accepted (no PoC).
 
         At most ``concurrency`` actor processes benchmark at once, each its hospitals one after
-        another (see :meth:`_poc_runs`). A hospital is registered as soon as its benchmark and
-        those of every hospital before it are done, so registration overlaps later benchmarks
-        while the transactions keep the hospital order.
+        another (see :meth:`_poc_runs`). Registration waits for the last benchmark: the
+        coordinator's transactions would otherwise take CPU from benchmarks still measuring.
         """
         order = list(self.hosts)
-        results: dict[str, dict[str, Any]] = {}
-        signatures: dict[str, Any] = {}
-        registrations: list[dict[str, Any]] = []
-        for h, res in self._poc_runs(order, poc, concurrency):
-            results[h] = self._checked_claim(h, res, poc, verify_claims, claim_policy)
-            signatures[h] = self.hosts[h].sign_registration.remote(
-                h, res["tier"], res["bench_hash"], self.client.chain_id, self.client.address)
-            while order and order[0] in signatures:
-                first = order.pop(0)
-                registrations.append(
-                    self._register(first, results[first], ray.get(signatures.pop(first))))
-        return registrations
+        results = {h: self._checked_claim(h, res, poc, verify_claims, claim_policy)
+                   for h, res in self._poc_runs(order, poc, concurrency)}
+        signatures = {h: self.hosts[h].sign_registration.remote(
+            h, results[h]["tier"], results[h]["bench_hash"], self.client.chain_id,
+            self.client.address) for h in order}
+        return [self._register(h, results[h], ray.get(signatures[h])) for h in order]
 
     def _poc_runs(self, ids: list[str], poc: dict[str, Any], concurrency: int
                   ) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -42,7 +42,7 @@ class HospitalActor:
     Created once per run and reused across rounds. When the process dies, Ray restarts it
     with the same arguments and each hospital restores itself from its last checkpoint.
     Every call runs one at a time, except signing: a process hosting several hospitals signs
-    one's finished update (or registration) while it trains (or benchmarks) the next.
+    one's finished update while it trains the next.
     """
 
     def __init__(self, specs: list[HospitalSpec], shards: list[TrainShard],

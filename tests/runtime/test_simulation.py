@@ -80,8 +80,8 @@ def test_twelve_hospitals_mixed_tiers(ray_local: Any, synth_dir: Path, tmp_path:
     cfg = tiny_config(synth_dir, hospitals="weak:4,medium:4,strong:4",
                       **{"train.rounds": 1, "data.min_shard": 8})
     summary = run_simulation(cfg, tmp_path / "run")
-    # hospitals share actor processes here: benchmarks queue per process, yet registration
-    # (each one as soon as the hospitals before it are done) keeps the hospital order
+    # hospitals share actor processes here: benchmarks queue per process, and registration
+    # keeps the hospital order
     assert [r["hospital_id"] for r in summary.registrations] == [f"h{i:02d}" for i in range(12)]
     assert [r["tier"] for r in summary.registrations] == ["weak"] * 4 + ["medium"] * 4 + [
         "strong"] * 4
