@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -97,16 +96,17 @@ class CoordinatorActor:
         coordinator's transactions would otherwise take CPU from benchmarks still measuring.
         """
         order = list(self.hosts)
-        results = {h: self._checked_claim(h, res, poc, verify_claims, claim_policy)
-                   for h, res in self._poc_runs(order, poc, concurrency)}
+        measured = self._poc_runs(order, poc, concurrency)
+        results = {h: self._checked_claim(h, measured[h], poc, verify_claims, claim_policy)
+                   for h in order}
         signatures = {h: self.hosts[h].sign_registration.remote(
             h, results[h]["tier"], results[h]["bench_hash"], self.client.chain_id,
             self.client.address) for h in order}
         return [self._register(h, results[h], ray.get(signatures[h])) for h in order]
 
     def _poc_runs(self, ids: list[str], poc: dict[str, Any], concurrency: int
-                  ) -> Iterator[tuple[str, dict[str, Any]]]:
-        """``(hospital, PoC result)`` as each benchmark finishes.
+                  ) -> dict[str, dict[str, Any]]:
+        """Hospital -> its PoC result.
 
         Hospitals packed into one actor process run theirs one after another (all queued at
         once in that actor); at most ``concurrency`` processes benchmark at once, so no two
@@ -126,15 +126,17 @@ class CoordinatorActor:
                 for h in hospitals:
                     hospital_of[self.hosts[h].run_poc.remote(h, **poc)] = (h, process)
 
+        results: dict[str, dict[str, Any]] = {}
         launch()
         while hospital_of:
             [done], _ = ray.wait(list(hospital_of), num_returns=1)
             h, process = hospital_of.pop(done)
+            results[h] = ray.get(done)
             in_flight[process] -= 1
-            if not in_flight[process]:
+            if not in_flight[process]:  # that process is free: start the next one's queue
                 del in_flight[process]
                 launch()
-            yield h, ray.get(done)
+        return results
 
     def _checked_claim(self, h: str, res: dict[str, Any], poc: dict[str, Any],
                        verify: bool, policy: str) -> dict[str, Any]:

@@ -68,7 +68,6 @@ class HospitalActor:
         """Proof-of-Capacity benchmark of one hospital."""
         return self.hospitals[hospital_id].run_poc(**poc)
 
-    @ray.method(concurrency_group="sign")
     def sign_registration(self, hospital_id: str, tier: str, bench_hash: bytes, chain_id: int,
                           contract: str) -> bytes:
         """The hospital's signature over its PoC statement on this deployment."""
