@@ -45,15 +45,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     data, part = load_partitioned(cfg)
     t_data = time.perf_counter()
     # the driver averages the models: torch (via the baselines module) loads while Ray starts
+    # and the actors start
     ensure_ray(cfg.runtime.address, preload=("chainlearn_ray.runtime.baselines",))
     t_ray = time.perf_counter()
-    from chainlearn_ray.runtime.baselines import run_baseline
-    from chainlearn_ray.study import StudyConfig
-
     with tempfile.TemporaryDirectory() as ckpt:
         # FedAvg never touches the chain: no coordinator, no contract
         fed = open_federation(cfg, data, part, "bench-fedavg", Path(ckpt), chain=False)
         try:
+            from chainlearn_ray.runtime.baselines import run_baseline
+            from chainlearn_ray.study import StudyConfig
+
             t_open = time.perf_counter()
             clock: dict[str, Any] = {}
             key = RunKey("bench-fedavg", cfg.data.dataset, float(cfg.data.alpha), cfg.seed, "")

@@ -10,7 +10,7 @@ import math
 import os
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import ray
@@ -27,11 +27,12 @@ def ensure_ray(address: str | None = None, *, num_cpus: int | None = None,
                num_gpus: int | None = None, preload: Sequence[str] = ()) -> bool:
     """Start local Ray or join ``address`` (``"auto"`` = a running ``ray start`` cluster).
 
-    ``preload``: modules the caller needs next (the results writer, torch for a driver that
-    averages models). While Ray starts they are imported on a side thread at idle priority,
-    using the CPU that Ray's start-up leaves free while this process waits for it. They are
-    imported when this returns; an import that failed is left for the caller's own import
-    to raise.
+    ``preload``: modules the caller needs soon (the results writer, torch for a driver that
+    averages models). They are imported on a side thread at idle priority, which starts with
+    Ray's start-up (using the CPU it leaves free while this process waits for it) and goes on
+    after this returns, so the caller can create its actors meanwhile. A later import of one
+    of them waits for that thread (Python's import lock); :func:`finish_preload` waits for all
+    of them. An import that failed is left for the caller's own import to raise.
 
     Returns True when this call started Ray (and the caller should shut it down).
     """
@@ -39,13 +40,22 @@ def ensure_ray(address: str | None = None, *, num_cpus: int | None = None,
     if ray.is_initialized():
         _import_quietly(missing, idle=False)
         return False
-    loader = threading.Thread(target=_import_quietly, args=(missing, True),
-                              name="chainlearn-preload", daemon=True)
-    loader.start()
-    try:
-        return _start_ray(address, num_cpus, num_gpus)
-    finally:
-        loader.join()
+    if missing:
+        loader = threading.Thread(target=_import_quietly, args=(missing, True),
+                                  name="chainlearn-preload", daemon=True)
+        loader.start()
+        _PRELOADING.append(loader)
+    return _start_ray(address, num_cpus, num_gpus)
+
+
+#: side threads of :func:`ensure_ray` that may still be importing
+_PRELOADING: list[threading.Thread] = []
+
+
+def finish_preload() -> None:
+    """Wait until every module that :func:`ensure_ray` preloads is imported (or failed)."""
+    while _PRELOADING:
+        _PRELOADING.pop().join()
 
 
 def _import_quietly(modules: Sequence[str], idle: bool) -> None:
@@ -71,7 +81,8 @@ def _start_ray(address: str | None, num_cpus: int | None, num_gpus: int | None) 
         if address:
             ray.init(address=address, **kwargs)
         else:
-            ray.init(num_cpus=num_cpus, num_gpus=num_gpus, **kwargs)
+            with _lean_local_node():
+                ray.init(num_cpus=num_cpus, num_gpus=num_gpus, **kwargs)
     except ConnectionError as exc:
         raise ResourceError(
             f"cannot reach a Ray cluster at {address!r}: {exc}. Start one with `ray start --head`"
@@ -86,6 +97,49 @@ def _start_ray(address: str | None, num_cpus: int | None, num_gpus: int | None) 
             "`ray start --head` and pass --address auto"
         ) from exc
     return True
+
+
+@contextlib.contextmanager
+def _lean_local_node() -> Iterator[None]:
+    """Start a local node without the two head processes a single-machine run never uses.
+
+    - The API server: with ``include_dashboard=False`` Ray still starts it, loading only its
+      usage-statistics module, and ``ray.init`` waits for it to come up (about 1.3 s here).
+      Ray runs on when that process fails to start; this makes it not start.
+    - The autoscaler monitor: a local node has nothing to scale (``ray start --no-monitor``).
+
+    Both are Ray internals: if they are not where this expects them, the node starts in full.
+    Anyone who wants the dashboard starts Ray with it (``ray start --head``) and joins it with
+    ``--address auto``.
+    """
+    if os.environ.get("CHAINLEARN_FULL_RAY_START") == "1":
+        yield
+        return
+    try:
+        from ray._private import parameter, services
+
+        params_init = parameter.RayParams.__init__
+        start_api_server = services.start_api_server
+    except (ImportError, AttributeError):
+        yield
+        return
+
+    def lean_params(self: Any, *args: Any, **kwargs: Any) -> None:
+        params_init(self, *args, **kwargs)
+        self.no_monitor = True
+
+    def no_api_server(include_dashboard: bool | None, *args: Any, **kwargs: Any) -> Any:
+        if include_dashboard:
+            return start_api_server(include_dashboard, *args, **kwargs)
+        return "", None  # what Ray itself returns when the server did not start
+
+    parameter.RayParams.__init__ = lean_params  # type: ignore[method-assign]
+    services.start_api_server = no_api_server
+    try:
+        yield
+    finally:
+        parameter.RayParams.__init__ = params_init  # type: ignore[method-assign]
+        services.start_api_server = start_api_server
 
 
 def stop_ray() -> None:
