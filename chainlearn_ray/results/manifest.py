@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import platform
@@ -28,7 +29,16 @@ PACKAGES = (
 
 
 def package_versions() -> dict[str, str]:
-    """Installed versions of the packages that shape results (missing ones omitted)."""
+    """Installed versions of the packages that shape results (missing ones omitted).
+
+    Read once per process: a run rewrites its manifest after every round, and the packages it
+    has loaded do not change under it.
+    """
+    return dict(_package_versions())
+
+
+@functools.cache
+def _package_versions() -> dict[str, str]:
     out = {"chainlearn_ray": __version__, "python": platform.python_version()}
     for name in PACKAGES:
         try:
@@ -46,8 +56,16 @@ def _git(where: Path, *args: str) -> str:
 
 
 def git_revision(path: str | Path | None = None) -> str:
-    """``git describe``-style revision of the source tree (``"unknown"`` outside a checkout)."""
-    where = Path(path) if path else Path(__file__).resolve().parent
+    """``git describe``-style revision of the source tree (``"unknown"`` outside a checkout).
+
+    Read once per process and folder: the revision of the code this process loaded, even if
+    the tree is edited while a run goes on.
+    """
+    return _revision_of(Path(path) if path else Path(__file__).resolve().parent)
+
+
+@functools.cache
+def _revision_of(where: Path) -> str:
     try:
         rev = _git(where, "rev-parse", "HEAD")
         dirty = _git(where, "status", "--porcelain", "--untracked-files=no")

@@ -209,3 +209,31 @@ def test_read_results_rejects_non_results_parquet(tmp_path: Path) -> None:
     pd.DataFrame({"x": [1, 2]}).to_parquet(path)
     with pytest.raises(DataError, match="lacks the column"):
         store.read_results(path)
+
+
+def test_manifest_reads_git_and_versions_once_per_process(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    from chainlearn_ray.results import manifest
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "a.txt").write_text("a\n")
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "add", "a.txt"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "a"], check=True)
+    first = manifest.git_revision(repo)
+    assert len(first) == 40
+    # edited later in the same process: still the revision the process started from
+    (repo / "a.txt").write_text("b\n")
+    assert manifest.git_revision(repo) == first
+    versions = manifest.package_versions()
+    assert versions["chainlearn_ray"] and "numpy" in versions
+    versions["numpy"] = "edited"  # a caller's copy: the next manifest is unaffected
+    calls: list[object] = []
+    monkeypatch.setattr(manifest.metadata, "version", lambda name: calls.append(name))
+    again = manifest.build_manifest({"k": 1}, status="x")
+    assert again["versions"]["numpy"] != "edited" and calls == []
+    assert again["config"] == {"k": 1} and again["status"] == "x"
