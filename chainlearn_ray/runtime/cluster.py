@@ -23,6 +23,10 @@ from chainlearn_ray.resources import ResourcePlan, TierResources, auto_packing
 logger = logging.getLogger(__name__)
 
 
+#: side threads of :func:`ensure_ray` that may still be importing
+_PRELOADING: list[threading.Thread] = []
+
+
 def ensure_ray(address: str | None = None, *, num_cpus: int | None = None,
                num_gpus: int | None = None, preload: Sequence[str] = ()) -> bool:
     """Start local Ray or join ``address`` (``"auto"`` = a running ``ray start`` cluster).
@@ -46,10 +50,6 @@ def ensure_ray(address: str | None = None, *, num_cpus: int | None = None,
         loader.start()
         _PRELOADING.append(loader)
     return _start_ray(address, num_cpus, num_gpus)
-
-
-#: side threads of :func:`ensure_ray` that may still be importing
-_PRELOADING: list[threading.Thread] = []
 
 
 def finish_preload() -> None:

@@ -193,7 +193,8 @@ def open_federation(cfg: RunConfig, data: Any, part: Any, run_id: str, ckpt_dir:
 
     ``chain=False`` starts no coordinator and touches no chain: for methods that never use it
     (the FedAvg / FedProx / FedMD / Centralized baselines on their own). ``preload``: modules
-    the caller needs next, imported while Ray starts (see :func:`ensure_ray`).
+    the caller needs soon, imported on a side thread from Ray's start on (see
+    :func:`ensure_ray`).
     """
     say = say or (lambda _msg: None)
     # checkpoints only restore an actor that Ray restarts within this federation: whatever an
