@@ -5,9 +5,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib
+import importlib.util
+import inspect
 import logging
 import math
 import os
+import shutil
+import socket
 import sys
 import threading
 from collections.abc import Iterator, Sequence
@@ -78,11 +82,11 @@ def _start_ray(address: str | None, num_cpus: int | None, num_gpus: int | None) 
         "configure_logging": True,
     }
     try:
-        if address:
+        if address or os.environ.get("RAY_ADDRESS"):  # Ray joins RAY_ADDRESS when it is set
             ray.init(address=address, **kwargs)
         else:
-            with _lean_local_node():
-                ray.init(num_cpus=num_cpus, num_gpus=num_gpus, **kwargs)
+            with _lean_local_node() as system_config:
+                ray.init(num_cpus=num_cpus, num_gpus=num_gpus, **system_config, **kwargs)
     except ConnectionError as exc:
         raise ResourceError(
             f"cannot reach a Ray cluster at {address!r}: {exc}. Start one with `ray start --head`"
@@ -99,47 +103,140 @@ def _start_ray(address: str | None, num_cpus: int | None, num_gpus: int | None) 
     return True
 
 
+#: Socket connections inside the node (the raylet to its object store, workers to the raylet)
+#: retry every 20 ms instead of every second, for the same 10 s in all. The raylet's first
+#: connection to its own object store races the thread that creates it and, when it loses,
+#: used to sleep a whole second (about one start in three here).
+_FAST_CONNECT = {"raylet_client_connect_timeout_milliseconds": 20,
+                 "raylet_client_num_connect_attempts": 500}
+
+
 @contextlib.contextmanager
-def _lean_local_node() -> Iterator[None]:
-    """Start a local node without the two head processes a single-machine run never uses.
+def _lean_local_node() -> Iterator[dict[str, Any]]:
+    """Start a local node without what a single-machine run never uses or waits for.
 
     - The API server: with ``include_dashboard=False`` Ray still starts it, loading only its
       usage-statistics module, and ``ray.init`` waits for it to come up (about 1.3 s here).
       Ray runs on when that process fails to start; this makes it not start.
     - The autoscaler monitor: a local node has nothing to scale (``ray start --no-monitor``).
+    - The raylet's wait for its agents' ports (about 1 s, both agents importing on a busy
+      machine) before it starts any worker. Without ``ray[default]`` the dashboard agent
+      reports "no port" for all three of its services; those answers are written before the
+      raylet starts, and the runtime-env agent gets a port chosen up front. Both agents still
+      start, beside the workers instead of before them.
+    - The agents and the log monitor run at idle priority (nice 19). Ray starts them at the
+      driver's priority and its workers at 15, so on a busy machine they went ahead of the
+      actors' start-up, which is what the run waits for.
+    - The one-second reconnect sleeps inside the node (:data:`_FAST_CONNECT`).
 
-    Both are Ray internals: if they are not where this expects them, the node starts in full.
-    Anyone who wants the dashboard starts Ray with it (``ray start --head``) and joins it with
-    ``--address auto``.
+    Yields the extra ``ray.init`` keyword arguments. These are Ray internals: whatever is not
+    where this expects it starts as Ray starts it. Anyone who wants the dashboard starts Ray
+    with it (``ray start --head``) and joins it with ``--address auto``.
     """
     if os.environ.get("CHAINLEARN_FULL_RAY_START") == "1":
-        yield
+        yield {}
         return
     try:
-        from ray._private import parameter, services
+        from ray._private import parameter, ray_constants, services, utils
 
+        raylet_module = importlib.import_module("ray._raylet")  # compiled; its stub lacks these
+        persist_port = raylet_module.persist_port
+        agent_port_files = tuple(getattr(raylet_module, name) for name in (
+            "METRICS_AGENT_PORT_NAME", "METRICS_EXPORT_PORT_NAME",
+            "DASHBOARD_AGENT_LISTEN_PORT_NAME"))
+        agents = {ray_constants.PROCESS_TYPE_DASHBOARD_AGENT,
+                  ray_constants.PROCESS_TYPE_RUNTIME_ENV_AGENT}
+        python_command = "_build_python_executable_command_memory_profileable"
+        original = {name: getattr(services, name) for name in (
+            "start_api_server", "start_raylet", "start_log_monitor", python_command)}
         params_init = parameter.RayParams.__init__
-        start_api_server = services.start_api_server
-    except (ImportError, AttributeError):
-        yield
+        raylet_signature = inspect.signature(original["start_raylet"])
+        dependency_error = utils.get_dashboard_dependency_error
+        missing = _missing_dashboard_dependency()
+        minimal = missing is not None or dependency_error() is not None
+    except (ImportError, AttributeError, TypeError, ValueError):
+        yield {}
         return
+    nice = shutil.which("nice")
 
     def lean_params(self: Any, *args: Any, **kwargs: Any) -> None:
         params_init(self, *args, **kwargs)
         self.no_monitor = True
 
-    def no_api_server(include_dashboard: bool | None, *args: Any, **kwargs: Any) -> Any:
+    def dashboard_dependency_error() -> ImportError | None:
+        return missing or dependency_error()
+
+    def start_api_server(include_dashboard: bool | None, *args: Any, **kwargs: Any) -> Any:
         if include_dashboard:
-            return start_api_server(include_dashboard, *args, **kwargs)
+            return original["start_api_server"](include_dashboard, *args, **kwargs)
         return "", None  # what Ray itself returns when the server did not start
 
-    parameter.RayParams.__init__ = lean_params  # type: ignore[method-assign]
-    services.start_api_server = no_api_server
+    def start_raylet(*args: Any, **kwargs: Any) -> Any:
+        call = raylet_signature.bind(*args, **kwargs)
+        given = call.arguments
+        try:
+            if minimal and not given.get("metrics_agent_port") and not given.get(
+                    "metrics_export_port"):
+                # what the dashboard agent of a minimal Ray reports for each service
+                for name in agent_port_files:
+                    persist_port(given["session_dir"], given["node_id"], name, -1)
+                given.update(metrics_agent_port=-1, metrics_export_port=-1)
+                if not given.get("runtime_env_agent_port"):
+                    given["runtime_env_agent_port"] = _free_port()
+        except Exception:  # anything unexpected: the raylet waits for its agents as usual
+            logger.debug("starting the raylet with its agents' ports unknown", exc_info=True)
+            call = raylet_signature.bind(*args, **kwargs)
+        return original["start_raylet"](*call.args, **call.kwargs)
+
+    def agent_command(component: str, *args: Any, **kwargs: Any) -> Any:
+        command = original[python_command](component, *args, **kwargs)
+        return [nice, "-n", "19", *command] if nice and component in agents else command
+
+    def start_log_monitor(*args: Any, **kwargs: Any) -> Any:
+        info = original["start_log_monitor"](*args, **kwargs)
+        with contextlib.suppress(AttributeError, OSError):
+            os.setpriority(os.PRIO_PROCESS, info.process.pid, 19)
+        return info
+
+    patches = [(parameter.RayParams, "__init__", lean_params),
+               (utils, "get_dashboard_dependency_error", dashboard_dependency_error),
+               *((services, name, f) for name, f in (
+                   ("start_api_server", start_api_server), ("start_raylet", start_raylet),
+                   ("start_log_monitor", start_log_monitor), (python_command, agent_command)))]
+    for owner, name, f in patches:
+        setattr(owner, name, f)
     try:
-        yield
+        yield {"_system_config": dict(_FAST_CONNECT)}
     finally:
         parameter.RayParams.__init__ = params_init  # type: ignore[method-assign]
-        services.start_api_server = start_api_server
+        utils.get_dashboard_dependency_error = dependency_error
+        for name, f in original.items():
+            setattr(services, name, f)
+
+
+#: Top-level packages Ray's dashboard needs (``ray.dashboard.optional_deps``).
+_DASHBOARD_PACKAGES = ("aiohttp", "aiohttp_cors", "grpc", "opencensus", "opentelemetry",
+                       "prometheus_client", "pydantic")
+
+
+def _missing_dashboard_dependency() -> ImportError | None:
+    """Which dashboard package is not installed, found without importing any of them.
+
+    Ray finds out by importing them all (aiohttp among them: 0.2-0.4 s of the driver's CPU
+    during ``ray.init``); None means all are there, and then Ray's own check
+    decides.
+    """
+    for name in _DASHBOARD_PACKAGES:
+        if importlib.util.find_spec(name) is None:
+            return ModuleNotFoundError(f"No module named {name!r}", name=name)
+    return None
+
+
+def _free_port() -> int:
+    """A TCP port nothing listens on now (the kernel's pick for an ephemeral bind)."""
+    with socket.socket() as probe:
+        probe.bind(("", 0))
+        return int(probe.getsockname()[1])
 
 
 def stop_ray() -> None:

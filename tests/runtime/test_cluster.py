@@ -25,6 +25,26 @@ SCRIPT = textwrap.dedent("""
     from ray._private import worker
     procs = {kind: [p.process.pid for p in infos]
              for kind, infos in worker._global_node.all_processes.items()}
+
+    @ray.remote(num_cpus=0)
+    def answer():
+        return 42
+
+    works = ray.get(answer.remote(), timeout=60) == 42
+
+    def stat(pid):
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+
+    def title(pid):
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().decode(errors="replace")
+
+    raylet = procs["raylet"][0]
+    children = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(stat(p)[1]) == raylet]
+    agents = sorted(int(stat(p)[16]) for p in children if "agent" in title(p).lower())
+    log_monitor = [int(stat(p)[16]) for p in procs.get("log_monitor", [])]
+    agent_ports_known = "--metrics-agent-port=-1" in title(raylet)
     stop_ray()
     alive = []
     for kind, pids in procs.items():
@@ -35,7 +55,9 @@ SCRIPT = textwrap.dedent("""
                 continue
             alive.append(kind)
     print(json.dumps({"before": before, "started": started, "loaded": loaded,
-                      "kinds": sorted(procs), "alive": alive,
+                      "kinds": sorted(procs), "alive": alive, "works": works,
+                      "agents": agents, "log_monitor": log_monitor,
+                      "agent_ports_known": agent_ports_known,
                       "initialized": ray.is_initialized()}))
 """)
 
@@ -54,6 +76,10 @@ def test_local_ray_starts_lean_preloads_and_stops_completely() -> None:
     # a local node runs without the API server and the autoscaler monitor
     assert "raylet" in got["kinds"] and "gcs_server" in got["kinds"]
     assert "monitor" not in got["kinds"] and "dashboard" not in got["kinds"]
+    # its raylet knew the agents' ports from the start; agents and log monitor run at idle
+    # priority, and the node runs tasks
+    assert got["agent_ports_known"] is True and got["works"] is True
+    assert got["agents"] == [19, 19] and got["log_monitor"] == [19]
     # every process of the node this driver started is gone
     assert got["alive"] == [] and got["initialized"] is False
 
@@ -63,4 +89,18 @@ def test_full_ray_start_on_request_stops_completely() -> None:
     assert got["started"] is True and got["loaded"] is True
     # Ray's own start: with them, and the autoscaler monitor is stopped too
     assert "monitor" in got["kinds"] and "dashboard" in got["kinds"]
+    assert got["agent_ports_known"] is False and got["works"] is True
     assert got["alive"] == [] and got["initialized"] is False
+
+
+def test_missing_dashboard_package_found_without_importing(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from chainlearn_ray.runtime import cluster
+
+    monkeypatch.setattr(cluster, "_DASHBOARD_PACKAGES", ("json", "chainlearn_no_such_package"))
+    missing = cluster._missing_dashboard_dependency()
+    assert isinstance(missing, ModuleNotFoundError)
+    assert missing.name == "chainlearn_no_such_package"
+    # everything there: Ray's own check decides
+    monkeypatch.setattr(cluster, "_DASHBOARD_PACKAGES", ("json",))
+    assert cluster._missing_dashboard_dependency() is None
