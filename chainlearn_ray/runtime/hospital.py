@@ -47,10 +47,11 @@ class HospitalActor:
 
     def __init__(self, specs: list[HospitalSpec], shards: list[TrainShard],
                  evals: EvalSplits) -> None:
-        _yield_to_coordinator()
         self.hospitals = {
             s.hospital_id: Hospital(s, d, evals) for s, d in zip(specs, shards, strict=True)
         }
+        # after the imports (torch), which the run waits for as much as for the coordinator's
+        _yield_to_coordinator()
 
     def ping(self) -> list[dict[str, Any]]:
         """Identity of every hosted hospital (also proves the actor is up)."""
