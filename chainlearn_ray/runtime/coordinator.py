@@ -59,6 +59,8 @@ class CoordinatorActor:
         self.tiers: dict[str, str] = {}
         self.latest: dict[str, Any] = {}  # hospital -> its last submitted RoundReport
         self.calldata: dict[int, dict[str, int]] = {}  # round -> hospital -> raw tx bytes
+        #: round -> hospital -> its training, started while the round before was ending
+        self.early: dict[int, dict[str, Any]] = {}
 
     # ------------------------------------------------------------------ setup
     def chain_info(self) -> dict[str, Any]:
@@ -80,6 +82,13 @@ class CoordinatorActor:
         for ident in identities:
             self.addresses[ident["hospital_id"]] = ident["address"]
         return identities
+
+    def processes(self, hospitals: list[str]) -> dict[int, list[str]]:
+        """``hospitals`` grouped by the actor process hosting them, in order of first mention."""
+        groups: dict[int, list[str]] = {}
+        for h in hospitals:
+            groups.setdefault(id(self.hosts[h]), []).append(h)
+        return groups
 
     def register_all(self, poc: dict[str, Any], concurrency: int, verify_claims: bool = True,
                      claim_policy: str = "correct") -> list[dict[str, Any]]:
@@ -112,9 +121,7 @@ class CoordinatorActor:
         once in that actor); at most ``concurrency`` processes benchmark at once, so no two
         benchmarks share a core.
         """
-        queues: dict[int, list[str]] = {}
-        for h in ids:
-            queues.setdefault(id(self.hosts[h]), []).append(h)
+        queues = self.processes(ids)
         in_flight: dict[int, int] = {}  # process -> its benchmarks not yet finished
         hospital_of: dict[Any, tuple[str, int]] = {}  # result ref -> (hospital, process)
 
@@ -175,8 +182,19 @@ class CoordinatorActor:
 
     # ------------------------------------------------------------------ rounds
     def run_round(self, round_: int, attending: list[str], epochs: int,
-                  deadline: float | None, round_timeout: float | None) -> RoundOutcome:
-        """One round: start on chain, train attending hospitals, submit, weigh, ensemble."""
+                  deadline: float | None, round_timeout: float | None,
+                  next_attending: list[str] | None = None) -> RoundOutcome:
+        """One round: start on chain, train attending hospitals, submit, weigh, ensemble.
+
+        ``next_attending``: who attends round ``round_ + 1`` (with the same ``epochs``). A
+        process then starts its hospitals' next training as soon as every hospital it hosts is
+        through this round (trained and signed, or late), instead of idling while the others
+        finish and the coordinator ends the round. Nothing else moves: the next round starts
+        on chain after this one's ensemble is recorded, and its updates are prepared, signed
+        and relayed as always (training seeds depend on hospital and round only). A process
+        with a failed or timed-out hospital starts its next round the usual way. The round
+        timeout of an early training counts from the start of its own round.
+        """
         from chainlearn_ray.ensemble import predict, prediction_hash, weighted_ensemble
         from chainlearn_ray.metrics import (
             accuracy,
@@ -185,6 +203,12 @@ class CoordinatorActor:
             macro_f1,
         )
 
+        early = self.early.get(round_, {})
+        if set(early) - set(attending):  # checked before the chain or any hospital is touched
+            raise ChainlearnError(
+                f"round {round_}: {sorted(set(early) - set(attending))} started training early "
+                "but are not attending; pass the same attendance to both rounds")
+        self.early.pop(round_, None)
         started = time.perf_counter()
         clock = _ChainClock()
         gas: dict[str, int] = {}
@@ -194,18 +218,22 @@ class CoordinatorActor:
 
         status = {h: ABSENT for h in self.hosts}
         errors: dict[str, str] = {}
-        down = self._await_hosts(attending, timeout=max(60.0, round_timeout or 0.0))
+        down = self._await_hosts([h for h in attending if h not in early],
+                                 timeout=max(60.0, round_timeout or 0.0))
         for h, why in down.items():
             status[h], errors[h] = FAILED, why
             logger.warning("hospital %s is down in round %d: %s", h, round_, why)
-        attending = [h for h in attending if h not in down]
-        refs = {self.hosts[h].train_round.remote(h, round_, epochs): h for h in attending}
+        requested, attending = attending, [h for h in attending if h not in down]
+        refs = {early[h] if h in early else self.hosts[h].train_round.remote(h, round_, epochs): h
+                for h in attending}
         t_train = time.perf_counter()
         # Every transaction of the round is prepared against the state right after
         # startNewRound, with one fee cap, and relayed in hospital order: the same seed and
         # config give the same signed bytes and gas whatever order training finishes in, while
         # each relay already runs once the hospitals before it are done.
         sub = _Submissions(self, round_, attending, int(tx.block_number), status, errors)
+        ahead = _EarlyStart(self, round_ + 1, next_attending or [], epochs, requested)
+        ahead.start_ready(sub)
         reports: dict[str, Any] = {}
         pending = list(refs)
         stop_at = None if round_timeout is None else time.monotonic() + round_timeout
@@ -220,6 +248,7 @@ class CoordinatorActor:
                     self._trained(refs[ready[0]], ready[0], deadline, reports, sub)
                 else:
                     sub.collect(ready[0])
+                ahead.start_ready(sub)
                 sub.relay_ready()
             if pending:  # others still train: this chain work is off the critical path
                 clock.overlap += clock.last
@@ -233,6 +262,7 @@ class CoordinatorActor:
 
         with clock:
             sub.finish()
+        ahead.start_ready(sub)
         submitted, weights = sub.gas, sub.weights
         self.latest.update({h: reports[h] for h in submitted})
 
@@ -332,7 +362,7 @@ class CoordinatorActor:
         from chainlearn_ray.chain.client import FLCoordinatorClient
 
         self.client = FLCoordinatorClient.deploy(self.conn)
-        self.tiers, self.latest, self.calldata = {}, {}, {}
+        self.tiers, self.latest, self.calldata, self.early = {}, {}, {}, {}
         return self.chain_info()
 
     def weights_pure(self, inputs: list[tuple[int, int, int, int]]) -> list[int]:
@@ -443,6 +473,10 @@ class _Submissions:
         self.c.calldata[self.round][h] = len(raw)
         self._settled.add(h)
 
+    def through(self, h: str) -> bool:
+        """``h`` is done with this round without failing: signed, or late."""
+        return h in self._settled and self.status[h] not in (FAILED, TIMED_OUT)
+
     def relay_ready(self) -> None:
         """Relay, in hospital order, every submission no earlier hospital is still holding up."""
         while self.order and self.order[0] in self._settled:
@@ -470,3 +504,31 @@ class _Submissions:
         self.status[h], self.errors[h] = FAILED, why
         self._settled.add(h)
         logger.warning("submission of %s failed in round %d: %s", h, self.round, exc)
+
+
+class _EarlyStart:
+    """The next round's training, started process by process while this round ends.
+
+    A process's calls run one at a time in the order they arrive, so a hospital's next
+    training queues behind everything its process still has to do in this round; it is only
+    sent once all of them are through, so it never delays a signature of this round.
+    """
+
+    def __init__(self, coordinator: CoordinatorActor, round_: int, attending: list[str],
+                 epochs: int, current: list[str]) -> None:
+        self.c, self.round, self.epochs = coordinator, round_, epochs
+        nxt, now = set(attending), set(current)
+        self.waiting = {
+            process: ([h for h in hs if h in now], [h for h in hs if h in nxt])
+            for process, hs in coordinator.processes(list(coordinator.hosts)).items()
+            if nxt.intersection(hs)
+        }
+
+    def start_ready(self, sub: _Submissions) -> None:
+        """Start the next round in every process whose hospitals are all through this one."""
+        for process, (now, nxt) in list(self.waiting.items()):
+            if all(sub.through(h) for h in now):
+                del self.waiting[process]
+                early = self.c.early.setdefault(self.round, {})
+                for h in nxt:
+                    early[h] = self.c.hosts[h].train_round.remote(h, self.round, self.epochs)

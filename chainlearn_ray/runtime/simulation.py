@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -135,15 +135,35 @@ class Federation:
         self.registrations = regs
         return regs
 
-    def run_round(self, round_: int, attending: list[str], epochs: int | None = None
-                  ) -> RoundOutcome:
-        """One round of Ours with ``attending`` hospitals (``epochs`` default: the config's)."""
+    def run_round(self, round_: int, attending: list[str], epochs: int | None = None,
+                  next_attending: list[str] | None = None) -> RoundOutcome:
+        """One round of Ours with ``attending`` hospitals (``epochs`` default: the config's).
+
+        ``next_attending``: who attends the next round, whose training may then start in each
+        process as soon as that process is through this round (see ``CoordinatorActor.
+        run_round``); that round must then be run with the same hospitals.
+        """
         self._need_chain("a round of Ours")
         cfg = self.cfg
         return ray.get(self.coordinator.run_round.remote(
             round_, attending, cfg.train.epochs if epochs is None else epochs,
-            cfg.runtime.deadline, cfg.runtime.round_timeout,
+            cfg.runtime.deadline, cfg.runtime.round_timeout, next_attending,
         ))
+
+    def run_rounds(self, attendance: dict[str, float],
+                   announce: Progress | None = None) -> Iterator[RoundOutcome]:
+        """Every round of the config, each hospital attending with its probability
+        (:func:`draw_attendance`, seeded per round); a process starts its next round's
+        training as soon as it is through the current one."""
+        cfg = self.cfg
+        rounds = range(1, cfg.train.rounds + 1)
+        plan = {r: [h for h, yes in draw_attendance(cfg.seed, r, list(self.hosts),
+                                                    attendance).items() if yes]
+                for r in rounds}
+        for r in rounds:
+            if announce is not None:
+                announce(f"round {r}: training {', '.join(plan[r]) or 'nobody'}")
+            yield self.run_round(r, plan[r], next_attending=plan.get(r + 1))
 
     def receipts(self) -> list[dict[str, Any]]:
         """Every transaction of the federation so far (none without a chain)."""
@@ -306,14 +326,10 @@ def run_simulation(cfg: RunConfig, out_dir: str | Path, *, progress: Progress | 
         attendance = {s.hospital_id: cfg.tiers[s.hardware_tier.label].attendance
                       for s in fed.specs}
         outcomes: list[RoundOutcome] = []
-        for round_ in range(1, cfg.train.rounds + 1):
-            attend = draw_attendance(cfg.seed, round_, list(fed.hosts), attendance)
-            attending = [h for h, yes in attend.items() if yes]
-            say(f"round {round_}: training {', '.join(attending) or 'nobody'}")
-            outcome = fed.run_round(round_, attending)
+        for outcome in fed.run_rounds(attendance, say):
             outcomes.append(outcome)
             rows.extend(round_rows(key, outcome))
-            facts["rounds_completed"] = round_
+            facts["rounds_completed"] = outcome.round
             _persist(out, conf_dict, facts, rows)
             say(format_round(outcome))
         from chainlearn_ray.results.store import write_json_atomic

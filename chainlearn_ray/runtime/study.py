@@ -15,7 +15,7 @@ import ray
 
 from chainlearn_ray.config import DROPOUT_ATTENDANCE, RunConfig, alpha_name
 from chainlearn_ray.errors import ChainlearnError
-from chainlearn_ray.federation import RunKey, draw_attendance, format_round, round_rows, setup_rows
+from chainlearn_ray.federation import RunKey, format_round, round_rows, setup_rows
 from chainlearn_ray.hospital_data import Behaviour, shard_positions
 from chainlearn_ray.methods import names
 from chainlearn_ray.methods.ablations import ablation_inputs, no_poc_arch_by_tier, no_poc_tier
@@ -246,9 +246,7 @@ def _train(fed: Federation, variant: Variant, key: RunKey, study: StudyConfig, s
     rates = variant.attendance or {t: c.attendance for t, c in cfg.tiers.items()}
     attendance = {h: rates[hardware[h]] for h in fed.hosts}
     tiers = {r["hospital_id"]: r["tier"] for r in regs}
-    for round_ in range(1, cfg.train.rounds + 1):
-        attend = draw_attendance(cfg.seed, round_, list(fed.hosts), attendance)
-        outcome = fed.run_round(round_, [h for h, yes in attend.items() if yes])
+    for outcome in fed.run_rounds(attendance):
         rows.extend(round_rows(vkey, outcome))
         say(f"[{variant.method}] " + format_round(outcome))
     calldata = ray.get(fed.coordinator.calldata_lengths.remote())

@@ -9,8 +9,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from chainlearn_ray.errors import ChainlearnError
 from chainlearn_ray.federation import draw_attendance
-from chainlearn_ray.runtime.simulation import run_simulation
+from chainlearn_ray.runtime.simulation import load_partitioned, open_federation, run_simulation
 
 from .conftest import tiny_config
 
@@ -122,3 +123,39 @@ def test_dropout_attendance_and_deadline(ray_local: Any, synth_dir: Path, tmp_pa
     status = {h.tier: h.status for h in late.hospitals}
     assert status["weak"] == "late" and status["strong"] == "submitted"
     assert late.participants == sum(s == "submitted" for s in status.values())
+
+
+def _round_results(outcomes: list[Any]) -> list[Any]:
+    """What a round decided, without its timings."""
+    return [(o.round, o.participants, o.ensemble, o.ensemble_hash,
+             [(h.hospital_id, h.status, h.weight, h.accuracy, h.ece, h.confidence, h.gas_submit)
+              for h in o.hospitals]) for o in outcomes]
+
+
+def test_next_round_starts_early_with_unchanged_results(
+        ray_local: Any, synth_dir: Path, tmp_path: Path) -> None:
+    # h00 and h01 share a process; round 2 leaves h00 out while its process-mate trains
+    cfg = tiny_config(synth_dir, hospitals="weak:2,strong:1",
+                      **{"train.rounds": 3, "runtime.hospitals_per_actor": 2})
+    data, part = load_partitioned(cfg)
+    plan = [["h00", "h01", "h02"], ["h01", "h02"], ["h00", "h01", "h02"]]
+
+    def rounds(early: bool, folder: Path) -> list[Any]:
+        fed = open_federation(cfg, data, part, "early-start", folder)
+        try:
+            fed.register()
+            out = [fed.run_round(r, plan[r - 1],
+                                 next_attending=plan[r] if early and r < len(plan) else None)
+                   for r in range(1, len(plan) + 1)]
+            if early:  # a later round must keep the attendance its early start was given
+                out.append(fed.run_round(4, plan[0], next_attending=["h00"]))
+                with pytest.raises(ChainlearnError, match="started training early"):
+                    fed.run_round(5, ["h01"])
+            return out
+        finally:
+            fed.close()
+
+    early = rounds(True, tmp_path / "early")
+    one_by_one = rounds(False, tmp_path / "one-by-one")
+    assert _round_results(early[:3]) == _round_results(one_by_one)
+    assert [o.participants for o in early] == [3, 2, 3, 3]
