@@ -394,8 +394,9 @@ def run_benchmark(
     """Run the Proof-of-Capacity benchmark.
 
     A small CNN (:func:`_poc_network`, seeded) and a fixed random batch of ``batch_size``
-    3×32×32 images with 10-class labels; ``warmup`` untimed SGD steps (lr 0.01), then ``steps``
-    timed ones, synchronising the device before every clock read.
+    3×32×32 images with 10-class labels, both in channels-last memory format; ``warmup``
+    untimed SGD steps (lr 0.01), then ``steps`` timed ones, synchronising the device before
+    every clock read.
 
     Parameters
     ----------
@@ -431,8 +432,10 @@ def run_benchmark(
             torch.random.fork_rng(devices=rng_devices):
         torch.manual_seed(seed)
         gen = torch.Generator().manual_seed(seed)
-        net = _poc_network().to(device)
-        x = torch.randn(batch_size, 3, 32, 32, generator=gen).to(device)
+        # channels-last, as local training runs: a third faster on CPU than the default format
+        net = _poc_network().to(device).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        x = torch.randn(batch_size, 3, 32, 32, generator=gen).to(
+            device, memory_format=torch.channels_last)
         y = torch.randint(0, 10, (batch_size,), generator=gen).to(device)
         loss_fn = torch.nn.CrossEntropyLoss()
 

@@ -16,6 +16,9 @@ from chainlearn_ray.tiers import Tier
 
 logger = logging.getLogger(__name__)
 
+#: Attribute :func:`build_model` sets on a model: its :attr:`Architecture.cpu_channels_last`.
+CPU_CHANNELS_LAST = "chainlearn_cpu_channels_last"
+
 #: Width of ``"tiny_cnn"`` without a ``:<width>`` suffix.
 TINY_DEFAULT_WIDTH = 16
 
@@ -65,12 +68,18 @@ class Architecture:
         Dotted path of the final linear layer (replaced for C classes).
     weights_enum:
         torchvision weights attribute used for ``pretrained="imagenet"`` (``""`` if none).
+    cpu_channels_last:
+        Whether it runs in channels-last memory format on CPU. Measured at 28 px, batch 32, one
+        thread: training 1.3-1.6x and evaluation 2-3x faster for the tiny CNN, MobileNetV3-Small
+        and EfficientNet-B0; ResNet-50 trains no faster and evaluates slower, so it stays in the
+        default format. (On CUDA every model runs channels-last.)
     """
 
     name: str
     stem: str
     head: str
     weights_enum: str = ""
+    cpu_channels_last: bool = True
 
 
 ARCHITECTURES: dict[str, Architecture] = {
@@ -80,7 +89,8 @@ ARCHITECTURES: dict[str, Architecture] = {
     "efficientnet_b0": Architecture(
         "efficientnet_b0", "features.0.0", "classifier.1", "EfficientNet_B0_Weights"
     ),
-    "resnet50": Architecture("resnet50", "conv1", "fc", "ResNet50_Weights"),
+    "resnet50": Architecture("resnet50", "conv1", "fc", "ResNet50_Weights",
+                             cpu_channels_last=False),
     "tiny_cnn": Architecture("tiny_cnn", "features.0", "head"),
 }
 
@@ -308,6 +318,7 @@ def build_model(
         logger.info("loaded %s weights from %s", spec.name, source)
     else:
         _scratch_batchnorm(model)
+    setattr(model, CPU_CHANNELS_LAST, spec.cpu_channels_last)
     return model
 
 

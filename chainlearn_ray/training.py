@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from chainlearn_ray.capacity import Pacer, Throttle, synchronize, torch_threads
 from chainlearn_ray.errors import ConfigError, DataError, ModelError, ResourceError
+from chainlearn_ray.models import CPU_CHANNELS_LAST
 from chainlearn_ray.optim import adam
 
 logger = logging.getLogger(__name__)
@@ -134,19 +135,32 @@ def _rng_scope(seed: int, dev: torch.device) -> Iterator[None]:
         yield
 
 
+def _channels_last(model: nn.Module, dev: torch.device) -> bool:
+    """Whether ``model`` runs channels-last on ``dev`` (always on CUDA; on CPU as its
+    architecture says, see ``Architecture.cpu_channels_last``)."""
+    return dev.type == "cuda" or bool(getattr(model, CPU_CHANNELS_LAST, False))
+
+
 def _prepare(model: nn.Module, dev: torch.device) -> nn.Module:
     model.to(dev)
     if dev.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+    if _channels_last(model, dev):
         model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     return model
 
 
 def _to_device(x: Tensor, dev: torch.device) -> Tensor:
+    """A whole input set on ``dev`` (CUDA: copied once, channels-last)."""
     if dev.type == "cuda":
         return x.to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last)
     return x
+
+
+def _batch_format(xb: Tensor, channels_last: bool) -> Tensor:
+    """One batch in the model's memory format (on CPU converted per batch, not per shard)."""
+    return xb.contiguous(memory_format=torch.channels_last) if channels_last else xb
 
 
 def _fit(
@@ -174,6 +188,7 @@ def _fit(
     dev = _check_device(device)
     cuda = dev.type == "cuda"
     _prepare(model, dev)
+    channels_last = _channels_last(model, dev)
     model.train()
     x_dev, t_dev = _to_device(x, dev), target.to(dev)
     optimizer = adam(model.parameters(), lr, dev)
@@ -191,7 +206,8 @@ def _fit(
             for idx in _batches(torch.randperm(n, generator=gen), batch_size):
                 t0 = time.perf_counter()
                 batch = idx.to(dev) if cuda else idx
-                xb, tb = x_dev.index_select(0, batch), t_dev.index_select(0, batch)
+                xb = _batch_format(x_dev.index_select(0, batch), channels_last)
+                tb = t_dev.index_select(0, batch)
                 with autocast:
                     logits = model(xb)
                 loss = loss_of(logits.float(), tb)
@@ -345,13 +361,15 @@ def predict_proba(
     xs = _as_inputs(x)
     dev = _check_device(device)
     _prepare(model, dev)
+    channels_last = _channels_last(model, dev)
     was_training = model.training
     model.eval()
     out: list[np.ndarray] = []
     try:
         with torch.inference_mode():
             for start in range(0, int(xs.shape[0]), batch_size):
-                xb = _to_device(xs[start : start + batch_size], dev)
+                xb = _batch_format(_to_device(xs[start : start + batch_size], dev),
+                                   channels_last)
                 logits = model(xb).float()
                 out.append(torch.softmax(logits / temperature, dim=1).cpu().numpy())
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from chainlearn_ray.data.synthetic import write_synthetic
 from chainlearn_ray.data.transforms import to_tensor
 from chainlearn_ray.errors import ConfigError, DataError, ResourceError
 from chainlearn_ray.metrics import accuracy
-from chainlearn_ray.models import build_model
+from chainlearn_ray.models import CPU_CHANNELS_LAST, build_model
 from chainlearn_ray.optim import CpuAdam
 from chainlearn_ray.training import (
     distill,
@@ -196,6 +197,29 @@ def test_predict_proba_contract(data: tuple[torch.Tensor, ...]) -> None:
     np.testing.assert_allclose(predict_proba(model, xt, batch_size=1000), probs, atol=1e-6)
     soft = predict_proba(model, xt, temperature=10.0)
     assert soft.max(axis=1).mean() < probs.max(axis=1).mean()
+
+
+@pytest.mark.parametrize(("arch", "channels_last"), [
+    ("tiny_cnn:8", True), ("mobilenet_v3_small", True), ("resnet50", False)])
+def test_cpu_memory_format_follows_the_architecture(
+    data: tuple[torch.Tensor, ...], arch: str, channels_last: bool
+) -> None:
+    x, y, xt, _ = data
+    model = build_model(arch, 3, 1, seed=0)
+    reference = copy.deepcopy(model).eval()  # the default format, as built
+    assert getattr(model, CPU_CHANNELS_LAST) is channels_last
+    probs = predict_proba(model, xt[:40])
+    with torch.no_grad():  # same function, whatever the layout of the numbers
+        expected = torch.softmax(reference(xt[:40]), dim=1).numpy()
+    np.testing.assert_allclose(probs, expected, atol=1e-4)
+    train(model, x[:64], y[:64], epochs=1, seed=0)
+    # convolutions whose layout tells the two formats apart (more than one input channel,
+    # kernel larger than 1x1) are in the architecture's format
+    telling = [p for p in model.parameters()
+               if p.dim() == 4 and p.shape[1] > 1 and p.shape[2] * p.shape[3] > 1]
+    assert all(p.is_contiguous(memory_format=torch.channels_last) is channels_last
+               for p in telling)
+    assert telling or arch == "mobilenet_v3_small"  # depthwise and 1x1 convolutions only
 
 
 def test_virtual_throttle_scales_the_clock_without_sleeping(
