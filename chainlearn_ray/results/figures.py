@@ -16,9 +16,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator
 
+from chainlearn_ray.results.atomic import write_atomic
 from chainlearn_ray.results.sensitivity import sensitivity_table
 from chainlearn_ray.results.stats import summary_table
-from chainlearn_ray.results.store import write_atomic
 from chainlearn_ray.results.tables import (
     ABLATION_PREFIX,
     alpha_label,

@@ -16,7 +16,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator, ScalarFo
 
 from chainlearn_ray.errors import DataError
 from chainlearn_ray.federation import ATTENDED, RoundOutcome
-from chainlearn_ray.results.store import write_atomic
+from chainlearn_ray.results.atomic import write_atomic
 
 logger = logging.getLogger(__name__)
 

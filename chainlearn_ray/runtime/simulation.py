@@ -25,6 +25,7 @@ from chainlearn_ray.federation import (
 )
 from chainlearn_ray.hospital_data import EvalSplits, HospitalSpec, TrainShard
 from chainlearn_ray.resources import arch_cost, balance
+from chainlearn_ray.results.atomic import write_json_atomic, write_rows_atomic
 from chainlearn_ray.results.manifest import build_manifest, config_digest
 from chainlearn_ray.results.schema import rows_to_frame
 from chainlearn_ray.runtime.cluster import ensure_ray, plan_for, poc_concurrency, stop_ray
@@ -46,11 +47,16 @@ class RunSummary:
 
     out_dir: Path
     run_id: str
-    frame: pd.DataFrame
+    rows: list[dict[str, Any]]
     rounds: list[RoundOutcome] = field(default_factory=list)
     registrations: list[dict[str, Any]] = field(default_factory=list)
     chain: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The results as written to ``results.parquet`` (pandas is loaded on first use)."""
+        return rows_to_frame(self.rows)
 
 
 def run_id_for(cfg: RunConfig) -> str:
@@ -303,7 +309,7 @@ def run_simulation(cfg: RunConfig, out_dir: str | Path, *, progress: Progress | 
     t_data = time.perf_counter()
 
     fed = open_federation(cfg, data, part, run_id, out / "checkpoints", say,
-                          preload=("chainlearn_ray.results.store",))
+                          preload=("pyarrow.parquet",))
     try:
         t_actors = time.perf_counter()
         regs = fed.register()
@@ -332,8 +338,6 @@ def run_simulation(cfg: RunConfig, out_dir: str | Path, *, progress: Progress | 
             facts["rounds_completed"] = outcome.round
             _persist(out, conf_dict, facts, rows)
             say(format_round(outcome))
-        from chainlearn_ray.results.store import write_json_atomic
-
         write_json_atomic(fed.receipts(), out / "receipts.json")
         t_end = time.perf_counter()
         timings = {
@@ -342,8 +346,8 @@ def run_simulation(cfg: RunConfig, out_dir: str | Path, *, progress: Progress | 
             "rounds_seconds": t_end - t_setup, "total_seconds": t_end - t_start,
         }
         facts.update(status="complete", timings=timings)
-        frame = _persist(out, conf_dict, facts, rows)
-        summary = RunSummary(out, run_id, frame, outcomes, regs, fed.chain, timings)
+        _persist(out, conf_dict, facts, rows)
+        summary = RunSummary(out, run_id, rows, outcomes, regs, fed.chain, timings)
         say(format_summary(summary))
         return summary
     finally:
@@ -351,13 +355,10 @@ def run_simulation(cfg: RunConfig, out_dir: str | Path, *, progress: Progress | 
 
 
 def _persist(out: Path, conf: dict[str, Any], facts: dict[str, Any],
-             rows: list[dict[str, Any]]) -> pd.DataFrame:
-    from chainlearn_ray.results.store import write_json_atomic, write_parquet_atomic
-
-    frame = rows_to_frame(rows)
-    write_parquet_atomic(frame, out / "results.parquet")
+             rows: list[dict[str, Any]]) -> None:
+    """Rewrite the run's results and manifest (pyarrow only: the driver never loads pandas)."""
+    write_rows_atomic(rows, out / "results.parquet")
     write_json_atomic(build_manifest(conf, **facts), out / "manifest.json")
-    return frame
 
 
 def format_summary(summary: RunSummary) -> str:
@@ -376,9 +377,11 @@ def format_summary(summary: RunSummary) -> str:
     ens = last.ensemble
     table_rows.append(["ensemble", "", f"{last.participants} models", ens.get("accuracy"),
                        ens.get("macro_f1"), ens.get("ece"), None])
-    gas = summary.frame[summary.frame.metric.str.startswith("gas_")]
-    gas_text = ", ".join(f"{m[4:]} {v:,.0f}" for m, v in
-                         gas.groupby("metric")["value"].mean().items())
+    gas: dict[str, list[float]] = {}
+    for row in summary.rows:
+        if str(row["metric"]).startswith("gas_"):
+            gas.setdefault(row["metric"], []).append(float(row["value"]))
+    gas_text = ", ".join(f"{m[4:]} {sum(v) / len(v):,.0f}" for m, v in sorted(gas.items()))
     total = summary.timings.get("total_seconds", float("nan"))
     return "\n".join([
         f"Run {summary.run_id}: {len(summary.rounds)} rounds in {total:.1f}s -> {summary.out_dir}",

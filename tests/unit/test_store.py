@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -237,3 +239,36 @@ def test_manifest_reads_git_and_versions_once_per_process(
     again = manifest.build_manifest({"k": 1}, status="x")
     assert again["versions"]["numpy"] != "edited" and calls == []
     assert again["config"] == {"k": 1} and again["status"] == "x"
+
+
+def test_rows_convert_as_frames_do_and_are_written_without_pandas(tmp_path: Path) -> None:
+    from chainlearn_ray.results.atomic import write_rows_atomic
+    from chainlearn_ray.results.schema import coerce, rows_to_table
+
+    rows = [
+        dict(run_id="r", dataset="d", alpha=1.0, seed=42, method="ours", round=1,
+             hospital="h00", tier="weak", metric="accuracy", value=0.5),
+        dict(run_id="rü", dataset="d", alpha=np.float64(0.5), seed=np.int64(7), method="ours",
+             round=2.0, hospital=None, tier=float("nan"), metric="w", value=np.int64(3)),
+        dict(run_id="r", dataset="d", alpha=1, seed=1, method="m", round=None, hospital="all",
+             tier="", metric="x", value=None, extra="not a column"),
+    ]
+    # the rows path converts every value as the frame path does
+    expected = coerce(pd.DataFrame(rows, columns=list(COLUMNS)))
+    pd.testing.assert_frame_equal(rows_to_frame(rows), expected)
+    assert rows_to_table(rows).schema.equals(SCHEMA)
+    assert rows_to_frame([]).shape == (0, len(COLUMNS))
+    with pytest.raises(DataError, match="'seed'"):
+        rows_to_table([dict(rows[0], seed="forty-two")])
+    # the file equals the frame writer's
+    path = write_rows_atomic(rows, tmp_path / "run" / "results.parquet")
+    pd.testing.assert_frame_equal(store.read_results(path), store.read_results(
+        store.write_parquet_atomic(expected, tmp_path / "frame" / "results.parquet")))
+    assert _no_temp_files(tmp_path)
+    # a run's driver writes its results without loading pandas
+    script = ("import sys\nfrom chainlearn_ray.results.atomic import write_rows_atomic\n"
+              f"write_rows_atomic({rows[:1]!r}, {str(tmp_path / 'p.parquet')!r})\n"
+              "print('pandas' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
