@@ -192,11 +192,23 @@ class Federation:
             self.started_ray = False
 
 
-def _actor_groups(cfg: RunConfig, plan: Any, specs: list[HospitalSpec], part: Any
-                  ) -> list[tuple[dict[str, Any], list[HospitalSpec]]]:
-    """Which hospitals share which actor process, with that process's Ray options."""
+#: Cost of scoring one sample relative to training on it (a forward pass against forward,
+#: backward and update).
+EVAL_COST = 1 / 3
+
+
+def _actor_groups(cfg: RunConfig, plan: Any, specs: list[HospitalSpec], part: Any,
+                  n_eval: int) -> list[tuple[dict[str, Any], list[HospitalSpec]]]:
+    """Which hospitals share which actor process, with that process's Ray options.
+
+    Shared processes are balanced by each hospital's work in a round: training on its shard
+    for the configured epochs and scoring the ``n_eval`` validation and test samples, which
+    every hospital does whatever its shard (at 10 hospitals on PneumoniaMNIST, 40 % of the
+    work). Balancing the shards alone put 4 and 6 hospitals in two processes there.
+    """
     if plan.mixed_processes:
-        costs = {s.hospital_id: len(part.indices[s.index])
+        costs = {s.hospital_id: (len(part.indices[s.index]) * cfg.train.epochs
+                                 + n_eval * EVAL_COST)
                  * arch_cost(cfg.tiers[s.hardware_tier.label].arch) for s in specs}
         by_id = {s.hospital_id: s for s in specs}
         opts = {"num_cpus": plan.mixed_cpus, "num_gpus": 0, "resources": {}}
@@ -250,7 +262,8 @@ def open_federation(cfg: RunConfig, data: Any, part: Any, run_id: str, ckpt_dir:
                 data.n_classes,
             )
         fed.specs = specs = _hospital_specs(cfg, data, plan, ckpt_dir)
-        for opts, chunk in _actor_groups(cfg, plan, specs, part):
+        for opts, chunk in _actor_groups(cfg, plan, specs, part,
+                                         len(data.val) + len(data.test)):
             shards = [TrainShard(data.train.images[part.indices[s.index]],
                                  data.train.labels[part.indices[s.index]]) for s in chunk]
             # Put explicitly and hold the reference for the whole run: Ray frees arguments it
