@@ -33,7 +33,8 @@ COLUMNS: Final = tuple(SCALING_SCHEMA.names)
 ROUND_METRICS: Final = {
     "round_wall_s": "round wall time: start on chain to ensemble recorded (s)",
     "train_phase_s": "training phase wall time as the coordinator waits for it (s)",
-    "train_critical_path_s": "training critical path: slowest actor's summed hospital time (s)",
+    "train_critical_path_s": "training critical path: slowest actor's summed hospital time (s; "
+                             "in scaling_rows over all rounds, per round, as rounds overlap)",
     "train_compute_sum_s": "training compute: sum of hospitals' training wall time (s)",
     "train_compute_max_s": "slowest hospital's training wall time (s)",
     "chain_s": "coordinator chain time: start, submissions, weights, ensemble record (s)",
@@ -41,7 +42,8 @@ ROUND_METRICS: Final = {
                        "hospitals were still training (s)",
     "overhead_s": "Ray scheduling/serialisation and bookkeeping: wall - critical path - chain "
                   "on the path (s)",
-    "overhead_share": "everything but training: 1 - critical path / round wall",
+    "overhead_share": "everything but training: 1 - critical path / round wall (in "
+                      "scaling_rows of the whole rounds phase, the same in every round)",
     "participants": "on-chain submissions",
     "gas_per_submission": "gas of one submitUpdate (mean over the round)",
     "gas_round": "gas of the whole round (start + submissions + ensemble record)",
@@ -90,12 +92,8 @@ def round_cost(outcome: RoundOutcome, groups: Sequence[Sequence[str]] = ()) -> d
         Hospital ids per actor process: hospitals of one actor train one after another, so the
         critical path is the largest per-actor sum. Hospitals in no group count alone.
     """
-    done = {h.hospital_id: float(h.wall_seconds or 0.0) for h in outcome.hospitals
-            if h.status == ATTENDED}
-    grouped = {h for g in groups for h in g}
-    paths = [sum(done.get(h, 0.0) for h in g) for g in groups]
-    paths += [s for h, s in done.items() if h not in grouped]
-    critical = max(paths, default=0.0)
+    done = _trained_seconds(outcome)
+    critical = _critical_path(done, groups)
     wall, chain = float(outcome.round_seconds), float(outcome.chain_seconds)
     overlap = float(outcome.chain_overlap_seconds)
     gas_submit = [int(h.gas_submit) for h in outcome.hospitals
@@ -118,6 +116,46 @@ def round_cost(outcome: RoundOutcome, groups: Sequence[Sequence[str]] = ()) -> d
         "chain_cpu_ms_per_submission": (1000.0 * float(outcome.chain_cpu_seconds) / n_sub
                                         if n_sub else float("nan")),
     }
+
+
+def _trained_seconds(outcome: RoundOutcome) -> dict[str, float]:
+    """Hospital -> its training wall time in a round, for hospitals that submitted."""
+    return {h.hospital_id: float(h.wall_seconds or 0.0) for h in outcome.hospitals
+            if h.status == ATTENDED}
+
+
+def _critical_path(done: Mapping[str, float], groups: Sequence[Sequence[str]]) -> float:
+    """The largest per-actor sum of ``done`` (hospitals in no group count alone)."""
+    grouped = {h for g in groups for h in g}
+    paths = [sum(done.get(h, 0.0) for h in g) for g in groups]
+    paths += [s for h, s in done.items() if h not in grouped]
+    return max(paths, default=0.0)
+
+
+def _with_overlapping_rounds(costs: list[dict[str, float]], outcomes: Sequence[RoundOutcome],
+                             groups: Sequence[Sequence[str]]) -> list[dict[str, float]]:
+    """Round costs with the critical path of the whole rounds phase, spread evenly.
+
+    An actor starts its next round as soon as it is through the current one, so one round's
+    wall time need not contain its own training and a per-round critical path can exceed it.
+    Every round's training does lie within the rounds phase, whose critical path is the
+    slowest actor's training over all rounds.
+    """
+    if not costs:
+        return costs
+    totals: dict[str, float] = {}
+    for outcome in outcomes:
+        for h, seconds in _trained_seconds(outcome).items():
+            totals[h] = totals.get(h, 0.0) + seconds
+    phase_critical = _critical_path(totals, groups)
+    phase_wall = sum(cost["round_wall_s"] for cost in costs)
+    share = 1.0 - phase_critical / phase_wall if phase_wall > 0 else float("nan")
+    for cost in costs:
+        cost["train_critical_path_s"] = phase_critical / len(costs)
+        cost["overhead_s"] = (cost["round_wall_s"] - cost["train_critical_path_s"]
+                              - cost["chain_on_path_s"])
+        cost["overhead_share"] = share  # of the phase: a round's own share is undefined
+    return costs
 
 
 def scaling_rows(n: int, outcomes: Iterable[RoundOutcome], groups: Sequence[Sequence[str]],
@@ -148,8 +186,10 @@ def scaling_rows(n: int, outcomes: Iterable[RoundOutcome], groups: Sequence[Sequ
         _row(n, 0, "total_s", timings.get("total_seconds")),
         _row(n, 0, "gas_per_registration", float(np.mean(reg_gas)) if reg_gas else None),
     ]
-    for outcome in outcomes:
-        rows.extend(_row(n, outcome.round, m, v) for m, v in round_cost(outcome, groups).items())
+    outcomes = list(outcomes)
+    costs = _with_overlapping_rounds([round_cost(o, groups) for o in outcomes], outcomes, groups)
+    for outcome, cost in zip(outcomes, costs, strict=True):
+        rows.extend(_row(n, outcome.round, m, v) for m, v in cost.items())
     return rows
 
 

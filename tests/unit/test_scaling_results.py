@@ -84,6 +84,24 @@ def _frame() -> pd.DataFrame:
     return scaling_frame(rows)
 
 
+def test_rows_take_the_critical_path_of_the_whole_rounds_phase() -> None:
+    # rounds overlap: the packed actor's 3 s per round run back to back while h02's second
+    # round had already started in the first, so round 2 looks shorter than its own training
+    first, second = _round(1), _round(2)
+    second.round_seconds = 2.0
+    rows = scaling_rows(3, [first, second], [["h00", "h01"], ["h02"]], peak_memory=0.0,
+                        timings={})
+    per_round = {(r["round"], r["metric"]): r["value"] for r in rows if r["round"] > 0}
+    assert per_round[(1, "train_critical_path_s")] == per_round[(2, "train_critical_path_s")] == 3.0
+    # the share is the phase's (6 s of training in 4 + 2 s): the same in every round
+    assert per_round[(1, "overhead_share")] == per_round[(2, "overhead_share")] == 0.0
+    assert per_round[(2, "overhead_s")] == pytest.approx(2.0 - 3.0 - 0.3)
+    # one round alone gives what round_cost gives
+    rows = scaling_rows(3, [first], [["h00", "h01"], ["h02"]], peak_memory=0.0, timings={})
+    alone = {r["metric"]: r["value"] for r in rows if r["round"] == 1}
+    assert alone == pytest.approx(round_cost(first, [["h00", "h01"], ["h02"]]))
+
+
 def test_rows_round_trip_through_parquet(tmp_path: Path) -> None:
     frame = _frame()
     assert set(frame[frame["round"] == 0].metric) == set(RUN_METRICS)
