@@ -91,8 +91,14 @@ class CoordinatorActor:
         return groups
 
     def register_all(self, poc: dict[str, Any], concurrency: int, verify_claims: bool = True,
-                     claim_policy: str = "correct") -> list[dict[str, Any]]:
+                     claim_policy: str = "correct",
+                     ahead: tuple[int, list[str], int] | None = None) -> list[dict[str, Any]]:
         """PoC on every hospital, then sign and register each, in hospital order.
+
+        ``ahead``: ``(round, attending, epochs)`` of the first round. A hospital adopts its
+        tier (hence its model) when it signs its registration, so that round's training is
+        sent right behind the signature and runs while the coordinator registers everyone on
+        chain; :meth:`run_round` of that round then takes it (see ``next_attending`` there).
 
         Each hospital claims a tier with its benchmark record. With ``verify_claims`` the
         coordinator checks the claim against the record (:func:`chainlearn_ray.methods.attacks.
@@ -111,6 +117,10 @@ class CoordinatorActor:
         signatures = {h: self.hosts[h].sign_registration.remote(
             h, results[h]["tier"], results[h]["bench_hash"], self.client.chain_id,
             self.client.address) for h in order}
+        if ahead is not None:  # queued behind each hospital's signature in its process
+            round_, attending, epochs = ahead
+            self.early[round_] = {h: self.hosts[h].train_round.remote(h, round_, epochs)
+                                  for h in attending}
         return [self._register(h, results[h], ray.get(signatures[h])) for h in order]
 
     def _poc_runs(self, ids: list[str], poc: dict[str, Any], concurrency: int

@@ -126,20 +126,28 @@ class Federation:
         """hospital id -> label of its simulated hardware tier."""
         return {s.hospital_id: s.hardware_tier.label for s in self.specs}
 
-    def register(self) -> list[dict[str, Any]]:
-        """Every hospital runs its PoC and is registered with the tier it measured."""
+    def register(self, first_attending: list[str] | None = None) -> list[dict[str, Any]]:
+        """Every hospital runs its PoC and is registered with the tier it measured.
+
+        ``first_attending``: who attends round 1, whose training then starts while the
+        coordinator registers the hospitals on chain; round 1 must be run with them.
+        """
         self._need_chain("registration")
         cfg = self.cfg
-        poc = {"steps": cfg.poc.steps, "warmup": cfg.poc.warmup,
-               "batch_size": cfg.poc.batch_size, "weak_below": cfg.poc.weak_below,
-               "medium_below": cfg.poc.medium_below}
         regs = ray.get(self.coordinator.register_all.remote(
-            poc, poc_concurrency(self.plan.cluster_cpus)))
+            self.poc_settings(), poc_concurrency(self.plan.cluster_cpus),
+            ahead=None if first_attending is None else (1, first_attending, cfg.train.epochs)))
         hw = self.hardware
         for r in regs:
             r["hardware_tier"] = hw[r["hospital_id"]]
         self.registrations = regs
         return regs
+
+    def poc_settings(self) -> dict[str, Any]:
+        """The PoC part of ``register_all``'s arguments, from the config."""
+        poc = self.cfg.poc
+        return {"steps": poc.steps, "warmup": poc.warmup, "batch_size": poc.batch_size,
+                "weak_below": poc.weak_below, "medium_below": poc.medium_below}
 
     def run_round(self, round_: int, attending: list[str], epochs: int | None = None,
                   next_attending: list[str] | None = None) -> RoundOutcome:
@@ -156,17 +164,18 @@ class Federation:
             cfg.runtime.deadline, cfg.runtime.round_timeout, next_attending,
         ))
 
-    def run_rounds(self, attendance: dict[str, float],
-                   announce: Progress | None = None) -> Iterator[RoundOutcome]:
-        """Every round of the config, each hospital attending with its probability
-        (:func:`draw_attendance`, seeded per round); a process starts its next round's
-        training as soon as it is through the current one."""
-        cfg = self.cfg
-        rounds = range(1, cfg.train.rounds + 1)
-        plan = {r: [h for h, yes in draw_attendance(cfg.seed, r, list(self.hosts),
+    def attendance_plan(self, attendance: dict[str, float]) -> dict[int, list[str]]:
+        """Round -> the hospitals attending it, for every round of the config, each hospital
+        attending with its probability (:func:`draw_attendance`, seeded per round)."""
+        return {r: [h for h, yes in draw_attendance(self.cfg.seed, r, list(self.hosts),
                                                     attendance).items() if yes]
-                for r in rounds}
-        for r in rounds:
+                for r in range(1, self.cfg.train.rounds + 1)}
+
+    def run_rounds(self, plan: dict[int, list[str]],
+                   announce: Progress | None = None) -> Iterator[RoundOutcome]:
+        """The rounds of ``plan`` (:meth:`attendance_plan`) in order; a process starts its next
+        round's training as soon as it is through the current one."""
+        for r in sorted(plan):
             if announce is not None:
                 announce(f"round {r}: training {', '.join(plan[r]) or 'nobody'}")
             yield self.run_round(r, plan[r], next_attending=plan.get(r + 1))
@@ -325,7 +334,9 @@ def run_simulation(cfg: RunConfig, out_dir: str | Path, *, progress: Progress | 
                           preload=("pyarrow.parquet",))
     try:
         t_actors = time.perf_counter()
-        regs = fed.register()
+        plan = fed.attendance_plan({s.hospital_id: cfg.tiers[s.hardware_tier.label].attendance
+                                    for s in fed.specs})
+        regs = fed.register(first_attending=plan[1] if plan else None)
         for r in regs:
             say(f"  {r['hospital_id']} hardware {r['hardware_tier']:<6} PoC "
                 f"{r['throughput']:8.1f} samples/s -> registered {r['tier']}")
@@ -342,10 +353,8 @@ def run_simulation(cfg: RunConfig, out_dir: str | Path, *, progress: Progress | 
         _persist(out, conf_dict, facts, rows)
         t_setup = time.perf_counter()
 
-        attendance = {s.hospital_id: cfg.tiers[s.hardware_tier.label].attendance
-                      for s in fed.specs}
         outcomes: list[RoundOutcome] = []
-        for outcome in fed.run_rounds(attendance, say):
+        for outcome in fed.run_rounds(plan, say):
             outcomes.append(outcome)
             rows.extend(round_rows(key, outcome))
             facts["rounds_completed"] = outcome.round

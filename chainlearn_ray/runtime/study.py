@@ -225,12 +225,12 @@ def _train(fed: Federation, variant: Variant, key: RunKey, study: StudyConfig, s
     if fresh:
         chain = ray.get(fed.coordinator.redeploy.remote())
         ray.get([fed.hosts[h].reset.remote(h, variant.behaviours.get(h)) for h in fed.hosts])
-    poc = {"steps": cfg.poc.steps, "warmup": cfg.poc.warmup, "batch_size": cfg.poc.batch_size,
-           "weak_below": cfg.poc.weak_below, "medium_below": cfg.poc.medium_below,
-           "reuse": fresh}
-    regs = ray.get(fed.coordinator.register_all.remote(
-        poc, poc_concurrency(fed.plan.cluster_cpus), variant.verify_claims))
     hardware = fed.hardware
+    rates = variant.attendance or {t: c.attendance for t, c in cfg.tiers.items()}
+    plan = fed.attendance_plan({h: rates[hardware[h]] for h in fed.hosts})
+    regs = ray.get(fed.coordinator.register_all.remote(
+        {**fed.poc_settings(), "reuse": fresh}, poc_concurrency(fed.plan.cluster_cpus),
+        variant.verify_claims, ahead=(1, plan[1], cfg.train.epochs) if plan else None))
     for r in regs:
         r["hardware_tier"] = hardware[r["hospital_id"]]
         say(f"  [{variant.method}] {r['hospital_id']} hardware {r['hardware_tier']} claimed "
@@ -243,10 +243,8 @@ def _train(fed: Federation, variant: Variant, key: RunKey, study: StudyConfig, s
                                      float(r["claimed_tier"] == tier)))
         if h in variant.behaviours and variant.method.startswith("attack:"):
             rows.append(names.result_row(key, variant.method, 0, h, tier, "attacker", 1.0))
-    rates = variant.attendance or {t: c.attendance for t, c in cfg.tiers.items()}
-    attendance = {h: rates[hardware[h]] for h in fed.hosts}
     tiers = {r["hospital_id"]: r["tier"] for r in regs}
-    for outcome in fed.run_rounds(attendance):
+    for outcome in fed.run_rounds(plan):
         rows.extend(round_rows(vkey, outcome))
         say(f"[{variant.method}] " + format_round(outcome))
     calldata = ray.get(fed.coordinator.calldata_lengths.remote())

@@ -142,8 +142,8 @@ def test_next_round_starts_early_with_unchanged_results(
 
     def rounds(early: bool, folder: Path) -> list[Any]:
         fed = open_federation(cfg, data, part, "early-start", folder)
-        try:
-            fed.register()
+        try:  # early: round 1 starts while the hospitals are being registered on chain
+            fed.register(first_attending=plan[0] if early else None)
             out = [fed.run_round(r, plan[r - 1],
                                  next_attending=plan[r] if early and r < len(plan) else None)
                    for r in range(1, len(plan) + 1)]
