@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -99,6 +100,9 @@ class CoordinatorActor:
         tier (hence its model) when it signs its registration, so that round's training is
         sent right behind the signature and runs while the coordinator registers everyone on
         chain; :meth:`run_round` of that round then takes it (see ``next_attending`` there).
+        When every process benchmarks at once (no more processes than ``concurrency``), a
+        process whose benchmarks are done signs and starts training on its own core while the
+        others still measure; otherwise training waits for the last benchmark.
 
         Each hospital claims a tier with its benchmark record. With ``verify_claims`` the
         coordinator checks the claim against the record (:func:`chainlearn_ray.methods.attacks.
@@ -111,49 +115,63 @@ class CoordinatorActor:
         coordinator's transactions would otherwise take CPU from benchmarks still measuring.
         """
         order = list(self.hosts)
-        measured = self._poc_runs(order, poc, concurrency)
-        results = {h: self._checked_claim(h, measured[h], poc, verify_claims, claim_policy)
-                   for h in order}
-        signatures = {h: self.hosts[h].sign_registration.remote(
-            h, results[h]["tier"], results[h]["bench_hash"], self.client.chain_id,
-            self.client.address) for h in order}
-        if ahead is not None:  # queued behind each hospital's signature in its process
-            round_, attending, epochs = ahead
-            self.early[round_] = {h: self.hosts[h].train_round.remote(h, round_, epochs)
-                                  for h in attending}
+        results: dict[str, dict[str, Any]] = {}
+        signatures: dict[str, Any] = {}
+        round_, attending, epochs = ahead if ahead is not None else (0, [], 0)
+        alongside = len(self.processes(order)) <= max(1, concurrency)
+        early = self.early.setdefault(round_, {}) if ahead is not None else {}
+
+        def start(hospitals: list[str]) -> None:  # training queues behind the signature
+            for h in hospitals:
+                if h in attending:
+                    early[h] = self.hosts[h].train_round.remote(h, round_, epochs)
+
+        def measured(hospitals: list[str], runs: dict[str, dict[str, Any]]) -> None:
+            for h in hospitals:
+                results[h] = self._checked_claim(h, runs[h], poc, verify_claims, claim_policy)
+                signatures[h] = self.hosts[h].sign_registration.remote(
+                    h, results[h]["tier"], results[h]["bench_hash"], self.client.chain_id,
+                    self.client.address)
+            if alongside:
+                start(hospitals)
+
+        self._poc_runs(order, poc, concurrency, measured)
+        if not alongside:
+            start(order)
         return [self._register(h, results[h], ray.get(signatures[h])) for h in order]
 
-    def _poc_runs(self, ids: list[str], poc: dict[str, Any], concurrency: int
-                  ) -> dict[str, dict[str, Any]]:
-        """Hospital -> its PoC result.
+    def _poc_runs(self, ids: list[str], poc: dict[str, Any], concurrency: int,
+                  done: Callable[[list[str], dict[str, dict[str, Any]]], None]) -> None:
+        """Run every hospital's PoC; ``done(hospitals, results)`` as each process finishes
+        its hospitals' benchmarks (``results``: hospital -> PoC result so far).
 
         Hospitals packed into one actor process run theirs one after another (all queued at
         once in that actor); at most ``concurrency`` processes benchmark at once, so no two
         benchmarks share a core.
         """
         queues = self.processes(ids)
-        in_flight: dict[int, int] = {}  # process -> its benchmarks not yet finished
+        in_flight: dict[int, list[str]] = {}  # process -> its hospitals, while it benchmarks
+        left: dict[int, int] = {}  # process -> its benchmarks not yet finished
         hospital_of: dict[Any, tuple[str, int]] = {}  # result ref -> (hospital, process)
 
         def launch() -> None:  # a process's calls queue in its actor and run in order
             while queues and len(in_flight) < max(1, concurrency):
                 process = next(iter(queues))  # processes in the order of their first hospital
-                hospitals = queues.pop(process)
-                in_flight[process] = len(hospitals)
+                in_flight[process] = hospitals = queues.pop(process)
+                left[process] = len(hospitals)
                 for h in hospitals:
                     hospital_of[self.hosts[h].run_poc.remote(h, **poc)] = (h, process)
 
         results: dict[str, dict[str, Any]] = {}
         launch()
         while hospital_of:
-            [done], _ = ray.wait(list(hospital_of), num_returns=1)
-            h, process = hospital_of.pop(done)
-            results[h] = ray.get(done)
-            in_flight[process] -= 1
-            if not in_flight[process]:  # that process is free: start the next one's queue
-                del in_flight[process]
+            [ready], _ = ray.wait(list(hospital_of), num_returns=1)
+            h, process = hospital_of.pop(ready)
+            results[h] = ray.get(ready)
+            left[process] -= 1
+            if not left[process]:  # that process is free: start the next one's queue
+                done(in_flight.pop(process), results)
                 launch()
-        return results
 
     def _checked_claim(self, h: str, res: dict[str, Any], poc: dict[str, Any],
                        verify: bool, policy: str) -> dict[str, Any]:
