@@ -203,15 +203,14 @@ def _lean_local_node() -> Iterator[dict[str, Any]]:
                *((services, name, f) for name, f in (
                    ("start_api_server", start_api_server), ("start_raylet", start_raylet),
                    ("start_log_monitor", start_log_monitor), (python_command, agent_command)))]
+    saved = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
     for owner, name, f in patches:
         setattr(owner, name, f)
     try:
         yield {"_system_config": dict(_FAST_CONNECT)}
     finally:
-        parameter.RayParams.__init__ = params_init  # type: ignore[method-assign]
-        utils.get_dashboard_dependency_error = dependency_error
-        for name, f in original.items():
-            setattr(services, name, f)
+        for owner, name, f in saved:
+            setattr(owner, name, f)
 
 
 #: Top-level packages Ray's dashboard needs (``ray.dashboard.optional_deps``).
