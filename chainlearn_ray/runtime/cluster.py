@@ -222,8 +222,7 @@ def _missing_dashboard_dependency() -> ImportError | None:
     """Which dashboard package is not installed, found without importing any of them.
 
     Ray finds out by importing them all (aiohttp among them: 0.2-0.4 s of the driver's CPU
-    during ``ray.init``); None means all are there, and then Ray's own check
-    decides.
+    during ``ray.init``); None means all are there, and then Ray's own check decides.
     """
     for name in _DASHBOARD_PACKAGES:
         if importlib.util.find_spec(name) is None:

@@ -78,7 +78,8 @@ class CoordinatorActor:
     def attach_hospitals(self, hosts: dict[str, Any]) -> list[dict[str, Any]]:
         """Take the hospital actor handles (id -> handle); returns their identities."""
         self.hosts = dict(hosts)
-        ids = ray.get([h.ping.remote() for h in {id(h): h for h in hosts.values()}.values()])
+        ids = ray.get([self.hosts[group[0]].ping.remote()
+                       for group in self.processes(list(self.hosts)).values()])
         identities = [ident for group in ids for ident in group]
         for ident in identities:
             self.addresses[ident["hospital_id"]] = ident["address"]
@@ -357,7 +358,8 @@ class CoordinatorActor:
 
         Returns hospital -> why, for those whose actor is still down after ``timeout`` seconds.
         """
-        pending = {id(self.hosts[h]): self.hosts[h] for h in hospitals}
+        pending = {process: self.hosts[group[0]]
+                   for process, group in self.processes(hospitals).items()}
         last_error: dict[int, str] = {}
         deadline = time.monotonic() + timeout
         while pending and time.monotonic() < deadline:

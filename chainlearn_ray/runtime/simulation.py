@@ -126,28 +126,28 @@ class Federation:
         """hospital id -> label of its simulated hardware tier."""
         return {s.hospital_id: s.hardware_tier.label for s in self.specs}
 
-    def register(self, first_attending: list[str] | None = None) -> list[dict[str, Any]]:
+    def register(self, first_attending: list[str] | None = None, *, verify_claims: bool = True,
+                 reuse: bool = False) -> list[dict[str, Any]]:
         """Every hospital runs its PoC and is registered with the tier it measured.
 
         ``first_attending``: who attends round 1, whose training then starts while the
         coordinator registers the hospitals on chain; round 1 must be run with them.
+        ``verify_claims`` and ``reuse``: see ``CoordinatorActor.register_all`` and
+        ``Hospital.run_poc`` (the study's variants).
         """
         self._need_chain("registration")
         cfg = self.cfg
+        poc = {"steps": cfg.poc.steps, "warmup": cfg.poc.warmup,
+               "batch_size": cfg.poc.batch_size, "weak_below": cfg.poc.weak_below,
+               "medium_below": cfg.poc.medium_below, "reuse": reuse}
         regs = ray.get(self.coordinator.register_all.remote(
-            self.poc_settings(), poc_concurrency(self.plan.cluster_cpus),
+            poc, poc_concurrency(self.plan.cluster_cpus), verify_claims,
             ahead=None if first_attending is None else (1, first_attending, cfg.train.epochs)))
         hw = self.hardware
         for r in regs:
             r["hardware_tier"] = hw[r["hospital_id"]]
         self.registrations = regs
         return regs
-
-    def poc_settings(self) -> dict[str, Any]:
-        """The PoC part of ``register_all``'s arguments, from the config."""
-        poc = self.cfg.poc
-        return {"steps": poc.steps, "warmup": poc.warmup, "batch_size": poc.batch_size,
-                "weak_below": poc.weak_below, "medium_below": poc.medium_below}
 
     def run_round(self, round_: int, attending: list[str], epochs: int | None = None,
                   next_attending: list[str] | None = None) -> RoundOutcome:

@@ -25,7 +25,6 @@ from chainlearn_ray.methods.evaluation import POSTHOC_METHODS, HospitalRecord, e
 from chainlearn_ray.results.manifest import build_manifest
 from chainlearn_ray.results.schema import rows_to_frame
 from chainlearn_ray.results.store import write_json_atomic, write_parquet_atomic
-from chainlearn_ray.runtime.cluster import poc_concurrency
 from chainlearn_ray.runtime.simulation import (
     Federation,
     load_partitioned,
@@ -228,11 +227,9 @@ def _train(fed: Federation, variant: Variant, key: RunKey, study: StudyConfig, s
     hardware = fed.hardware
     rates = variant.attendance or {t: c.attendance for t, c in cfg.tiers.items()}
     plan = fed.attendance_plan({h: rates[hardware[h]] for h in fed.hosts})
-    regs = ray.get(fed.coordinator.register_all.remote(
-        {**fed.poc_settings(), "reuse": fresh}, poc_concurrency(fed.plan.cluster_cpus),
-        variant.verify_claims, ahead=(1, plan[1], cfg.train.epochs) if plan else None))
+    regs = fed.register(plan[1] if plan else None, verify_claims=variant.verify_claims,
+                        reuse=fresh)
     for r in regs:
-        r["hardware_tier"] = hardware[r["hospital_id"]]
         say(f"  [{variant.method}] {r['hospital_id']} hardware {r['hardware_tier']} claimed "
             f"{r['claimed_tier']} -> registered {r['tier']}")
     rows = setup_rows(vkey, regs, _class_counts(fed, variant),
