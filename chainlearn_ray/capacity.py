@@ -37,6 +37,7 @@ import hashlib
 import logging
 import math
 import struct
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ from eth_hash.auto import keccak
 
 from chainlearn_ray.config import MEDIUM_BELOW, THROTTLE_MODES, WEAK_BELOW
 from chainlearn_ray.errors import ChainlearnError, ConfigError, ResourceError
+from chainlearn_ray.rng import seeded
 from chainlearn_ray.tiers import Tier
 
 if TYPE_CHECKING:
@@ -190,20 +192,40 @@ class HardwareProfile:
                               f"got {self.device!r}")
 
 
+#: The torch thread count each OS thread has applied (see :func:`pin_torch_threads`).
+_APPLIED = threading.local()
+
+
+def pin_torch_threads(threads: int) -> None:
+    """Apply ``torch.set_num_threads(threads)`` in the calling OS thread too.
+
+    The count is process-wide, but OpenMP keeps it per thread: a thread that never applied it
+    (an actor's second task thread, say) computes with the library default, which differs in
+    speed and in the order of floating-point sums. Applying it once per thread makes every
+    thread of a process compute alike.
+    """
+    import torch
+
+    if getattr(_APPLIED, "threads", None) != threads or torch.get_num_threads() != threads:
+        torch.set_num_threads(int(threads))
+        _APPLIED.threads = int(threads)
+
+
 @contextlib.contextmanager
 def torch_threads(threads: int | None) -> Iterator[None]:
     """Run the block with ``torch.set_num_threads(threads)`` (``None``: unchanged), then restore."""
     import torch
 
-    if threads is None or threads == torch.get_num_threads():
+    if threads is None:
         yield
         return
     before = torch.get_num_threads()
-    torch.set_num_threads(int(threads))
+    pin_torch_threads(int(threads))
     try:
         yield
     finally:
-        torch.set_num_threads(before)
+        if before != threads:
+            pin_torch_threads(before)
 
 
 def synchronize(device: str) -> None:
@@ -428,15 +450,14 @@ def run_benchmark(
                             "use device 'cpu' or run on a GPU node")
     pacer = throttle.benchmark_pacer() if throttle is not None else None
     rng_devices = [torch.device(device).index or 0] if device.startswith("cuda") else []
-    with torch_threads(throttle.threads if throttle is not None else threads), \
-            torch.random.fork_rng(devices=rng_devices):
-        torch.manual_seed(seed)
+    with seeded(seed, rng_devices):  # the timed steps below draw nothing
         gen = torch.Generator().manual_seed(seed)
         # channels-last, as local training runs: a third faster on CPU than the default format
         net = _poc_network().to(device).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         x = torch.randn(batch_size, 3, 32, 32, generator=gen).to(
             device, memory_format=torch.channels_last)
         y = torch.randint(0, 10, (batch_size,), generator=gen).to(device)
+    with torch_threads(throttle.threads if throttle is not None else threads):
         loss_fn = torch.nn.CrossEntropyLoss()
 
         params = list(net.parameters())

@@ -91,7 +91,7 @@ class Hospital:
         reset this way trains exactly as a new one would. The PoC measurement (the hardware)
         and the throttle calibration are kept. Returns :meth:`identity`.
         """
-        import torch
+        from chainlearn_ray.rng import reseed
 
         self.behaviour = behaviour or Behaviour()
         self.tier, self.contract, self.model = None, None, None
@@ -100,7 +100,7 @@ class Hospital:
         path = self._checkpoint_path()
         if path is not None and path.exists():
             path.unlink()
-        torch.manual_seed(self.spec.seed)
+        reseed(self.spec.seed)
         return self.identity()
 
     def _apply_fraction(self) -> None:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import torch
 from torch import nn
 
 from chainlearn_ray.errors import ModelError
+from chainlearn_ray.rng import seeded
 from chainlearn_ray.tiers import Tier
 
 logger = logging.getLogger(__name__)
@@ -233,15 +233,31 @@ def _load_compatible(model: nn.Module, spec: Architecture, state: Mapping[str, t
     model.load_state_dict(merged, strict=False)
 
 
-@contextlib.contextmanager
-def _seeded(seed: int | None) -> Iterator[None]:
-    """Run the block under ``torch.manual_seed(seed)`` without disturbing the global RNG."""
-    if seed is None:
-        yield
-        return
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(seed))
-        yield
+#: Layers whose training forward and backward draw nothing from torch's global generator.
+_RNG_FREE_LAYERS: tuple[type[nn.Module], ...] = (
+    nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d,
+    nn.GroupNorm, nn.LayerNorm, nn.ReLU, nn.ReLU6, nn.Hardswish, nn.Hardsigmoid, nn.SiLU,
+    nn.Sigmoid, nn.Tanh, nn.GELU, nn.Identity, nn.MaxPool2d, nn.AvgPool2d,
+    nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Flatten, nn.Linear,
+)
+
+
+def draws_global_rng(model: nn.Module) -> bool:
+    """Whether training ``model`` draws from torch's global generator (dropout, stochastic
+    depth, or any layer not known to be free of randomness).
+
+    Decided on the leaf layers (containers only call them); dropout with ``p = 0`` draws
+    nothing. :func:`chainlearn_ray.resources.arch_draws_rng` states the same per
+    architecture, for planning without torch; a test holds the two equal.
+    """
+    for layer in model.modules():
+        if next(layer.children(), None) is not None:
+            continue
+        if isinstance(layer, nn.modules.dropout._DropoutNd) and layer.p == 0:
+            continue
+        if not isinstance(layer, _RNG_FREE_LAYERS):
+            return True
+    return False
 
 
 def build_model(
@@ -306,7 +322,7 @@ def build_model(
                              "there or run without pretrained weights")
     if source is not None:
         state = _read_state(source)
-    with _seeded(seed):
+    with seeded(seed):
         if spec.name == "tiny_cnn":
             model: nn.Module = TinyCNN(n_classes, in_channels, width or TINY_DEFAULT_WIDTH)
         else:

@@ -154,6 +154,8 @@ class ResourcePlan:
     #: each asking for ``mixed_cpus`` CPUs; ``tiers`` then describes one hospital each.
     mixed_processes: int = 0
     mixed_cpus: float = 0.0
+    #: Hospitals each mixed process trains at once, on threads (1: one after another).
+    mixed_threads: int = 1
 
     @property
     def hospitals(self) -> int:
@@ -233,8 +235,12 @@ class ResourcePlan:
         lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
                   for r in rows]
         if self.mixed_processes:
-            lines.append(f"Hospitals share {self.mixed_processes} actor processes of "
-                         f"{fmt_quantity(self.mixed_cpus)} CPUs each (balanced by training cost)")
+            procs = ("1 actor process" if self.mixed_processes == 1
+                     else f"{self.mixed_processes} actor processes")
+            threads = (f", each training {self.mixed_threads} at once on threads"
+                       if self.mixed_threads > 1 else "")
+            lines.append(f"Hospitals share {procs} of {fmt_quantity(self.mixed_cpus)} CPUs each"
+                         f"{threads} (balanced by training cost)")
         elif packed:
             lines.append("Hospitals per actor process (resources above are per process): "
                          + ", ".join(f"{t} {k}" for t, k in packed.items()))
@@ -285,6 +291,17 @@ def auto_packing(counts: Mapping[str, int], cpus: float) -> dict[str, int]:
 _ARCH_MACS: dict[str, float] = {
     "mobilenet_v3_small": 0.9, "efficientnet_b0": 6.1, "resnet50": 64.0,
 }
+
+
+#: Architectures whose training draws from torch's global generator (dropout, stochastic
+#: depth). A test holds this equal to ``models.draws_global_rng`` of each built model.
+_DRAWS_RNG: frozenset[str] = frozenset({"mobilenet_v3_small", "efficientnet_b0"})
+
+
+def arch_draws_rng(arch: str) -> bool:
+    """Whether training ``arch`` draws random numbers: hospitals of such models cannot train
+    at once on threads of one process (they would share torch's global generator)."""
+    return arch.partition(":")[0] in _DRAWS_RNG
 
 
 def arch_cost(arch: str) -> float:

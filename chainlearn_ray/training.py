@@ -19,8 +19,9 @@ from torch import Tensor, nn
 
 from chainlearn_ray.capacity import Pacer, Throttle, synchronize, torch_threads
 from chainlearn_ray.errors import ConfigError, DataError, ModelError, ResourceError
-from chainlearn_ray.models import CPU_CHANNELS_LAST
+from chainlearn_ray.models import CPU_CHANNELS_LAST, draws_global_rng
 from chainlearn_ray.optim import adam
+from chainlearn_ray.rng import reseed, seeded
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def set_determinism(seed: int, threads: int = 1) -> None:
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     random.seed(seed)
     np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+    reseed(seed)
     torch.set_num_threads(int(threads))
     _deterministic_kernels()
     torch.backends.cudnn.benchmark = False
@@ -126,13 +127,17 @@ def _batches(order: Tensor, batch_size: int) -> list[Tensor]:
     return parts
 
 
-@contextlib.contextmanager
-def _rng_scope(seed: int, dev: torch.device) -> Iterator[None]:
-    """Seed dropout / stochastic depth for the block without leaking into global RNG state."""
-    devices = [dev.index or 0] if dev.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
+def _rng_scope(seed: int, dev: torch.device,
+               model: nn.Module) -> contextlib.AbstractContextManager[None]:
+    """Seed dropout / stochastic depth for the block without leaking into global RNG state.
+
+    A model whose layers draw nothing (:func:`~chainlearn_ray.models.draws_global_rng`) needs
+    no seed, and takes no lock: hospitals training such models on threads of one process run
+    in parallel (see :mod:`chainlearn_ray.rng`).
+    """
+    if not draws_global_rng(model):
+        return contextlib.nullcontext()
+    return seeded(seed, [dev.index or 0] if dev.type == "cuda" else [])
 
 
 def _channels_last(model: nn.Module, dev: torch.device) -> bool:
@@ -200,7 +205,7 @@ def _fit(
     epoch_loss = torch.zeros((), device=dev)
     started = time.perf_counter()
     with torch_threads(throttle.threads if throttle is not None else None), \
-            _rng_scope(seed, dev):
+            _rng_scope(seed, dev, model):
         for _ in range(epochs):
             epoch_loss = torch.zeros((), device=dev)
             for idx in _batches(torch.randperm(n, generator=gen), batch_size):

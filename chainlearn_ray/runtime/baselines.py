@@ -110,8 +110,10 @@ class BaselineClient:
     """
 
     def __init__(self, method: FederatedMethod, client: Client, settings: TrainSettings,
-                 x_test: torch.Tensor) -> None:
+                 x_test: torch.Tensor, threads: int = 1) -> None:
         self.method, self.client, self.settings, self.x_test = method, client, settings, x_test
+        #: torch threads of the host hospital, which this client computes with
+        self.threads = int(threads)
 
     @property
     def client_id(self) -> str:
@@ -164,7 +166,7 @@ class BaselineClient:
             if public is None:
                 raise ConfigError("FedMD needs the public images")
             method.attach_public(setup.to_tensor(public))
-        return cls(method, client, settings, host.x_test)
+        return cls(method, client, settings, host.x_test, host.spec.threads)
 
     def describe(self) -> dict[str, Any]:
         """Id, tier, shard size, parameter count and input channels of this client."""

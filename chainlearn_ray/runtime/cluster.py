@@ -22,7 +22,7 @@ import ray
 from chainlearn_ray.config import RunConfig
 from chainlearn_ray.errors import ResourceError
 from chainlearn_ray.planner import plan_resources
-from chainlearn_ray.resources import ResourcePlan, TierResources, auto_packing
+from chainlearn_ray.resources import ResourcePlan, TierResources, arch_draws_rng, auto_packing
 
 logger = logging.getLogger(__name__)
 
@@ -292,8 +292,10 @@ def plan_for(cfg: RunConfig) -> ResourcePlan:
 
     With ``hospitals_per_actor: auto`` every hospital has its own actor process while the
     cluster has a CPU for each. Beyond that, on one node with CPU-only hospitals and no custom
-    resources, hospitals of all tiers share one process per CPU, balanced by training cost;
-    otherwise hospitals of a tier share processes (see :func:`auto_packing`).
+    resources, hospitals of all tiers share processes balanced by training cost (see
+    :func:`mixed_layout`: one process training a hospital per CPU on threads where the
+    models allow it, else one process per CPU); otherwise hospitals of a tier share processes
+    (see :func:`auto_packing`).
     """
     cluster = dict(ray.cluster_resources())
     nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
@@ -305,11 +307,34 @@ def plan_for(cfg: RunConfig) -> ResourcePlan:
     slots = max(1, int(cpus))
     cpu_only = all(p.num_gpus == 0 and not p.custom for p in single.tiers.values() if p.count)
     if cfg.n_hospitals > slots and len(nodes) == 1 and cpu_only:
-        each = math.floor((cpus - single.coordinator_cpus) / slots * 1e4) / 1e4
+        processes, threads = mixed_layout(cfg, slots)
+        each = math.floor((cpus - single.coordinator_cpus) / processes * 1e4) / 1e4
         if each > 0:
-            return dataclasses.replace(single, mixed_processes=slots, mixed_cpus=each,
-                                       concurrency=slots)
+            return dataclasses.replace(single, mixed_processes=processes, mixed_cpus=each,
+                                       mixed_threads=threads, concurrency=slots)
     return _plan(cfg, auto_packing(cfg.hospitals, cpus), cluster, nodes)
+
+
+#: Most hospitals one process trains at once on threads: beyond a few, small models contend
+#: for Python's interpreter lock more than a second process's start-up costs.
+MAX_THREADS_PER_PROCESS = 4
+
+
+def mixed_layout(cfg: RunConfig, slots: int) -> tuple[int, int]:
+    """``(processes, threads each)`` for hospitals of all tiers sharing ``slots`` CPUs.
+
+    Every process costs a Python runtime with torch (about 2.5 CPU-seconds to start and
+    300 MB), so hospitals train on threads of as few processes as keep a thread per CPU, at
+    most :data:`MAX_THREADS_PER_PROCESS` each. Threads need models that draw no random numbers
+    in training (:func:`~chainlearn_ray.resources.arch_draws_rng`: those would take turns on
+    torch's one global generator) and one torch thread per hospital; otherwise each process
+    trains one hospital at a time, one process per CPU.
+    """
+    used = [t for label, t in cfg.tiers.items() if int(cfg.hospitals.get(label, 0))]
+    if any(arch_draws_rng(t.arch) or t.threads != 1 for t in used):
+        return slots, 1
+    processes = -(-slots // MAX_THREADS_PER_PROCESS)
+    return processes, -(-slots // processes)
 
 
 def poc_concurrency(cluster_cpus: float) -> int:

@@ -62,6 +62,8 @@ class CoordinatorActor:
         self.calldata: dict[int, dict[str, int]] = {}  # round -> hospital -> raw tx bytes
         #: round -> hospital -> its training, started while the round before was ending
         self.early: dict[int, dict[str, Any]] = {}
+        #: process -> how many of its hospitals it runs at once (its threads)
+        self.slots: dict[int, int] = {}
 
     # ------------------------------------------------------------------ setup
     def chain_info(self) -> dict[str, Any]:
@@ -83,6 +85,7 @@ class CoordinatorActor:
         identities = [ident for group in ids for ident in group]
         for ident in identities:
             self.addresses[ident["hospital_id"]] = ident["address"]
+            self.slots[id(self.hosts[ident["hospital_id"]])] = int(ident.get("slots", 1))
         return identities
 
     def processes(self, hospitals: list[str]) -> dict[int, list[str]]:
@@ -101,9 +104,9 @@ class CoordinatorActor:
         tier (hence its model) when it signs its registration, so that round's training is
         sent right behind the signature and runs while the coordinator registers everyone on
         chain; :meth:`run_round` of that round then takes it (see ``next_attending`` there).
-        When every process benchmarks at once (no more processes than ``concurrency``), a
-        process whose benchmarks are done signs and starts training on its own core while the
-        others still measure; otherwise training waits for the last benchmark.
+        When every process benchmarks at once (no more process threads than ``concurrency``),
+        a process whose benchmarks are done signs and starts training on its own cores while
+        the others still measure; otherwise training waits for the last benchmark.
 
         Each hospital claims a tier with its benchmark record. With ``verify_claims`` the
         coordinator checks the claim against the record (:func:`chainlearn_ray.methods.attacks.
@@ -111,21 +114,23 @@ class CoordinatorActor:
         refused under ``claim_policy="refuse"``), so the tier registered is the tier the
         hospital's own benchmark measured. Without it every claim is accepted (no PoC).
 
-        At most ``concurrency`` actor processes benchmark at once, each its hospitals one after
-        another (see :meth:`_poc_runs`). Registration waits for the last benchmark: the
+        At most ``concurrency`` benchmarks run at once, each process running as many as it has
+        threads (see :meth:`_poc_runs`). Registration waits for the last benchmark: the
         coordinator's transactions would otherwise take CPU from benchmarks still measuring.
         """
         order = list(self.hosts)
         results: dict[str, dict[str, Any]] = {}
         signatures: dict[str, Any] = {}
         round_, attending, epochs = ahead if ahead is not None else (0, [], 0)
-        alongside = len(self.processes(order)) <= max(1, concurrency)
+        alongside = (sum(self.slots.get(p, 1) for p in self.processes(order))
+                     <= max(1, concurrency))
         early = self.early.setdefault(round_, {}) if ahead is not None else {}
 
-        def start(hospitals: list[str]) -> None:  # training queues behind the signature
+        def start(hospitals: list[str]) -> None:  # training follows the signature
             for h in hospitals:
                 if h in attending:
-                    early[h] = self.hosts[h].train_round.remote(h, round_, epochs)
+                    early[h] = self.hosts[h].train_round.remote(h, round_, epochs,
+                                                                after=signatures[h])
 
         def measured(hospitals: list[str], runs: dict[str, dict[str, Any]]) -> None:
             for h in hospitals:
@@ -146,21 +151,22 @@ class CoordinatorActor:
         """Run every hospital's PoC; ``done(hospitals, results)`` as each process finishes
         its hospitals' benchmarks (``results``: hospital -> PoC result so far).
 
-        Hospitals packed into one actor process run theirs one after another (all queued at
-        once in that actor); at most ``concurrency`` processes benchmark at once, so no two
-        benchmarks share a core.
+        At most ``concurrency`` benchmarks run at once, so no two share a core, and a process
+        runs at most as many as it has threads: processes are taken in the order of their
+        first hospital, each benchmarking its hospitals in order as its threads come free.
         """
-        queues = self.processes(ids)
-        in_flight: dict[int, list[str]] = {}  # process -> its hospitals, while it benchmarks
-        left: dict[int, int] = {}  # process -> its benchmarks not yet finished
+        groups = self.processes(ids)
+        queues = {p: list(hs) for p, hs in groups.items()}  # process -> hospitals not started
+        running = dict.fromkeys(groups, 0)  # process -> its benchmarks running
+        left = {p: len(hs) for p, hs in groups.items()}  # process -> benchmarks not finished
         hospital_of: dict[Any, tuple[str, int]] = {}  # result ref -> (hospital, process)
 
-        def launch() -> None:  # a process's calls queue in its actor and run in order
-            while queues and len(in_flight) < max(1, concurrency):
-                process = next(iter(queues))  # processes in the order of their first hospital
-                in_flight[process] = hospitals = queues.pop(process)
-                left[process] = len(hospitals)
-                for h in hospitals:
+        def launch() -> None:
+            for process, queue in queues.items():
+                while (queue and len(hospital_of) < max(1, concurrency)
+                       and running[process] < self.slots.get(process, 1)):
+                    h = queue.pop(0)
+                    running[process] += 1
                     hospital_of[self.hosts[h].run_poc.remote(h, **poc)] = (h, process)
 
         results: dict[str, dict[str, Any]] = {}
@@ -169,10 +175,11 @@ class CoordinatorActor:
             [ready], _ = ray.wait(list(hospital_of), num_returns=1)
             h, process = hospital_of.pop(ready)
             results[h] = ray.get(ready)
+            running[process] -= 1
             left[process] -= 1
-            if not left[process]:  # that process is free: start the next one's queue
-                done(in_flight.pop(process), results)
-                launch()
+            if not left[process]:
+                done(groups[process], results)
+            launch()
 
     def _checked_claim(self, h: str, res: dict[str, Any], poc: dict[str, Any],
                        verify: bool, policy: str) -> dict[str, Any]:
@@ -539,9 +546,10 @@ class _Submissions:
 class _EarlyStart:
     """The next round's training, started process by process while this round ends.
 
-    A process's calls run one at a time in the order they arrive, so a hospital's next
-    training queues behind everything its process still has to do in this round; it is only
-    sent once all of them are through, so it never delays a signature of this round.
+    A process's calls start in the order they arrive (one at a time, or on its threads as
+    they come free), so a hospital's next training would queue behind everything its process
+    still has to do in this round; it is only sent once all of them are through, so it never
+    delays a training or signature of this round.
     """
 
     def __init__(self, coordinator: CoordinatorActor, round_: int, attending: list[str],

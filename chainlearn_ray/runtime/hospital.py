@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import threading
 from typing import Any
 
 import ray
 
+from chainlearn_ray.capacity import pin_torch_threads
 from chainlearn_ray.hospital import (
     Behaviour,
     EvalSplits,
@@ -41,21 +44,33 @@ class HospitalActor:
 
     Created once per run and reused across rounds. When the process dies, Ray restarts it
     with the same arguments and each hospital restores itself from its last checkpoint.
-    Every call runs one at a time, except signing: a process hosting several hospitals signs
-    one's finished update while it trains the next.
+    Calls run ``slots`` at a time (the actor's ``max_concurrency``; 1 unless the resource plan
+    gives the process threads), those for one hospital one after another, and signing runs
+    beside them: a process hosting several hospitals signs one's finished update while it
+    trains the next. A call that must follow another one for the same hospital passes that
+    call's result reference (``after``), which Ray resolves first.
     """
 
     def __init__(self, specs: list[HospitalSpec], shards: list[TrainShard],
-                 evals: EvalSplits) -> None:
+                 evals: EvalSplits, slots: int = 1) -> None:
         self.hospitals = {
             s.hospital_id: Hospital(s, d, evals) for s, d in zip(specs, shards, strict=True)
         }
+        self.slots = int(slots)
+        self._locks = {h: threading.Lock() for h in self.hospitals}
         # after the imports (torch), which the run waits for as much as for the coordinator's
         _yield_to_coordinator()
 
+    def _hospital(self, hospital_id: str) -> contextlib.AbstractContextManager[Hospital]:
+        """The hospital, held for this call, on a thread computing with its torch threads."""
+        hospital = self.hospitals[hospital_id]
+        pin_torch_threads(hospital.spec.threads)
+        return _Held(hospital, self._locks[hospital_id])
+
     def ping(self) -> list[dict[str, Any]]:
-        """Identity of every hosted hospital (also proves the actor is up)."""
-        return [h.identity() for h in self.hospitals.values()]
+        """Identity of every hosted hospital with its process's ``slots`` (also proves the
+        actor is up)."""
+        return [{**h.identity(), "slots": self.slots} for h in self.hospitals.values()]
 
     def pid(self) -> int:
         """Process id (for fault-injection tests)."""
@@ -67,26 +82,37 @@ class HospitalActor:
 
     def run_poc(self, hospital_id: str, **poc: Any) -> dict[str, Any]:
         """Proof-of-Capacity benchmark of one hospital."""
-        return self.hospitals[hospital_id].run_poc(**poc)
+        with self._hospital(hospital_id) as hospital:
+            return hospital.run_poc(**poc)
 
     def sign_registration(self, hospital_id: str, tier: str, bench_hash: bytes, chain_id: int,
                           contract: str) -> bytes:
         """The hospital's signature over its PoC statement on this deployment."""
-        return self.hospitals[hospital_id].sign_registration(tier, bench_hash, chain_id, contract)
+        with self._hospital(hospital_id) as hospital:
+            return hospital.sign_registration(tier, bench_hash, chain_id, contract)
 
     def reset(self, hospital_id: str, behaviour: Behaviour | None = None) -> dict[str, Any]:
         """Make one hospital fresh for a new deployment (see ``Hospital.reset``)."""
-        return self.hospitals[hospital_id].reset(behaviour)
+        with self._hospital(hospital_id) as hospital:
+            return hospital.reset(behaviour)
 
-    def train_round(self, hospital_id: str, round_: int, epochs: int) -> RoundReport:
-        """Local training plus reliability metrics and test probabilities."""
-        return self.hospitals[hospital_id].train_round(round_, epochs)
+    def train_round(self, hospital_id: str, round_: int, epochs: int,
+                    after: Any = None) -> RoundReport:
+        """Local training plus reliability metrics and test probabilities.
+
+        ``after``: the result reference of a call this training must follow (Ray resolves
+        it first; its value is not used), e.g. the registration that gives the hospital its
+        tier and model.
+        """
+        with self._hospital(hospital_id) as hospital:
+            return hospital.train_round(round_, epochs)
 
     @ray.method(concurrency_group="sign")
     def sign_transaction(self, hospital_id: str, tx: dict[str, Any], model_hash: bytes,
                          confidence: int, ece: int) -> bytes:
         """The hospital's own signature over its submitUpdate transaction."""
-        return self.hospitals[hospital_id].sign_transaction(tx, model_hash, confidence, ece)
+        with self._hospital(hospital_id) as hospital:
+            return hospital.sign_transaction(tx, model_hash, confidence, ece)
 
     def baseline_setup(self, hospital_id: str, setup: Any, public: Any = None,
                        pooled: Any = None) -> dict[str, Any]:
@@ -94,7 +120,8 @@ class HospitalActor:
         hospital's Ours model and state stay untouched); see ``runtime.baselines``."""
         from chainlearn_ray.runtime.baselines import BaselineClient
 
-        client = BaselineClient.create(self.hospitals[hospital_id], setup, public, pooled)
+        with self._hospital(hospital_id) as hospital:
+            client = BaselineClient.create(hospital, setup, public, pooled)
         self.__dict__.setdefault("baseline_clients", {})[client.client_id] = client
         return client.describe()
 
@@ -117,4 +144,20 @@ class HospitalActor:
         if client_id not in clients:
             raise HospitalFailure(f"no baseline client {client_id!r} in this actor (a restarted "
                                   "actor loses its baseline clients): rerun the baseline")
-        return clients[client_id]
+        client = clients[client_id]
+        pin_torch_threads(client.threads)
+        return client
+
+
+class _Held(contextlib.AbstractContextManager["Hospital"]):
+    """A hospital with its lock held: calls for one hospital never overlap."""
+
+    def __init__(self, hospital: Hospital, lock: threading.Lock) -> None:
+        self.hospital, self.lock = hospital, lock
+
+    def __enter__(self) -> Hospital:
+        self.lock.acquire()
+        return self.hospital
+
+    def __exit__(self, *exc: object) -> None:
+        self.lock.release()

@@ -220,7 +220,9 @@ def _actor_groups(cfg: RunConfig, plan: Any, specs: list[HospitalSpec], part: An
                                  + n_eval * EVAL_COST)
                  * arch_cost(cfg.tiers[s.hardware_tier.label].arch) for s in specs}
         by_id = {s.hospital_id: s for s in specs}
-        opts = {"num_cpus": plan.mixed_cpus, "num_gpus": 0, "resources": {}}
+        opts: dict[str, Any] = {"num_cpus": plan.mixed_cpus, "num_gpus": 0, "resources": {}}
+        if plan.mixed_threads > 1:  # hospitals of the process train on this many threads
+            opts["max_concurrency"] = plan.mixed_threads
         return [(dict(opts), [by_id[h] for h in group])
                 for group in balance(costs, plan.mixed_processes)]
     groups: list[tuple[dict[str, Any], list[HospitalSpec]]] = []
@@ -281,7 +283,7 @@ def open_federation(cfg: RunConfig, data: Any, part: Any, run_id: str, ckpt_dir:
             fed._refs.append(ray.put(shards))
             actor = HospitalActor.options(  # type: ignore[attr-defined]
                 **opts, name=f"chainlearn-{run_id}-{chunk[0].hospital_id}",
-            ).remote(chunk, fed._refs[-1], evals_ref)
+            ).remote(chunk, fed._refs[-1], evals_ref, opts.get("max_concurrency", 1))
             fed.actors.append(actor)
             fed.hosts.update({s.hospital_id: actor for s in chunk})
         fed.hosts = {s.hospital_id: fed.hosts[s.hospital_id] for s in specs}  # id order

@@ -104,3 +104,20 @@ def test_missing_dashboard_package_found_without_importing(
     # everything there: Ray's own check decides
     monkeypatch.setattr(cluster, "_DASHBOARD_PACKAGES", ("json",))
     assert cluster._missing_dashboard_dependency() is None
+
+
+def test_hospitals_share_threads_only_where_their_models_allow() -> None:
+    from chainlearn_ray.config import load_config
+    from chainlearn_ray.runtime.cluster import mixed_layout
+
+    tiny = {f"tiers.{t}.arch": "tiny_cnn:8" for t in ("weak", "medium", "strong")}
+    cfg = load_config(None, {"hospitals": 10, **tiny})
+    # one process per up to four CPUs, threads spread evenly over the processes
+    assert [mixed_layout(cfg, n) for n in (1, 2, 4, 6, 16)] == [
+        (1, 1), (1, 2), (1, 4), (2, 3), (4, 4)]
+    # dropout / stochastic depth (the default weak and medium models): one process per CPU
+    assert mixed_layout(load_config(None, {"hospitals": 10}), 2) == (2, 1)
+    # a tier without hospitals does not count; a tier with two torch threads does
+    assert mixed_layout(load_config(None, {"hospitals": "strong:5"}), 2) == (1, 2)
+    assert mixed_layout(load_config(None, {"hospitals": 10, **tiny,
+                                           "tiers.weak.threads": 2}), 2) == (2, 1)

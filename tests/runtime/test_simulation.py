@@ -96,6 +96,23 @@ def test_twelve_hospitals_mixed_tiers(ray_local: Any, synth_dir: Path, tmp_path:
     assert frame[frame.metric == "participants"].value.item() == 12
 
 
+def test_hospitals_on_threads_give_the_same_results_as_on_processes(
+        ray_local: Any, synth_dir: Path, tmp_path: Path) -> None:
+    # six hospitals on four CPUs: one process trains four at once on threads (tiny CNNs draw
+    # no random numbers); the same run with one single-threaded process per tier must agree
+    cfg = dict(hospitals="weak:2,medium:2,strong:2", **{"train.rounds": 2, "data.min_shard": 8})
+    lines: list[str] = []
+    threaded = run_simulation(tiny_config(synth_dir, **cfg), tmp_path / "threads",
+                              progress=lines.append)
+    assert any("1 actor process" in ln and "4 at once on threads" in ln for ln in lines)
+    lines.clear()
+    processes = run_simulation(tiny_config(synth_dir, **cfg, **{
+        "runtime.hospitals_per_actor": 2}), tmp_path / "processes", progress=lines.append)
+    assert not any("on threads" in ln for ln in lines)
+    assert [o.participants for o in threaded.rounds] == [6, 6]
+    pd.testing.assert_frame_equal(_metrics(threaded.frame), _metrics(processes.frame))
+
+
 def test_dropout_attendance_and_deadline(ray_local: Any, synth_dir: Path, tmp_path: Path) -> None:
     cfg = tiny_config(synth_dir, hospitals="weak:2,medium:2,strong:2", **{
         "train.rounds": 3, "tiers.medium.attendance": 0.5, "tiers.strong.attendance": 0.5,

@@ -13,9 +13,11 @@ from chainlearn_ray.models import (
     DEFAULT_ARCH_BY_TIER,
     build_model,
     count_parameters,
+    draws_global_rng,
     imagenet_weights_path,
     parse_arch,
 )
+from chainlearn_ray.resources import arch_draws_rng
 from chainlearn_ray.tiers import Tier
 
 
@@ -35,6 +37,18 @@ def test_tier_registry() -> None:
     assert DEFAULT_ARCH_BY_TIER == {Tier.WEAK: "mobilenet_v3_small",
                                     Tier.MEDIUM: "efficientnet_b0", Tier.STRONG: "resnet50"}
     assert set(ARCHITECTURES) == {"mobilenet_v3_small", "efficientnet_b0", "resnet50", "tiny_cnn"}
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_which_models_draw_random_numbers_in_training(arch: str) -> None:
+    # the planner's torch-free table says what inspecting the built model says
+    model = build_model(arch, 2, 1)
+    assert draws_global_rng(model) == arch_draws_rng(arch)
+    assert arch_draws_rng(arch) == (arch in ("mobilenet_v3_small", "efficientnet_b0"))
+    # dropout that drops nothing draws nothing; an unknown layer counts as drawing
+    quiet = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.0))
+    assert not draws_global_rng(quiet)
+    assert draws_global_rng(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.RReLU()))
 
 
 def test_grey_stem_and_seven_class_head() -> None:

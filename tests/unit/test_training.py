@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from chainlearn_ray.capacity import HardwareProfile, Throttle
+from chainlearn_ray.capacity import HardwareProfile, Throttle, pin_torch_threads
 from chainlearn_ray.data.medmnist import load_dataset
 from chainlearn_ray.data.synthetic import write_synthetic
 from chainlearn_ray.data.transforms import to_tensor
@@ -73,6 +74,38 @@ def test_same_seed_gives_bit_identical_weights_and_probabilities(
     other = build_model(arch, 3, 1, seed=3)
     train(other, x[:n], y[:n], epochs=1, batch_size=16, seed=12)
     assert not same_state(runs[0][0], other)
+
+
+@pytest.mark.parametrize("arch", ["tiny_cnn:8", "mobilenet_v3_small"])
+def test_trainings_on_threads_match_trainings_one_after_another(
+    data: tuple[torch.Tensor, ...], arch: str
+) -> None:
+    # as a hospital process with threads runs them: a model that draws nothing trains in
+    # parallel, one with dropout takes turns on torch's global generator; same weights either way
+    x, y, xt, _ = data
+    n = 96 if arch.startswith("tiny") else 40
+
+    def run(seed: int, out: dict[int, tuple[torch.nn.Module, np.ndarray]]) -> None:
+        pin_torch_threads(1)
+        model = build_model(arch, 3, 1, seed=seed)
+        train(model, x[:n], y[:n], epochs=1, batch_size=16, seed=seed + 10)
+        out[seed] = (model, predict_proba(model, xt[:32]))
+
+    set_determinism(0, 1)
+    alone: dict[int, tuple[torch.nn.Module, np.ndarray]] = {}
+    for seed in (1, 2, 3):
+        run(seed, alone)
+    together: dict[int, tuple[torch.nn.Module, np.ndarray]] = {}
+    workers = [threading.Thread(target=run, args=(seed, together)) for seed in (1, 2, 3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert sorted(together) == [1, 2, 3]
+    for seed in (1, 2, 3):
+        assert same_state(alone[seed][0], together[seed][0])
+        assert np.array_equal(alone[seed][1], together[seed][1])
+    assert not same_state(alone[1][0], alone[2][0])
 
 
 def test_training_leaves_the_global_rng_alone(data: tuple[torch.Tensor, ...]) -> None:
