@@ -42,8 +42,12 @@ SCRIPT = textwrap.dedent("""
 
     raylet = procs["raylet"][0]
     children = [int(p) for p in os.listdir("/proc") if p.isdigit() and int(stat(p)[1]) == raylet]
-    agents = sorted(int(stat(p)[16]) for p in children if "agent" in title(p).lower())
-    log_monitor = [int(stat(p)[16]) for p in procs.get("log_monitor", [])]
+    def priority(pid):  # (scheduling policy, nice); SCHED_IDLE is policy 5
+        fields = stat(pid)
+        return [int(fields[38]), int(fields[16])]
+
+    agents = sorted(priority(p) for p in children if "agent" in title(p).lower())
+    log_monitor = [priority(p) for p in procs.get("log_monitor", [])]
     agent_ports_known = "--metrics-agent-port=-1" in title(raylet)
     stop_ray()
     alive = []
@@ -76,10 +80,13 @@ def test_local_ray_starts_lean_preloads_and_stops_completely() -> None:
     # a local node runs without the API server and the autoscaler monitor
     assert "raylet" in got["kinds"] and "gcs_server" in got["kinds"]
     assert "monitor" not in got["kinds"] and "dashboard" not in got["kinds"]
-    # its raylet knew the agents' ports from the start; agents and log monitor run at idle
-    # priority, and the node runs tasks
+    # its raylet knew the agents' ports from the start; agents and log monitor run on idle
+    # CPU time (SCHED_IDLE), and the node runs tasks
     assert got["agent_ports_known"] is True and got["works"] is True
-    assert got["agents"] == [19, 19] and got["log_monitor"] == [19]
+    from chainlearn_ray.runtime.cluster import _idle_command_prefix
+
+    idle = [5, 0] if _idle_command_prefix()[1:2] == ["--idle"] else [0, 19]  # else nice 19
+    assert got["agents"] == [idle, idle] and got["log_monitor"] == [idle]
     # every process of the node this driver started is gone
     assert got["alive"] == [] and got["initialized"] is False
 
