@@ -64,6 +64,8 @@ class CoordinatorActor:
         self.early: dict[int, dict[str, Any]] = {}
         #: process -> how many of its hospitals it runs at once (its threads)
         self.slots: dict[int, int] = {}
+        #: hospital -> training samples in its shard
+        self.samples: dict[str, int] = {}
 
     # ------------------------------------------------------------------ setup
     def chain_info(self) -> dict[str, Any]:
@@ -86,7 +88,18 @@ class CoordinatorActor:
         for ident in identities:
             self.addresses[ident["hospital_id"]] = ident["address"]
             self.slots[id(self.hosts[ident["hospital_id"]])] = int(ident.get("slots", 1))
+            self.samples[ident["hospital_id"]] = int(ident.get("train_samples", 0))
         return identities
+
+    def longest_first(self, hospitals: list[str]) -> list[str]:
+        """``hospitals`` in the order to start their trainings: largest shard first.
+
+        A process runs its trainings in the order they are sent; with the longest ones first,
+        the last to finish on each of its threads are the shortest, so its threads idle least
+        at the end of a round. (Only the start order changes: submissions are relayed in
+        hospital order whatever order training finishes in.)
+        """
+        return sorted(hospitals, key=lambda h: -self.samples.get(h, 0))
 
     def processes(self, hospitals: list[str]) -> dict[int, list[str]]:
         """``hospitals`` grouped by the actor process hosting them, in order of first mention."""
@@ -127,7 +140,7 @@ class CoordinatorActor:
         early = self.early.setdefault(round_, {}) if ahead is not None else {}
 
         def start(hospitals: list[str]) -> None:  # training follows the signature
-            for h in hospitals:
+            for h in self.longest_first(hospitals):
                 if h in attending:
                     early[h] = self.hosts[h].train_round.remote(h, round_, epochs,
                                                                 after=signatures[h])
@@ -261,7 +274,7 @@ class CoordinatorActor:
             logger.warning("hospital %s is down in round %d: %s", h, round_, why)
         requested, attending = attending, [h for h in attending if h not in down]
         refs = {early[h] if h in early else self.hosts[h].train_round.remote(h, round_, epochs): h
-                for h in attending}
+                for h in self.longest_first(attending)}
         t_train = time.perf_counter()
         # Every transaction of the round is prepared against the state right after
         # startNewRound, with one fee cap, and relayed in hospital order: the same seed and
@@ -568,5 +581,5 @@ class _EarlyStart:
             if all(sub.through(h) for h in now):
                 del self.waiting[process]
                 early = self.c.early.setdefault(self.round, {})
-                for h in nxt:
+                for h in self.c.longest_first(nxt):
                     early[h] = self.c.hosts[h].train_round.remote(h, self.round, self.epochs)
