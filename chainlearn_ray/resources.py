@@ -227,8 +227,12 @@ class ResourcePlan:
         rows.append(("coordinator", "1", fmt_quantity(self.coordinator_cpus), "0", "-", "-", "-"))
         packed = {t: k for t, k in self.per_actor.items() if k > 1}
         widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+        hospitals = sum(t.count for t in self.tiers.values())
+        actors = (f"{hospitals} hospitals in {self.hospitals} actor "
+                  f"process{'es' if self.hospitals > 1 else ''}"
+                  if self.mixed_processes else f"{self.hospitals} hospital actors")
         lines = [
-            f"Resource plan: {self.hospitals} hospital actors + 1 coordinator on a cluster with "
+            f"Resource plan: {actors} + 1 coordinator on a cluster with "
             f"{fmt_quantity(self.cluster_cpus)} CPUs and {self.cluster_gpus} GPUs "
             f"(device {self.device})"
         ]
@@ -240,7 +244,8 @@ class ResourcePlan:
             threads = (f", each training {self.mixed_threads} at once on threads"
                        if self.mixed_threads > 1 else "")
             lines.append(f"Hospitals share {procs} of {fmt_quantity(self.mixed_cpus)} CPUs each"
-                         f"{threads} (balanced by training cost)")
+                         f"{threads} (balanced by training cost; CPUs above: each hospital's "
+                         "share)")
         elif packed:
             lines.append("Hospitals per actor process (resources above are per process): "
                          + ", ".join(f"{t} {k}" for t, k in packed.items()))
@@ -257,7 +262,8 @@ class ResourcePlan:
                 lines.append(f"  shared GPUs: {' + '.join(tiers)}")
         else:
             lines.append(f"GPUs used: 0 of {self.cluster_gpus} (all hospitals on CPU)")
-        lines.append(f"Hospitals training at once: {self.concurrency} of {self.hospitals}")
+        lines.append(f"Hospitals training at once: {self.concurrency} of "
+                     f"{hospitals if self.mixed_processes else self.hospitals}")
         if self.warnings:
             lines.append("Warnings:")
             lines.extend(f"  - {w}" for w in self.warnings)

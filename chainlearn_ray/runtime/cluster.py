@@ -333,10 +333,21 @@ def plan_for(cfg: RunConfig) -> ResourcePlan:
     cpu_only = all(p.num_gpus == 0 and not p.custom for p in single.tiers.values() if p.count)
     if cfg.n_hospitals > slots and len(nodes) == 1 and cpu_only:
         processes, threads = mixed_layout(cfg, slots)
-        each = math.floor((cpus - single.coordinator_cpus) / processes * 1e4) / 1e4
+        # the coordinator keeps what it asked for; the hospitals' processes share the rest,
+        # so nothing is scaled down and nothing time-shares beyond what the layout says
+        coordinator = cfg.runtime.coordinator_cpus
+        if coordinator >= cpus:
+            coordinator = single.coordinator_cpus
+        each = math.floor((cpus - coordinator) / processes * 1e4) / 1e4
         if each > 0:
-            return dataclasses.replace(single, mixed_processes=processes, mixed_cpus=each,
-                                       mixed_threads=threads, concurrency=slots)
+            share = round(each * processes / cfg.n_hospitals, 4)
+            return dataclasses.replace(
+                single, mixed_processes=processes, mixed_cpus=each, mixed_threads=threads,
+                concurrency=slots, coordinator_cpus=coordinator, cpu_scale=1.0,
+                tiers={label: dataclasses.replace(t, num_cpus=share)
+                       for label, t in single.tiers.items()},
+                warnings=tuple(w for w in single.warnings
+                               if not w.startswith("CPU demand exceeds")))
     return _plan(cfg, auto_packing(cfg.hospitals, cpus), cluster, nodes)
 
 

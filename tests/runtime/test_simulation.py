@@ -105,6 +105,9 @@ def test_hospitals_on_threads_give_the_same_results_as_on_processes(
     threaded = run_simulation(tiny_config(synth_dir, **cfg), tmp_path / "threads",
                               progress=lines.append)
     assert any("1 actor process" in ln and "4 at once on threads" in ln for ln in lines)
+    # the coordinator keeps its half CPU, the process the rest: nothing is scaled or time-shared
+    assert any(ln.startswith("Resource plan: 6 hospitals in 1 actor process") for ln in lines)
+    assert not any("time-shar" in ln for ln in lines)
     lines.clear()
     processes = run_simulation(tiny_config(synth_dir, **cfg, **{
         "runtime.hospitals_per_actor": 2}), tmp_path / "processes", progress=lines.append)
