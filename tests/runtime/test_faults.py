@@ -38,3 +38,21 @@ def test_crash_raise_and_hang_then_recover(ray_local: Any, synth_dir: Path, tmp_
     # on chain, so the participation bonus of round 3 is one round more than in round 1
     w = frame[frame.metric == "weight"].pivot(index="hospital", columns="round", values="value")
     assert (w[3] > 0).all()
+
+
+def test_a_crash_in_a_process_training_on_threads(ray_local: Any, synth_dir: Path,
+                                                 tmp_path: Path) -> None:
+    # six hospitals on four CPUs share one process training four at once on threads; one
+    # crashing takes the process down mid-round, and Ray restarts it with every hospital
+    cfg = tiny_config(synth_dir, hospitals="weak:2,medium:2,strong:2", **{
+        "train.rounds": 3, "data.min_shard": 8, "runtime.faults": ["h01@2:crash"]})
+    lines: list[str] = []
+    summary = run_simulation(cfg, tmp_path / "run", progress=lines.append)
+    assert any("4 at once on threads" in ln for ln in lines)
+    status = {o.round: {h.hospital_id: h.status for h in o.hospitals} for o in summary.rounds}
+    ids = [f"h{i:02d}" for i in range(6)]
+    assert status[1] == dict.fromkeys(ids, "submitted")
+    assert status[2]["h01"] == "failed"  # its process-mates may have submitted before it died
+    assert status[3] == dict.fromkeys(ids, "submitted")
+    frame = pd.read_parquet(tmp_path / "run" / "results.parquet")
+    assert frame[(frame["round"] == 3) & (frame.metric == "participants")].value.item() == 6
