@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import ray
@@ -61,11 +62,14 @@ class HospitalActor:
         # after the imports (torch), which the run waits for as much as for the coordinator's
         _yield_to_coordinator()
 
-    def _hospital(self, hospital_id: str) -> contextlib.AbstractContextManager[Hospital]:
-        """The hospital, held for this call, on a thread computing with its torch threads."""
+    @contextlib.contextmanager
+    def _hospital(self, hospital_id: str) -> Iterator[Hospital]:
+        """The hospital, held for this call (calls for one hospital never overlap), on a
+        thread computing with its torch threads."""
         hospital = self.hospitals[hospital_id]
-        pin_torch_threads(hospital.spec.threads)
-        return _Held(hospital, self._locks[hospital_id])
+        with self._locks[hospital_id]:
+            pin_torch_threads(hospital.spec.threads)
+            yield hospital
 
     def ping(self) -> list[dict[str, Any]]:
         """Identity of every hosted hospital with its process's ``slots`` (also proves the
@@ -148,16 +152,3 @@ class HospitalActor:
         pin_torch_threads(client.threads)
         return client
 
-
-class _Held(contextlib.AbstractContextManager["Hospital"]):
-    """A hospital with its lock held: calls for one hospital never overlap."""
-
-    def __init__(self, hospital: Hospital, lock: threading.Lock) -> None:
-        self.hospital, self.lock = hospital, lock
-
-    def __enter__(self) -> Hospital:
-        self.lock.acquire()
-        return self.hospital
-
-    def __exit__(self, *exc: object) -> None:
-        self.lock.release()
