@@ -114,6 +114,7 @@ class Federation:
         self.chain: dict[str, Any] = {}
         self.registrations: list[dict[str, Any]] = []
         self._refs: list[Any] = []  # constructor arguments, alive as long as the actors
+        self._names: list[str] = []  # the hospital actors' names
         #: Wall seconds of connecting to Ray and of starting the actors (contract included).
         self.timings: dict[str, float] = {}
 
@@ -195,10 +196,26 @@ class Federation:
                 logger.debug("coordinator close failed", exc_info=True)
         for actor in [*self.actors, *([self.coordinator] if self.coordinator else [])]:
             ray.kill(actor)
+        names, self._names = self._names, []
         self.actors, self.coordinator, self._refs = [], None, []
         if self.started_ray:
             stop_ray()
             self.started_ray = False
+        else:  # Ray stays up: a next federation of the same run may reuse the actors' names
+            _await_names_free(names)
+
+
+def _await_names_free(names: list[str], timeout: float = 30.0) -> None:
+    """Wait until no live actor holds any of ``names`` (``ray.kill`` returns before the
+    actor is gone, and its name stays taken until then)."""
+    deadline = time.monotonic() + timeout
+    for name in names:
+        while time.monotonic() < deadline:
+            try:
+                ray.get_actor(name)
+            except ValueError:  # no live actor by that name
+                break
+            time.sleep(0.02)
 
 
 #: Cost of scoring one sample relative to training on it (a forward pass against forward,
@@ -281,8 +298,9 @@ def open_federation(cfg: RunConfig, data: Any, part: Any, run_id: str, ckpt_dir:
             # put itself once the first constructor ran, and a restart after a crash then
             # cannot rebuild the actor (ray-project/ray#53727).
             fed._refs.append(ray.put(shards))
+            fed._names.append(f"chainlearn-{run_id}-{chunk[0].hospital_id}")
             actor = HospitalActor.options(  # type: ignore[attr-defined]
-                **opts, name=f"chainlearn-{run_id}-{chunk[0].hospital_id}",
+                **opts, name=fed._names[-1],
             ).remote(chunk, fed._refs[-1], evals_ref, opts.get("max_concurrency", 1))
             fed.actors.append(actor)
             fed.hosts.update({s.hospital_id: actor for s in chunk})
