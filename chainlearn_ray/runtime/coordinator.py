@@ -96,8 +96,9 @@ class CoordinatorActor:
 
         A process runs its trainings in the order they are sent; with the longest ones first,
         the last to finish on each of its threads are the shortest, so its threads idle least
-        at the end of a round. (Only the start order changes: submissions are relayed in
-        hospital order whatever order training finishes in.)
+        at the end of a round. Submissions are relayed in this order too (whatever order
+        training finishes in), so relays follow the trainings as they finish instead of
+        piling up behind a small hospital early in the list. Equal shards keep hospital order.
         """
         return sorted(hospitals, key=lambda h: -self.samples.get(h, 0))
 
@@ -273,14 +274,15 @@ class CoordinatorActor:
             status[h], errors[h] = FAILED, why
             logger.warning("hospital %s is down in round %d: %s", h, round_, why)
         requested, attending = attending, [h for h in attending if h not in down]
+        order = self.longest_first(attending)
         refs = {early[h] if h in early else self.hosts[h].train_round.remote(h, round_, epochs): h
-                for h in self.longest_first(attending)}
+                for h in order}
         t_train = time.perf_counter()
         # Every transaction of the round is prepared against the state right after
-        # startNewRound, with one fee cap, and relayed in hospital order: the same seed and
-        # config give the same signed bytes and gas whatever order training finishes in, while
-        # each relay already runs once the hospitals before it are done.
-        sub = _Submissions(self, round_, attending, int(tx.block_number), status, errors)
+        # startNewRound, with one fee cap, and relayed in the order the trainings started: the
+        # same seed and config give the same signed bytes and gas whatever order training
+        # finishes in, while each relay already runs once the hospitals before it are done.
+        sub = _Submissions(self, round_, order, int(tx.block_number), status, errors)
         ahead = _EarlyStart(self, round_ + 1, next_attending or [], epochs, requested)
         ahead.start_ready(sub)
         reports: dict[str, Any] = {}
@@ -310,6 +312,9 @@ class CoordinatorActor:
             sub.settle(h)
 
         with clock:
+            sub.collect_all()
+        ahead.start_ready(sub)  # before the last relays: the next round trains meanwhile
+        with clock:
             sub.finish()
         ahead.start_ready(sub)
         submitted, weights = sub.gas, sub.weights
@@ -335,8 +340,9 @@ class CoordinatorActor:
                 hr.simulated_seconds = rep.simulated_seconds
             rounds_out.append(hr)
         if submitted:
-            probs = weighted_ensemble([reports[h].test_probs for h in submitted],
-                                      [weights[h] for h in submitted], on_zero="equal")
+            members = [h for h in self.hosts if h in submitted]  # summed in hospital order
+            probs = weighted_ensemble([reports[h].test_probs for h in members],
+                                      [weights[h] for h in members], on_zero="equal")
             preds = predict(probs)
             ensemble = {
                 "accuracy": float(accuracy(preds, self.y_test)),
@@ -470,7 +476,7 @@ class _ChainClock:
 class _Submissions:
     """One round's submissions: prepared and signed as hospitals finish, relayed in order.
 
-    ``relay_ready`` relays the longest settled prefix of the hospital order (signed, or out of
+    ``relay_ready`` relays the longest settled prefix of ``order`` (signed, or out of
     the round), reading each hospital's round weight right after its transaction: that weight
     depends on its own submission only.
     """
@@ -528,7 +534,7 @@ class _Submissions:
         return h in self._settled and self.status[h] not in (FAILED, TIMED_OUT)
 
     def relay_ready(self) -> None:
-        """Relay, in hospital order, every submission no earlier hospital is still holding up."""
+        """Relay, in order, every submission no earlier hospital is still holding up."""
         while self.order and self.order[0] in self._settled:
             h = self.order.pop(0)
             raw = self._raws.pop(h, None)
@@ -543,10 +549,14 @@ class _Submissions:
             self.gas[h] = int(result.gas_used)
             self.weights[h] = int(self.c.client.round_weight(self.round, self.c.addresses[h]))
 
-    def finish(self) -> None:
-        """After training: await the remaining signatures, relay everything left."""
+    def collect_all(self) -> None:
+        """After training: await the remaining signatures (a minute at most each)."""
         for ref in list(self._signing):
             self.collect(ref, timeout=60)
+
+    def finish(self) -> None:
+        """After training: await the remaining signatures, relay everything left."""
+        self.collect_all()
         self._settled.update(self.order)
         self.relay_ready()
 

@@ -58,9 +58,12 @@ def test_three_hospitals_end_to_end(ray_local: Any, synth_dir: Path, tmp_path: P
     ops = [r["operation"] for r in receipts]
     assert ops.count("registerHospital") == 3 and ops.count("submitUpdate") == 6
     assert ops.count("recordEnsemblePrediction") == 2
-    # submissions go out in hospital order whatever order training finished in, so the
-    # chain's base fee and every signed byte repeat for the same seed and config
-    order = [regs[h]["address"].lower() for h in sorted(regs)]
+    # submissions go out in the order trainings start (largest shard first, ties in hospital
+    # order) whatever order training finished in, so the chain's base fee and every signed
+    # byte repeat for the same seed and config
+    sizes = shard.set_index("hospital").value
+    order = [regs[h]["address"].lower() for h in sorted(sorted(regs), key=lambda h: -sizes[h])]
+    assert len(set(sizes)) == 3 and order != [regs[h]["address"].lower() for h in sorted(regs)]
     senders = [r["sender"].lower() for r in receipts if r["operation"] == "submitUpdate"]
     assert senders == order * 2
     assert any("ensemble acc" in line for line in lines)
