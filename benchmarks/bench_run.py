@@ -15,58 +15,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from chainlearn_ray.runtime.scaling import MemorySampler
 
-
-def plain_loop(args: argparse.Namespace) -> dict[str, Any]:
-    """Train and evaluate every hospital sequentially in this process; time each round."""
-    import torch
-
-    from chainlearn_ray.data.medmnist import load_dataset
-    from chainlearn_ray.data.partition import dirichlet_partition
-    from chainlearn_ray.data.transforms import to_tensor
-    from chainlearn_ray.models import CPU_CHANNELS_LAST, build_model
-
-    t0 = time.perf_counter()
-    torch.set_num_threads(args.threads)
-    data = load_dataset("pneumoniamnist", args.data_dir)
-    part = dirichlet_partition(data.train.labels, args.hospitals, 1.0, seed=42, min_size=32)
-    x_val, x_test = to_tensor(data.val.images), to_tensor(data.test.images)
-    archs = args.arch.split(",") if "," in args.arch else [args.arch] * 3
-    tiers = [i * 3 // args.hospitals for i in range(args.hospitals)]
-    shards = [(to_tensor(data.train.images[idx]), torch.as_tensor(data.train.labels[idx]))
-              for idx in part.indices]
-    models = [build_model(archs[t], data.n_classes, 1, seed=i) for i, t in enumerate(tiers)]
-    # the same memory format as the package's training (channels-last on CPU where it is faster)
-    formats = [torch.channels_last if getattr(m, CPU_CHANNELS_LAST) else torch.contiguous_format
-               for m in models]
-    models = [m.to(memory_format=f) for m, f in zip(models, formats, strict=True)]
-    rounds = []
-    for _ in range(args.rounds):
-        start = time.perf_counter()
-        for model, fmt, (x, y) in zip(models, formats, shards, strict=True):
-            opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-            model.train()
-            perm = torch.randperm(len(y))
-            for i in range(0, len(y), 32):
-                b = perm[i:i + 32]
-                opt.zero_grad()
-                loss = torch.nn.functional.cross_entropy(
-                    model(x[b].contiguous(memory_format=fmt)), y[b])
-                loss.backward()
-                opt.step()
-            model.eval()
-            with torch.no_grad():
-                for xe in (x_val, x_test):
-                    torch.cat([model(xe[i:i + 256].contiguous(memory_format=fmt)).softmax(1)
-                               for i in range(0, len(xe), 256)])
-        rounds.append(time.perf_counter() - start)
-    return {"rounds": rounds, "total": time.perf_counter() - t0}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from plain_loop import add_arguments, plain_loop
 
 
 def chainlearn_run(args: argparse.Namespace) -> dict[str, Any]:
@@ -96,14 +55,9 @@ def chainlearn_run(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     """Run both and print one JSON line plus a readable comparison."""
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--hospitals", type=int, default=3)
-    p.add_argument("--rounds", type=int, default=3)
+    add_arguments(p)
     p.add_argument("--hospitals-per-actor", default="auto",
                    help="hospitals per actor process (default: auto)")
-    p.add_argument("--arch", default="tiny_cnn:8",
-                   help="architecture of every tier, or weak,medium,strong")
-    p.add_argument("--threads", type=int, default=2, help="torch threads of the plain loop")
-    p.add_argument("--data-dir", default="../shared/data")
     p.add_argument("--out", default="/tmp/chainlearn-bench-run")
     p.add_argument("--skip-plain", action="store_true")
     args = p.parse_args()
