@@ -33,7 +33,7 @@ def plain_loop(args: argparse.Namespace) -> dict[str, Any]:
     from chainlearn_ray.data.medmnist import load_dataset
     from chainlearn_ray.data.partition import dirichlet_partition
     from chainlearn_ray.data.transforms import to_tensor
-    from chainlearn_ray.models import CPU_CHANNELS_LAST, build_model
+    from chainlearn_ray.models import CPU_CHANNELS_LAST, CPU_EVAL_BATCH, build_model
 
     t0 = time.perf_counter()
     torch.set_num_threads(args.threads)
@@ -49,10 +49,12 @@ def plain_loop(args: argparse.Namespace) -> dict[str, Any]:
     formats = [torch.channels_last if getattr(m, CPU_CHANNELS_LAST) else torch.contiguous_format
                for m in models]
     models = [m.to(memory_format=f) for m, f in zip(models, formats, strict=True)]
+    # and the same batch when scoring (the architecture's own on CPU)
+    batches = [getattr(m, CPU_EVAL_BATCH) for m in models]
     rounds = []
     for _ in range(args.rounds):
         start = time.perf_counter()
-        for model, fmt, (x, y) in zip(models, formats, shards, strict=True):
+        for model, fmt, eb, (x, y) in zip(models, formats, batches, shards, strict=True):
             opt = torch.optim.Adam(model.parameters(), lr=1e-3)
             model.train()
             perm = torch.randperm(len(y))
@@ -66,8 +68,8 @@ def plain_loop(args: argparse.Namespace) -> dict[str, Any]:
             model.eval()
             with torch.no_grad():
                 for xe in (x_val, x_test):
-                    torch.cat([model(xe[i:i + 256].contiguous(memory_format=fmt)).softmax(1)
-                               for i in range(0, len(xe), 256)])
+                    torch.cat([model(xe[i:i + eb].contiguous(memory_format=fmt)).softmax(1)
+                               for i in range(0, len(xe), eb)])
         rounds.append(time.perf_counter() - start)
     return {"rounds": rounds, "total": time.perf_counter() - t0}
 

@@ -18,6 +18,8 @@ logger = logging.getLogger(__name__)
 
 #: Attribute :func:`build_model` sets on a model: its :attr:`Architecture.cpu_channels_last`.
 CPU_CHANNELS_LAST = "chainlearn_cpu_channels_last"
+#: Attribute :func:`build_model` sets on a model: its :attr:`Architecture.cpu_eval_batch`.
+CPU_EVAL_BATCH = "chainlearn_cpu_eval_batch"
 
 #: Width of ``"tiny_cnn"`` without a ``:<width>`` suffix.
 TINY_DEFAULT_WIDTH = 16
@@ -73,6 +75,11 @@ class Architecture:
         thread: training 1.3-1.6x and evaluation 2-3x faster for the tiny CNN, MobileNetV3-Small
         and EfficientNet-B0; ResNet-50 trains no faster and evaluates slower, so it stays in the
         default format. (On CUDA every model runs channels-last.)
+    cpu_eval_batch:
+        Samples per forward pass when it scores data on CPU. The tiny CNN's activations are
+        large for its compute: at 28 px, one thread, a batch of 128 scores 25-38 % faster than
+        256 (its widest activation then fits a 4 MB L2 cache); MobileNetV3-Small, EfficientNet-B0
+        and ResNet-50 are as fast or faster at 256. The probabilities are the same either way.
     """
 
     name: str
@@ -80,6 +87,7 @@ class Architecture:
     head: str
     weights_enum: str = ""
     cpu_channels_last: bool = True
+    cpu_eval_batch: int = 256
 
 
 ARCHITECTURES: dict[str, Architecture] = {
@@ -91,7 +99,7 @@ ARCHITECTURES: dict[str, Architecture] = {
     ),
     "resnet50": Architecture("resnet50", "conv1", "fc", "ResNet50_Weights",
                              cpu_channels_last=False),
-    "tiny_cnn": Architecture("tiny_cnn", "features.0", "head"),
+    "tiny_cnn": Architecture("tiny_cnn", "features.0", "head", cpu_eval_batch=128),
 }
 
 #: The protocol's model per tier (Weak → Light, Medium → Medium, Strong → Heavy).
@@ -335,6 +343,7 @@ def build_model(
     else:
         _scratch_batchnorm(model)
     setattr(model, CPU_CHANNELS_LAST, spec.cpu_channels_last)
+    setattr(model, CPU_EVAL_BATCH, spec.cpu_eval_batch)
     return model
 
 

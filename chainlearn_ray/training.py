@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from chainlearn_ray.capacity import Pacer, Throttle, synchronize, torch_threads
 from chainlearn_ray.errors import ConfigError, DataError, ModelError, ResourceError
-from chainlearn_ray.models import CPU_CHANNELS_LAST, draws_global_rng
+from chainlearn_ray.models import CPU_CHANNELS_LAST, CPU_EVAL_BATCH, draws_global_rng
 from chainlearn_ray.optim import adam
 from chainlearn_ray.rng import reseed, seeded
 
@@ -348,23 +348,33 @@ def distill(
                 seed=seed, device=device, throttle=throttle)
 
 
+#: Samples per forward pass when scoring (on CPU: unless the architecture names its own,
+#: ``Architecture.cpu_eval_batch``).
+EVAL_BATCH = 256
+
+
 def predict_proba(
     model: nn.Module,
     x: Tensor | np.ndarray,
     *,
-    batch_size: int = 256,
+    batch_size: int | None = None,
     device: str = "cpu",
     temperature: float = 1.0,
 ) -> np.ndarray:
     """Softmax probabilities ``softmax(logits / temperature)`` as a float32 ``(N, C)`` array.
 
     Runs in eval mode in full fp32 (no autocast); the model's train/eval mode is restored.
+    ``batch_size`` defaults to :data:`EVAL_BATCH`, on CPU to the architecture's
+    ``cpu_eval_batch``; the probabilities do not depend on it.
     """
+    dev = _check_device(device)
+    if batch_size is None:
+        batch_size = EVAL_BATCH if dev.type == "cuda" else int(
+            getattr(model, CPU_EVAL_BATCH, EVAL_BATCH))
     if batch_size < 1 or not temperature > 0:
         raise ConfigError(f"need batch_size >= 1 and temperature > 0, got {batch_size}, "
                           f"{temperature}")
     xs = _as_inputs(x)
-    dev = _check_device(device)
     _prepare(model, dev)
     channels_last = _channels_last(model, dev)
     was_training = model.training

@@ -17,9 +17,10 @@ from chainlearn_ray.data.synthetic import write_synthetic
 from chainlearn_ray.data.transforms import to_tensor
 from chainlearn_ray.errors import ConfigError, DataError, ResourceError
 from chainlearn_ray.metrics import accuracy
-from chainlearn_ray.models import CPU_CHANNELS_LAST, build_model
+from chainlearn_ray.models import CPU_CHANNELS_LAST, CPU_EVAL_BATCH, build_model
 from chainlearn_ray.optim import CpuAdam
 from chainlearn_ray.training import (
+    EVAL_BATCH,
     distill,
     model_hash,
     predict_proba,
@@ -232,6 +233,16 @@ def test_predict_proba_contract(data: tuple[torch.Tensor, ...]) -> None:
     assert soft.max(axis=1).mean() < probs.max(axis=1).mean()
 
 
+def test_cpu_eval_batch_follows_the_architecture_and_keeps_the_probabilities(
+    data: tuple[torch.Tensor, ...]
+) -> None:
+    _, _, xt, _ = data  # 150 samples: 128 + 22 against one batch of 150
+    model = build_model("tiny_cnn:8", 3, 1, seed=0)
+    assert getattr(model, CPU_EVAL_BATCH) == 128 < EVAL_BATCH < len(xt) * 2
+    np.testing.assert_allclose(predict_proba(model, xt),
+                               predict_proba(model, xt, batch_size=EVAL_BATCH), atol=1e-6)
+
+
 @pytest.mark.parametrize(("arch", "channels_last"), [
     ("tiny_cnn:8", True), ("mobilenet_v3_small", True), ("resnet50", False)])
 def test_cpu_memory_format_follows_the_architecture(
@@ -241,6 +252,7 @@ def test_cpu_memory_format_follows_the_architecture(
     model = build_model(arch, 3, 1, seed=0)
     reference = copy.deepcopy(model).eval()  # the default format, as built
     assert getattr(model, CPU_CHANNELS_LAST) is channels_last
+    assert getattr(model, CPU_EVAL_BATCH) == (128 if arch.startswith("tiny") else EVAL_BATCH)
     probs = predict_proba(model, xt[:40])
     with torch.no_grad():  # same function, whatever the layout of the numbers
         expected = torch.softmax(reference(xt[:40]), dim=1).numpy()
