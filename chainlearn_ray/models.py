@@ -79,7 +79,8 @@ class Architecture:
         Samples per forward pass when it scores data on CPU. The tiny CNN's activations are
         large for its compute: at 28 px, one thread, a batch of 128 scores 25-38 % faster than
         256 (its widest activation then fits a 4 MB L2 cache); MobileNetV3-Small, EfficientNet-B0
-        and ResNet-50 are as fast or faster at 256. The probabilities are the same either way.
+        and ResNet-50 are as fast or faster at 256. The probabilities are the same either way (bit
+        for bit on that machine).
     """
 
     name: str

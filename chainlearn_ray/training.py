@@ -365,7 +365,7 @@ def predict_proba(
 
     Runs in eval mode in full fp32 (no autocast); the model's train/eval mode is restored.
     ``batch_size`` defaults to :data:`EVAL_BATCH`, on CPU to the architecture's
-    ``cpu_eval_batch``; the probabilities do not depend on it.
+    ``cpu_eval_batch``; the probabilities do not depend on it (beyond float rounding).
     """
     dev = _check_device(device)
     if batch_size is None:
