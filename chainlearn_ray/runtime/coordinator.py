@@ -555,8 +555,7 @@ class _Submissions:
             self.collect(ref, timeout=60)
 
     def finish(self) -> None:
-        """After training: await the remaining signatures, relay everything left."""
-        self.collect_all()
+        """After :meth:`collect_all`: relay everything left."""
         self._settled.update(self.order)
         self.relay_ready()
 

@@ -151,4 +151,3 @@ class HospitalActor:
         client = clients[client_id]
         pin_torch_threads(client.threads)
         return client
-
