@@ -28,9 +28,11 @@ SCRIPT = textwrap.dedent("""
 
     @ray.remote(num_cpus=0)
     def answer():
-        return 42
+        return 42, os.environ.get("RAY_task_events_report_interval_ms")
 
-    works = ray.get(answer.remote(), timeout=60) == 42
+    value, task_events = ray.get(answer.remote(), timeout=60)
+    works = value == 42
+    driver_env = os.environ.get("RAY_task_events_report_interval_ms")
 
     def stat(pid):
         with open(f"/proc/{pid}/stat") as f:
@@ -62,6 +64,7 @@ SCRIPT = textwrap.dedent("""
                       "kinds": sorted(procs), "alive": alive, "works": works,
                       "agents": agents, "log_monitor": log_monitor,
                       "agent_ports_known": agent_ports_known,
+                      "task_events": task_events, "driver_env": driver_env,
                       "initialized": ray.is_initialized()}))
 """)
 
@@ -87,6 +90,8 @@ def test_local_ray_starts_lean_preloads_and_stops_completely() -> None:
 
     idle = [5, 0] if _idle_command_prefix()[1:2] == ["--idle"] else [0, 19]  # else nice 19
     assert got["agents"] == [idle, idle] and got["log_monitor"] == [idle]
+    # Ray's processes run without task events; the driver's environment is as it was
+    assert got["task_events"] == "0" and got["driver_env"] is None
     # every process of the node this driver started is gone
     assert got["alive"] == [] and got["initialized"] is False
 
@@ -97,6 +102,13 @@ def test_full_ray_start_on_request_stops_completely() -> None:
     # Ray's own start: with them, and the autoscaler monitor is stopped too
     assert "monitor" in got["kinds"] and "dashboard" in got["kinds"]
     assert got["agent_ports_known"] is False and got["works"] is True
+    assert got["task_events"] is None
+    assert got["alive"] == [] and got["initialized"] is False
+
+
+def test_lean_start_keeps_a_task_events_setting_of_the_user() -> None:
+    got = _run({"CHAINLEARN_FULL_RAY_START": "0", "RAY_task_events_report_interval_ms": "500"})
+    assert got["task_events"] == "500" and got["driver_env"] == "500"
     assert got["alive"] == [] and got["initialized"] is False
 
 
