@@ -24,6 +24,7 @@ from chainlearn_ray.config import RunConfig
 from chainlearn_ray.errors import ResourceError
 from chainlearn_ray.planner import plan_resources
 from chainlearn_ray.resources import ResourcePlan, TierResources, arch_draws_rng, auto_packing
+from chainlearn_ray.runtime import raylet_watch
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +130,10 @@ def _lean_local_node() -> Iterator[dict[str, Any]]:
       reports "no port" for all three of its services; those answers are written before the
       raylet starts, and the runtime-env agent gets a port chosen up front. Both agents still
       start, beside the workers instead of before them.
+    - The dashboard agent of a minimal install (no ``ray[default]``): it tries each of its
+      modules, all failing for a missing package (1-1.5 CPU-seconds during the actors'
+      start), then only watches the raylet. :mod:`~chainlearn_ray.runtime.raylet_watch`
+      takes its place and does just that. With ``ray[default]`` the agent runs as usual.
     - The agents and the log monitor run on idle CPU time (Linux's SCHED_IDLE; nice 19 where
       that is not allowed). Ray starts them at the driver's priority and its workers at 15, so
       on a busy machine their imports (2-3 CPU-seconds) went ahead of the actors' start-up,
@@ -200,6 +205,9 @@ def _lean_local_node() -> Iterator[dict[str, Any]]:
         return original["start_raylet"](*call.args, **call.kwargs)
 
     def agent_command(component: str, *args: Any, **kwargs: Any) -> Any:
+        if minimal and component == ray_constants.PROCESS_TYPE_DASHBOARD_AGENT:
+            # the agent's own arguments follow, unused
+            return [sys.executable, "-S", raylet_watch.__file__]
         command = original[python_command](component, *args, **kwargs)
         return [*idle, *command] if idle and component in agents else command
 
