@@ -149,6 +149,9 @@ class CoordinatorActor:
         def measured(hospitals: list[str], runs: dict[str, dict[str, Any]]) -> None:
             for h in hospitals:
                 results[h] = self._checked_claim(h, runs[h], poc, verify_claims, claim_policy)
+            # a process signs one at a time, and each training follows its signature: signed
+            # in the order trainings start, round 1 trains (hence relays) in that order too
+            for h in self.longest_first(hospitals):
                 signatures[h] = self.hosts[h].sign_registration.remote(
                     h, results[h]["tier"], results[h]["bench_hash"], self.client.chain_id,
                     self.client.address)
