@@ -139,7 +139,8 @@ def _lean_local_node() -> Iterator[dict[str, Any]]:
     - The dashboard agent of a minimal install (no ``ray[default]``): it tries each of its
       modules, all failing for a missing package (1-1.5 CPU-seconds during the actors'
       start), then only watches the raylet. :mod:`~chainlearn_ray.runtime.raylet_watch`
-      takes its place and does just that. With ``ray[default]`` the agent runs as usual.
+      takes its place and does just that (on Linux). With ``ray[default]`` the agent runs as
+      usual.
     - The agents and the log monitor run on idle CPU time (Linux's SCHED_IDLE; nice 19 where
       that is not allowed). Ray starts them at the driver's priority and its workers at 15, so
       on a busy machine their imports (2-3 CPU-seconds) went ahead of the actors' start-up,
@@ -211,7 +212,8 @@ def _lean_local_node() -> Iterator[dict[str, Any]]:
         return original["start_raylet"](*call.args, **call.kwargs)
 
     def agent_command(component: str, *args: Any, **kwargs: Any) -> Any:
-        if minimal and component == ray_constants.PROCESS_TYPE_DASHBOARD_AGENT:
+        if (minimal and component == ray_constants.PROCESS_TYPE_DASHBOARD_AGENT
+                and sys.platform.startswith("linux")):
             # the agent's own arguments follow, unused
             return [sys.executable, "-S", raylet_watch.__file__]
         command = original[python_command](component, *args, **kwargs)

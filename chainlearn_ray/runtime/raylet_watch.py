@@ -23,8 +23,18 @@ def raylet_alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        if os.path.isdir("/proc"):
+            return False
     except (OSError, IndexError):
         return False
+    try:  # no /proc: a signal-0 probe (an unreaped process still counts here)
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def main() -> None:
