@@ -316,10 +316,11 @@ class CoordinatorActor:
 
         with clock:
             sub.collect_all()
-        ahead.start_ready(sub)  # before the last relays: the next round trains meanwhile
+        # every attending hospital is settled now, so this is the last chance to start the
+        # next round, before the last relays: it trains meanwhile
+        ahead.start_ready(sub)
         with clock:
             sub.finish()
-        ahead.start_ready(sub)
         submitted, weights = sub.gas, sub.weights
         self.latest.update({h: reports[h] for h in submitted})
 
