@@ -19,20 +19,19 @@ import time
 
 
 def raylet_alive(pid: int) -> bool:
-    """Whether process ``pid`` runs (an exited one not yet reaped counts as gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except FileNotFoundError:
-        if os.path.isdir("/proc"):
+    """Whether process ``pid`` runs (an exited one not yet reaped counts as gone where
+    ``/proc`` tells; without it, a signal-0 probe decides)."""
+    if os.path.isdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+        except (OSError, IndexError):
             return False
-    except (OSError, IndexError):
-        return False
-    try:  # no /proc: a signal-0 probe (an unreaped process still counts here)
+    try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except OSError:
+    except OSError:  # it exists, owned by someone else
         return True
     return True
 
