@@ -141,10 +141,16 @@ def _lean_local_node() -> Iterator[dict[str, Any]]:
       start), then only watches the raylet. :mod:`~chainlearn_ray.runtime.raylet_watch`
       takes its place and does just that (on Linux). With ``ray[default]`` the agent runs as
       usual.
-    - The agents and the log monitor run on idle CPU time (Linux's SCHED_IDLE; nice 19 where
-      that is not allowed). Ray starts them at the driver's priority and its workers at 15, so
-      on a busy machine their imports (2-3 CPU-seconds) went ahead of the actors' start-up,
-      which is what the run waits for; at nice 19 they still took a third of a core from it.
+    - The runtime-env agent's start (about 0.8 CPU-seconds), until something needs it: only a
+      task or actor with a runtime environment does, and no run of this package has one.
+      :mod:`~chainlearn_ray.runtime.raylet_watch` holds its port and becomes the agent at
+      the first connection (on Linux).
+    - The dashboard agent (where it runs) and the log monitor run on idle CPU time (Linux's
+      SCHED_IDLE; nice 19 where that is not allowed). Ray starts them at the driver's priority
+      and its workers at 15, so on a busy machine their imports (2-3 CPU-seconds with the
+      runtime-env agent's) went ahead of the actors' start-up, which is what the run waits
+      for; at nice 19 they still took a third of a core from it. A runtime-env agent started
+      on demand runs at normal priority: someone waits for it.
     - The one-second reconnect sleeps inside the node (:data:`_FAST_CONNECT`).
     - Task events (:data:`_NO_TASK_EVENTS`): every process buffers a record of each task's
       states and sends it to the GCS each second, for the dashboard, the state API and
@@ -217,6 +223,10 @@ def _lean_local_node() -> Iterator[dict[str, Any]]:
             # the agent's own arguments follow, unused
             return [sys.executable, "-S", raylet_watch.__file__]
         command = original[python_command](component, *args, **kwargs)
+        if (component == ray_constants.PROCESS_TYPE_RUNTIME_ENV_AGENT
+                and sys.platform.startswith("linux")):
+            # Ray appends the agent's program and arguments; it starts when first asked for
+            return [sys.executable, "-S", raylet_watch.__file__, "--on-demand", *command]
         return [*idle, *command] if idle and component in agents else command
 
     def start_log_monitor(*args: Any, **kwargs: Any) -> Any:

@@ -32,6 +32,10 @@ SCRIPT = textwrap.dedent("""
 
     value, task_events = ray.get(answer.remote(), timeout=60)
     works = value == 42
+
+    @ray.remote(num_cpus=0)
+    def probe():
+        return os.environ.get("CHAINLEARN_PROBE")
     driver_env = os.environ.get("RAY_task_events_report_interval_ms")
 
     def stat(pid):
@@ -48,15 +52,21 @@ SCRIPT = textwrap.dedent("""
         fields = stat(pid)
         return [int(fields[38]), int(fields[16])]
 
-    watchers = [p for p in children if "raylet_watch" in title(p)]
+    on_demand = [p for p in children if "--on-demand" in title(p)]
+    watchers = [p for p in children if "raylet_watch" in title(p) and p not in on_demand]
     agents = sorted(priority(p) for p in children
-                    if "agent" in title(p).lower() and p not in watchers)
+                    if "agent" in title(p).lower() and p not in watchers + on_demand)
+    on_demand_policy = [priority(p)[0] for p in on_demand]
+    # a task with a runtime environment: the raylet asks the runtime-env agent for it
+    env_works = ray.get(probe.options(runtime_env={"env_vars": {"CHAINLEARN_PROBE": "yes"}})
+                        .remote(), timeout=120) == "yes"
+    became_agent = ["raylet_watch" not in title(p) for p in on_demand]
     minimal = "--minimal" in title(raylet)
     log_monitor = [priority(p) for p in procs.get("log_monitor", [])]
     agent_ports_known = "--metrics-agent-port=-1" in title(raylet)
     stop_ray()
     alive = []
-    for kind, pids in [*procs.items(), ("raylet_watch", watchers)]:
+    for kind, pids in [*procs.items(), ("raylet_watch", watchers + on_demand)]:
         for pid in pids:
             try:
                 os.kill(pid, 0)
@@ -67,6 +77,8 @@ SCRIPT = textwrap.dedent("""
                       "kinds": sorted(procs), "alive": alive, "works": works,
                       "agents": agents, "log_monitor": log_monitor,
                       "watchers": len(watchers), "minimal": minimal,
+                      "on_demand": len(on_demand), "on_demand_policy": on_demand_policy,
+                      "env_works": env_works, "became_agent": became_agent,
                       "agent_ports_known": agent_ports_known,
                       "task_events": task_events, "driver_env": driver_env,
                       "initialized": ray.is_initialized()}))
@@ -96,9 +108,13 @@ def test_local_ray_starts_lean_preloads_and_stops_completely() -> None:
     # without ray[default] the dashboard agent's place is taken by a process that only
     # watches the raylet (all the minimal agent does, without its failing imports)
     if got["minimal"]:
-        assert got["watchers"] == 1 and got["agents"] == [idle]
+        assert got["watchers"] == 1 and got["agents"] == []
     else:
-        assert got["watchers"] == 0 and got["agents"] == [idle, idle]
+        assert got["watchers"] == 0 and got["agents"] == [idle]
+    # the runtime-env agent starts when first asked for (by a task with a runtime
+    # environment), in the process that held its place, at normal priority
+    assert got["on_demand"] == 1 and got["on_demand_policy"] == [0]
+    assert got["env_works"] is True and got["became_agent"] == [True]
     assert got["log_monitor"] == [idle]
     # Ray's processes run without task events; the driver's environment is as it was
     assert got["task_events"] == "0" and got["driver_env"] is None
@@ -112,7 +128,8 @@ def test_full_ray_start_on_request_stops_completely() -> None:
     # Ray's own start: with them, and the autoscaler monitor is stopped too
     assert "monitor" in got["kinds"] and "dashboard" in got["kinds"]
     assert got["agent_ports_known"] is False and got["works"] is True
-    assert got["task_events"] is None and got["watchers"] == 0
+    assert got["task_events"] is None and got["watchers"] == 0 and got["on_demand"] == 0
+    assert got["env_works"] is True
     assert got["alive"] == [] and got["initialized"] is False
 
 
