@@ -28,6 +28,7 @@ the standard library, in two places:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import socket
@@ -104,15 +105,16 @@ def on_demand(command: list[str]) -> None:
     """Hold the agent's port while the raylet runs; at its first connection, become
     ``command``. Where the port is not known or not free, become ``command`` at once."""
     address = agent_address(command)
-    try:
-        if address is None:
-            raise OSError("no fixed address")
-        listener = _listen(*address)
-    except OSError:
-        os.execv(command[0], command)
-    if watch(listener):
+    listener = None
+    if address is not None:
+        # a port that is not free: the agent starts now and reports that itself
+        with contextlib.suppress(OSError):
+            listener = _listen(*address)
+    if listener is not None:
+        if not watch(listener):
+            return  # the raylet ended
         listener.close()  # the waiting connection fails and the raylet retries it
-        os.execv(command[0], command)
+    os.execv(command[0], command)
 
 
 def main(argv: list[str]) -> None:
