@@ -20,6 +20,8 @@ logger = logging.getLogger(__name__)
 CPU_CHANNELS_LAST = "chainlearn_cpu_channels_last"
 #: Attribute :func:`build_model` sets on a model: its :attr:`Architecture.cpu_eval_batch`.
 CPU_EVAL_BATCH = "chainlearn_cpu_eval_batch"
+#: Samples per forward pass when scoring, unless an architecture names its own for CPU.
+EVAL_BATCH = 256
 
 #: Width of ``"tiny_cnn"`` without a ``:<width>`` suffix.
 TINY_DEFAULT_WIDTH = 16
@@ -88,7 +90,7 @@ class Architecture:
     head: str
     weights_enum: str = ""
     cpu_channels_last: bool = True
-    cpu_eval_batch: int = 256
+    cpu_eval_batch: int = EVAL_BATCH
 
 
 ARCHITECTURES: dict[str, Architecture] = {

@@ -19,7 +19,12 @@ from torch import Tensor, nn
 
 from chainlearn_ray.capacity import Pacer, Throttle, synchronize, torch_threads
 from chainlearn_ray.errors import ConfigError, DataError, ModelError, ResourceError
-from chainlearn_ray.models import CPU_CHANNELS_LAST, CPU_EVAL_BATCH, draws_global_rng
+from chainlearn_ray.models import (
+    CPU_CHANNELS_LAST,
+    CPU_EVAL_BATCH,
+    EVAL_BATCH,
+    draws_global_rng,
+)
 from chainlearn_ray.optim import adam
 from chainlearn_ray.rng import reseed, seeded
 
@@ -348,11 +353,6 @@ def distill(
                 seed=seed, device=device, throttle=throttle)
 
 
-#: Samples per forward pass when scoring (on CPU: unless the architecture names its own,
-#: ``Architecture.cpu_eval_batch``).
-EVAL_BATCH = 256
-
-
 def predict_proba(
     model: nn.Module,
     x: Tensor | np.ndarray,
@@ -364,8 +364,9 @@ def predict_proba(
     """Softmax probabilities ``softmax(logits / temperature)`` as a float32 ``(N, C)`` array.
 
     Runs in eval mode in full fp32 (no autocast); the model's train/eval mode is restored.
-    ``batch_size`` defaults to :data:`EVAL_BATCH`, on CPU to the architecture's
-    ``cpu_eval_batch``; the probabilities do not depend on it (beyond float rounding).
+    ``batch_size`` defaults to :data:`~chainlearn_ray.models.EVAL_BATCH`, on CPU to the
+    architecture's ``cpu_eval_batch``; the probabilities do not depend on it (beyond float
+    rounding).
     """
     dev = _check_device(device)
     if batch_size is None:
