@@ -78,18 +78,10 @@ def watch(listener: socket.socket | None = None) -> bool:
 
 
 def _listen(host: str, port: int) -> socket.socket:
-    """A socket listening on ``host:port`` as Ray's runtime-env agent binds it."""
-    family, kind, proto, _, address = socket.getaddrinfo(host, port,
-                                                         type=socket.SOCK_STREAM)[0]
-    listener = socket.socket(family, kind, proto)
-    try:
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(address)
-        listener.listen()
-    except OSError:
-        listener.close()
-        raise
-    return listener
+    """A socket listening on ``host:port`` as Ray's runtime-env agent binds it (the first
+    address ``host`` resolves to, with ``SO_REUSEADDR``)."""
+    family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    return socket.create_server(address, family=family)
 
 
 def agent_address(command: list[str]) -> tuple[str, int] | None:
