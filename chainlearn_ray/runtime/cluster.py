@@ -187,6 +187,7 @@ def _lean_local_node() -> Iterator[dict[str, Any]]:
         yield {}
         return
     idle = _idle_command_prefix()
+    linux = sys.platform.startswith("linux")  # where the stand-ins of raylet_watch run
 
     def lean_params(self: Any, *args: Any, **kwargs: Any) -> None:
         params_init(self, *args, **kwargs)
@@ -218,13 +219,11 @@ def _lean_local_node() -> Iterator[dict[str, Any]]:
         return original["start_raylet"](*call.args, **call.kwargs)
 
     def agent_command(component: str, *args: Any, **kwargs: Any) -> Any:
-        if (minimal and component == ray_constants.PROCESS_TYPE_DASHBOARD_AGENT
-                and sys.platform.startswith("linux")):
+        if minimal and linux and component == ray_constants.PROCESS_TYPE_DASHBOARD_AGENT:
             # the agent's own arguments follow, unused
             return [sys.executable, "-S", raylet_watch.__file__]
         command = original[python_command](component, *args, **kwargs)
-        if (component == ray_constants.PROCESS_TYPE_RUNTIME_ENV_AGENT
-                and sys.platform.startswith("linux")):
+        if linux and component == ray_constants.PROCESS_TYPE_RUNTIME_ENV_AGENT:
             # Ray appends the agent's program and arguments; it starts when first asked for
             return [sys.executable, "-S", raylet_watch.__file__, "--on-demand", *command]
         return [*idle, *command] if idle and component in agents else command
