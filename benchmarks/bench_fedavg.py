@@ -28,8 +28,8 @@ from typing import Any  # noqa: E402
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """FedAvg through ``open_federation`` + ``run_baseline``; wall seconds of every phase."""
-    from chainlearn_ray.config import load_config
-    from chainlearn_ray.federation import RunKey
+    from chainlearn_ray.experiment.config import load_config
+    from chainlearn_ray.protocol.rounds import RunKey
     from chainlearn_ray.runtime.cluster import ensure_ray, stop_ray
     from chainlearn_ray.runtime.simulation import load_partitioned, open_federation
 
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         fed = open_federation(cfg, data, part, "bench-fedavg", Path(ckpt), chain=False)
         try:
             from chainlearn_ray.runtime.baselines import run_baseline
-            from chainlearn_ray.study import StudyConfig
+            from chainlearn_ray.experiment.study import StudyConfig
 
             t_open = time.perf_counter()
             clock: dict[str, Any] = {}

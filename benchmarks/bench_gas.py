@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     args = parser.parse_args()
 
-    from chainlearn_ray.capacity import benchmark_hash, sign_poc
+    from chainlearn_ray.protocol.poc import benchmark_hash, sign_poc
     from chainlearn_ray.chain.backends import connect
     from chainlearn_ray.chain.client import FLCoordinatorClient
     from chainlearn_ray.chain.gas import measurement_hospitals

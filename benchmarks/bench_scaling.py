@@ -44,8 +44,8 @@ def main() -> None:
     args = p.parse_args()
 
     from chainlearn_ray.commands.scale import load_study
-    from chainlearn_ray.config import load_config
-    from chainlearn_ray.results.scaling import (
+    from chainlearn_ray.experiment.config import load_config
+    from chainlearn_ray.results.scaling_report import (
         chain_seconds_per_submission,
         format_scaling_table,
         scaling_table,

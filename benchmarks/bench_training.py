@@ -1,4 +1,4 @@
-"""Throughput of ``chainlearn_ray.training.train`` against a bare PyTorch loop (samples/s).
+"""Throughput of ``chainlearn_ray.learning.training.train`` against a bare PyTorch loop (samples/s).
 
 Both loops train the same architecture from the same initial weights on the same tensors with
 batch 32 and a fresh Adam (lr 1e-3); repetitions alternate between the two so machine-load drift
@@ -29,8 +29,8 @@ from torch import nn
 from chainlearn_ray.data.medmnist import load_dataset
 from chainlearn_ray.data.synthetic import write_synthetic
 from chainlearn_ray.data.transforms import to_tensor
-from chainlearn_ray.models import build_model
-from chainlearn_ray.training import set_determinism, train
+from chainlearn_ray.learning.models import build_model
+from chainlearn_ray.learning.training import set_determinism, train
 
 
 def bare_loop(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int,

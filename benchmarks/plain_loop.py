@@ -33,7 +33,7 @@ def plain_loop(args: argparse.Namespace) -> dict[str, Any]:
     from chainlearn_ray.data.medmnist import load_dataset
     from chainlearn_ray.data.partition import dirichlet_partition
     from chainlearn_ray.data.transforms import to_tensor
-    from chainlearn_ray.models import CPU_CHANNELS_LAST, CPU_EVAL_BATCH, build_model
+    from chainlearn_ray.learning.models import CPU_CHANNELS_LAST, CPU_EVAL_BATCH, build_model
 
     t0 = time.perf_counter()
     torch.set_num_threads(args.threads)

@@ -16,7 +16,7 @@ from chainlearn_ray.chain.backends import ChainConnection
 from chainlearn_ray.chain.reverts import RevertDecoder
 from chainlearn_ray.chain.tx import encode_submit_update, recover_sender
 from chainlearn_ray.errors import ChainError, ConfigError, ContractRevertError
-from chainlearn_ray.tiers import ModelType, Tier
+from chainlearn_ray.protocol.tiers import ModelType, Tier
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from eth_hash.auto import keccak
 
 from chainlearn_ray.chain.signing import address_bytes, checksum_address, sign_transaction_fields
 from chainlearn_ray.errors import ChainError, ConfigError
-from chainlearn_ray.tiers import ModelType
+from chainlearn_ray.protocol.tiers import ModelType
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from chainlearn_ray.config import DROPOUT_ATTENDANCE
+from chainlearn_ray.experiment.config import DROPOUT_ATTENDANCE
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -72,7 +72,7 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(args: argparse.Namespace) -> int:
     """Run (or, with --dry-run, plan) one simulation and print its summary."""
-    from chainlearn_ray.config import load_config
+    from chainlearn_ray.experiment.config import load_config
 
     cfg = load_config(args.config, overrides(args))
     if args.dataset == "synthetic" or cfg.data.dataset.startswith("synthetic"):
@@ -100,7 +100,7 @@ def _ensure_synthetic(cfg: Any) -> Any:
     """Write the synthetic dataset into the data folder when it is not there yet."""
     import dataclasses
 
-    from chainlearn_ray.config import replace
+    from chainlearn_ray.experiment.config import replace
     from chainlearn_ray.data.medmnist import resolve_data_dir
     from chainlearn_ray.data.synthetic import dataset_filename, write_synthetic
 

@@ -54,7 +54,7 @@ def dry_run(args: argparse.Namespace, out: Path) -> int:
     """Print the cells and the per-trial resource request without starting any trial."""
     from chainlearn_ray.results.store import finished_cells
     from chainlearn_ray.runtime.cluster import ensure_ray, stop_ray
-    from chainlearn_ray.runtime.sweep import _describe, prepare_sweep, select_cells
+    from chainlearn_ray.runtime.tune import _describe, prepare_sweep, select_cells
     from chainlearn_ray.runtime.trials import plan_trials
 
     plan = select_cells(prepare_sweep(args.config, out, data_dir=args.data_dir),
@@ -95,7 +95,7 @@ def main(args: argparse.Namespace) -> int:
     out = _out_dir(args)
     if args.dry_run:
         return dry_run(args, out)
-    from chainlearn_ray.runtime.sweep import run_sweep
+    from chainlearn_ray.runtime.tune import run_sweep
 
     say = (lambda _m: None) if args.quiet else (lambda m: print(m, flush=True))
     summary = run_sweep(args.config, out, address=args.address,

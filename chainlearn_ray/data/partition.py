@@ -8,8 +8,8 @@ from typing import Literal
 
 import numpy as np
 
-from chainlearn_ray.config import ALPHAS as ALPHAS  # the protocol's named levels
-from chainlearn_ray.config import parse_alpha
+from chainlearn_ray.experiment.config import ALPHAS as ALPHAS  # the protocol's named levels
+from chainlearn_ray.experiment.config import parse_alpha
 from chainlearn_ray.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)

@@ -7,12 +7,12 @@ from collections.abc import Callable
 
 from chainlearn_ray.errors import ConfigError
 from chainlearn_ray.methods.names import ABLATIONS
-from chainlearn_ray.tiers import Tier
-from chainlearn_ray.weights import SCALE, compute_weight
+from chainlearn_ray.protocol.tiers import Tier
+from chainlearn_ray.protocol.weights import SCALE, compute_weight
 
 logger = logging.getLogger(__name__)
 
-#: ``(tier, confidence, ece, rounds) -> weight``: :func:`chainlearn_ray.weights.compute_weight`,
+#: ``(tier, confidence, ece, rounds) -> weight``: :func:`chainlearn_ray.protocol.weights.compute_weight`,
 #: or a call of the contract's ``calculateWeightPure``.
 WeightFn = Callable[[Tier, int, int, int], int]
 
@@ -28,7 +28,7 @@ def ablation_inputs(name: str | None, tier: Tier | str | int, confidence: int, e
                     rounds: int) -> tuple[Tier, int, int, int]:
     """Inputs that make the *unchanged* weight formula compute an ablation.
 
-    Feeding these to ``calculateWeightPure`` (or :func:`chainlearn_ray.weights.compute_weight`)
+    Feeding these to ``calculateWeightPure`` (or :func:`chainlearn_ray.protocol.weights.compute_weight`)
     gives the ablated weight, so no second formula exists anywhere:
 
     * ``no_capmul`` and ``no_poc``: tier Medium (capMul 10000 for everyone);
@@ -73,7 +73,7 @@ def ablated_weight(name: str | None, tier: Tier | str | int, confidence: int, ec
                    rounds: int, weight_fn: WeightFn | None = None) -> int:
     """Weight of one hospital under an ablation: ``weight_fn(*ablation_inputs(...))``.
 
-    ``weight_fn`` defaults to :func:`chainlearn_ray.weights.compute_weight`.
+    ``weight_fn`` defaults to :func:`chainlearn_ray.protocol.weights.compute_weight`.
     """
     fn: WeightFn = weight_fn if weight_fn is not None else compute_weight
     t, conf, err, r = ablation_inputs(name, tier, confidence, ece, rounds)

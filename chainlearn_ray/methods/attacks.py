@@ -15,11 +15,11 @@ from typing import Literal
 
 import numpy as np
 
-from chainlearn_ray.capacity import MEDIUM_BELOW, WEAK_BELOW, benchmark_hash, classify
+from chainlearn_ray.protocol.poc import MEDIUM_BELOW, WEAK_BELOW, benchmark_hash, classify
 from chainlearn_ray.errors import ChainlearnError, ConfigError
 from chainlearn_ray.methods.names import attack_method
-from chainlearn_ray.tiers import Tier
-from chainlearn_ray.weights import SCALE
+from chainlearn_ray.protocol.tiers import Tier
+from chainlearn_ray.protocol.weights import SCALE
 
 logger = logging.getLogger(__name__)
 

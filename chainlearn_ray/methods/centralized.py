@@ -19,8 +19,8 @@ from chainlearn_ray.methods.fed import (
     TrainSettings,
 )
 from chainlearn_ray.methods.names import CENTRALIZED
-from chainlearn_ray.tiers import Tier
-from chainlearn_ray.training import predict_proba, train
+from chainlearn_ray.protocol.tiers import Tier
+from chainlearn_ray.learning.training import predict_proba, train
 
 logger = logging.getLogger(__name__)
 

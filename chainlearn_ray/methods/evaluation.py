@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from chainlearn_ray.ensemble import weighted_ensemble
+from chainlearn_ray.protocol.ensemble import weighted_ensemble
 from chainlearn_ray.errors import DataError
-from chainlearn_ray.federation import RunKey
+from chainlearn_ray.protocol.rounds import RunKey
 from chainlearn_ray.methods.ablations import WeightFn, ablated_weight
 from chainlearn_ray.methods.names import (
     EQUAL_WEIGHT,
@@ -26,9 +26,9 @@ from chainlearn_ray.methods.names import (
     ablation_method,
     result_row,
 )
-from chainlearn_ray.metrics import accuracy, confidence, expected_calibration_error, macro_f1
+from chainlearn_ray.protocol.metrics import accuracy, confidence, expected_calibration_error, macro_f1
 from chainlearn_ray.results.schema import ENSEMBLE
-from chainlearn_ray.tiers import TIERS, Tier
+from chainlearn_ray.protocol.tiers import TIERS, Tier
 
 logger = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ def ablation_weights(records: Sequence[HospitalRecord], ablation: str | None,
     Parameters
     ----------
     weight_fn:
-        ``(tier, conf, ece, rounds) -> int``; default :func:`chainlearn_ray.weights.
+        ``(tier, conf, ece, rounds) -> int``; default :func:`chainlearn_ray.protocol.weights.
         compute_weight`; the runtime may pass the contract's ``calculateWeightPure``.
     """
     return [

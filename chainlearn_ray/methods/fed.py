@@ -19,14 +19,14 @@ from typing import Any, ClassVar
 import numpy as np
 from torch import Tensor, nn
 
-from chainlearn_ray.capacity import Throttle
-from chainlearn_ray.ensemble import weighted_ensemble
+from chainlearn_ray.protocol.poc import Throttle
+from chainlearn_ray.protocol.ensemble import weighted_ensemble
 from chainlearn_ray.errors import ConfigError, HospitalFailure
-from chainlearn_ray.federation import RunKey
-from chainlearn_ray.hospital_data import hospital_seed
+from chainlearn_ray.protocol.rounds import RunKey
+from chainlearn_ray.hospital.spec import hospital_seed
 from chainlearn_ray.methods.comm import CommBytes, comm_rows
-from chainlearn_ray.tiers import Tier
-from chainlearn_ray.training import TrainStats
+from chainlearn_ray.protocol.tiers import Tier
+from chainlearn_ray.learning.training import TrainStats
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class Client:
 
     @classmethod
     def from_hospital(cls, hospital: Any, model: nn.Module | None = None) -> Client:
-        """The client view of a :class:`chainlearn_ray.hospital.Hospital` (its tensors, tier,
+        """The client view of a :class:`chainlearn_ray.hospital.site.Hospital` (its tensors, tier,
         throttle and, unless ``model`` is given, its own model)."""
         tier = hospital.tier if hospital.tier is not None else hospital.spec.hardware_tier
         return cls(

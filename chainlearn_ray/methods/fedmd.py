@@ -29,7 +29,7 @@ from chainlearn_ray.methods.fed import (
     TrainSettings,
 )
 from chainlearn_ray.methods.names import FEDMD
-from chainlearn_ray.training import distill, predict_proba, train
+from chainlearn_ray.learning.training import distill, predict_proba, train
 
 logger = logging.getLogger(__name__)
 

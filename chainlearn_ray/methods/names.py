@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Final
 
-from chainlearn_ray.federation import RunKey
-from chainlearn_ray.federation import result_row as federation_row
+from chainlearn_ray.protocol.rounds import RunKey
+from chainlearn_ray.protocol.rounds import result_row as federation_row
 
 CENTRALIZED: Final = "centralized"
 LOCAL_WEAK: Final = "local_weak"

@@ -27,7 +27,7 @@ from chainlearn_ray.results.tables import (
     is_main_method,
     order_methods,
 )
-from chainlearn_ray.tiers import TIERS
+from chainlearn_ray.protocol.tiers import TIERS
 
 logger = logging.getLogger(__name__)
 

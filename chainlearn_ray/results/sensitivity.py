@@ -12,10 +12,10 @@ from typing import Final
 import pandas as pd
 from scipy import stats as sps
 
-from chainlearn_ray.config import DROPOUT_ATTENDANCE
+from chainlearn_ray.experiment.config import DROPOUT_ATTENDANCE
 from chainlearn_ray.errors import ConfigError
-from chainlearn_ray.tiers import TIERS, Tier
-from chainlearn_ray.weights import compute_weight
+from chainlearn_ray.protocol.tiers import TIERS, Tier
+from chainlearn_ray.protocol.weights import compute_weight
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def sensitivity_table(
       ``w(floor(p * r))`` (``floor_rounds``), the weight a hospital holding exactly its
       expected share of whole rounds would get.
 
-    All weights come from :func:`chainlearn_ray.weights.compute_weight`, the formula the
+    All weights come from :func:`chainlearn_ray.protocol.weights.compute_weight`, the formula the
     contract mirrors.
 
     Parameters

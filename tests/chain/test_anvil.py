@@ -12,8 +12,8 @@ from chainlearn_ray.chain.backends import ChainConnection, connect
 from chainlearn_ray.chain.client import FLCoordinatorClient
 from chainlearn_ray.chain.gas import measure_gas
 from chainlearn_ray.errors import ContractRevertError
-from chainlearn_ray.tiers import Tier
-from chainlearn_ray.weights import compute_weight
+from chainlearn_ray.protocol.tiers import Tier
+from chainlearn_ray.protocol.weights import compute_weight
 from tests.chain.conftest import make_hospital, register, submit
 
 pytestmark = [

@@ -18,7 +18,7 @@ from chainlearn_ray.chain.client import FLCoordinatorClient
 from chainlearn_ray.chain.reverts import RevertDecoder
 from chainlearn_ray.chain.tx import encode_submit_update, recover_sender, sign_transaction
 from chainlearn_ray.errors import ChainError, ConfigError, ContractRevertError, RpcUnreachableError
-from chainlearn_ray.tiers import ModelType
+from chainlearn_ray.protocol.tiers import ModelType
 from tests.chain.conftest import Hospital, register, submit
 
 

@@ -11,8 +11,8 @@ from chainlearn_ray.chain.backends import ChainConnection
 from chainlearn_ray.chain.client import FLCoordinatorClient
 from chainlearn_ray.chain.tx import encode_submit_update, sign_transaction
 from chainlearn_ray.errors import ChainError, ContractRevertError
-from chainlearn_ray.tiers import ModelType, Tier
-from chainlearn_ray.weights import compute_weight
+from chainlearn_ray.protocol.tiers import ModelType, Tier
+from chainlearn_ray.protocol.weights import compute_weight
 from tests.chain.conftest import Hospital, as_sender, make_hospital, register, submit
 
 

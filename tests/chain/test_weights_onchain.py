@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from chainlearn_ray.chain.backends import ChainConnection
 from chainlearn_ray.chain.client import FLCoordinatorClient
 from chainlearn_ray.errors import ContractRevertError
-from chainlearn_ray.tiers import ModelType, Tier
-from chainlearn_ray.weights import SCALE, compute_weight
+from chainlearn_ray.protocol.tiers import ModelType, Tier
+from chainlearn_ray.protocol.weights import SCALE, compute_weight
 from tests.chain.conftest import Hospital, make_hospital, register, submit
 from tests.unit.test_weights import VECTORS
 

@@ -12,7 +12,7 @@ import pytest
 
 from chainlearn_ray.cli import main as cli_main
 from chainlearn_ray.errors import ConfigError
-from chainlearn_ray.results.scaling import ROUND_METRICS, RUN_METRICS
+from chainlearn_ray.results.scaling_report import ROUND_METRICS, RUN_METRICS
 from chainlearn_ray.runtime.scaling import (
     MemorySampler,
     parse_mix,

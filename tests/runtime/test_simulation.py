@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from chainlearn_ray.errors import ChainlearnError
-from chainlearn_ray.federation import draw_attendance
+from chainlearn_ray.protocol.rounds import draw_attendance
 from chainlearn_ray.runtime.simulation import load_partitioned, open_federation, run_simulation
 
 from .conftest import tiny_config

@@ -12,7 +12,7 @@ import pytest
 from chainlearn_ray.methods import names
 from chainlearn_ray.methods.ablations import ablated_weight
 from chainlearn_ray.results.store import read_results
-from chainlearn_ray.study import StudyConfig
+from chainlearn_ray.experiment.study import StudyConfig
 
 from .conftest import tiny_config
 
@@ -41,7 +41,7 @@ def _config(synth_dir: Path) -> Any:
 @pytest.fixture(scope="module")
 def cell(ray_local: Any, synth_dir: Path, tmp_path_factory: pytest.TempPathFactory
          ) -> tuple[pd.DataFrame, Path]:
-    from chainlearn_ray.runtime.study import run_cell
+    from chainlearn_ray.runtime.cell import run_cell
 
     out = tmp_path_factory.mktemp("cell")
     return run_cell(_config(synth_dir), STUDY, out), out
@@ -161,7 +161,7 @@ def test_costs_and_communication(cell: tuple[pd.DataFrame, Path]) -> None:
 
 def test_same_seed_same_frame(cell: tuple[pd.DataFrame, Path], synth_dir: Path,
                               tmp_path: Path) -> None:
-    from chainlearn_ray.runtime.study import run_cell
+    from chainlearn_ray.runtime.cell import run_cell
 
     df, _ = cell
     again = run_cell(_config(synth_dir), StudyConfig(methods=(names.OURS,), attacks=()),

@@ -11,7 +11,7 @@ import torch
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
-from chainlearn_ray.capacity import (
+from chainlearn_ray.protocol.poc import (
     HardwareProfile,
     Pacer,
     Throttle,
@@ -23,7 +23,7 @@ from chainlearn_ray.capacity import (
     torch_threads,
 )
 from chainlearn_ray.errors import ConfigError, ResourceError
-from chainlearn_ray.tiers import Tier
+from chainlearn_ray.protocol.tiers import Tier
 
 KEY = "0x" + "11" * 32
 CONTRACT = "0x" + "ab" * 20
@@ -147,8 +147,8 @@ def test_sleep_mode_measured_throughput_within_15_percent(target: float, tier: T
 
 
 def test_weak_profile_trains_slower_than_strong_on_the_same_machine() -> None:
-    from chainlearn_ray.models import build_model
-    from chainlearn_ray.training import train
+    from chainlearn_ray.learning.models import build_model
+    from chainlearn_ray.learning.training import train
 
     x = torch.randn(64, 1, 16, 16)
     y = torch.randint(0, 2, (64,))

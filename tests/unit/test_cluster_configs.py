@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 import yaml
 
-from chainlearn_ray.config import load_config
+from chainlearn_ray.experiment.config import load_config
 from chainlearn_ray.errors import ResourceError
-from chainlearn_ray.planner import plan_resources
-from chainlearn_ray.resources import TierResources, launcher_capacity
-from chainlearn_ray.tiers import TIERS
+from chainlearn_ray.planning.planner import plan_resources
+from chainlearn_ray.planning.resources import TierResources, launcher_capacity
+from chainlearn_ray.protocol.tiers import TIERS
 
 ray = pytest.importorskip("ray")
 util = pytest.importorskip("ray.autoscaler._private.util")

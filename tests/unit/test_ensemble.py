@@ -7,7 +7,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from chainlearn_ray.ensemble import (
+from chainlearn_ray.protocol.ensemble import (
     PREDICTION_HASH_TAG,
     ZeroWeightsError,
     predict,

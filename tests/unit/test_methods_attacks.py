@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from chainlearn_ray.capacity import HardwareProfile, Throttle, benchmark_hash, run_benchmark
+from chainlearn_ray.protocol.poc import HardwareProfile, Throttle, benchmark_hash, run_benchmark
 from chainlearn_ray.errors import ChainlearnError, ConfigError
 from chainlearn_ray.methods.attacks import (
     CapacityClaimError,
@@ -16,7 +16,7 @@ from chainlearn_ray.methods.attacks import (
     verify_claim,
 )
 from chainlearn_ray.methods.names import METHODS
-from chainlearn_ray.tiers import Tier
+from chainlearn_ray.protocol.tiers import Tier
 
 K, B = 50, 16
 

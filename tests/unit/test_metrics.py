@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from sklearn.metrics import f1_score
 
 from chainlearn_ray.errors import DataError, ModelError
-from chainlearn_ray.metrics import (
+from chainlearn_ray.protocol.metrics import (
     SCALE,
     accuracy,
     confidence,

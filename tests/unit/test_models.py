@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from chainlearn_ray.errors import ModelError
-from chainlearn_ray.models import (
+from chainlearn_ray.learning.models import (
     ARCHITECTURES,
     DEFAULT_ARCH_BY_TIER,
     build_model,
@@ -17,8 +17,8 @@ from chainlearn_ray.models import (
     imagenet_weights_path,
     parse_arch,
 )
-from chainlearn_ray.resources import arch_draws_rng
-from chainlearn_ray.tiers import Tier
+from chainlearn_ray.planning.resources import arch_draws_rng
+from chainlearn_ray.protocol.tiers import Tier
 
 
 @pytest.mark.parametrize(
@@ -169,7 +169,7 @@ def test_models_from_scratch_use_default_batchnorm_momentum(tmp_path: Path) -> N
 def test_mobilenet_from_scratch_predicts_both_classes_after_a_short_run() -> None:
     # 64 steps: with the stock momentum the running statistics stay near their
     # initial values and evaluation-mode predictions collapse to one class
-    from chainlearn_ray.training import predict_proba, train
+    from chainlearn_ray.learning.training import predict_proba, train
 
     gen = torch.Generator().manual_seed(0)
     y = torch.randint(0, 2, (512,), generator=gen)

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chainlearn_ray.errors import ConfigError, ResourceError
-from chainlearn_ray.planner import plan_resources
-from chainlearn_ray.resources import (
+from chainlearn_ray.planning.planner import plan_resources
+from chainlearn_ray.planning.resources import (
     UNIT,
     ResourcePlan,
     TierResources,
@@ -396,7 +396,7 @@ def _placed(plan: ResourcePlan) -> dict[str, int]:
 
 
 def test_auto_packing_one_process_per_cpu_beyond_the_cores() -> None:
-    from chainlearn_ray.resources import auto_packing
+    from chainlearn_ray.planning.resources import auto_packing
 
     assert auto_packing({"weak": 1, "medium": 1, "strong": 1}, 4) == {
         "weak": 1, "medium": 1, "strong": 1}
@@ -408,7 +408,7 @@ def test_auto_packing_one_process_per_cpu_beyond_the_cores() -> None:
 
 
 def test_balance_spreads_cost_and_is_deterministic() -> None:
-    from chainlearn_ray.resources import arch_cost, balance
+    from chainlearn_ray.planning.resources import arch_cost, balance
 
     costs = {"h00": 9.0, "h01": 1.0, "h02": 5.0, "h03": 4.0, "h04": 1.0}
     groups = balance(costs, 2)
@@ -426,8 +426,8 @@ def test_balance_spreads_cost_and_is_deterministic() -> None:
 def test_mixed_plan_bundles_and_demand() -> None:
     import dataclasses
 
-    from chainlearn_ray.planner import plan_resources
-    from chainlearn_ray.resources import TierResources
+    from chainlearn_ray.planning.planner import plan_resources
+    from chainlearn_ray.planning.resources import TierResources
 
     one = TierResources(num_cpus=1)
     plan = plan_resources({"weak": 2, "medium": 2, "strong": 2},

@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from chainlearn_ray.errors import DataError
-from chainlearn_ray.federation import ABSENT, ATTENDED, HospitalRound, RoundOutcome
-from chainlearn_ray.results.scaling import (
+from chainlearn_ray.protocol.rounds import ABSENT, ATTENDED, HospitalRound, RoundOutcome
+from chainlearn_ray.results.scaling_report import (
     ROUND_METRICS,
     RUN_METRICS,
     chain_seconds_per_submission,

@@ -13,7 +13,7 @@ from chainlearn_ray.results.sensitivity import (
     sensitivity_table,
     sensitivity_wide,
 )
-from chainlearn_ray.tiers import Tier
+from chainlearn_ray.protocol.tiers import Tier
 
 
 def _weights(table: pd.DataFrame, tier: str, column: str) -> list[float]:

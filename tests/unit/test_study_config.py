@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from chainlearn_ray.errors import ConfigError
-from chainlearn_ray.federation import RunKey
-from chainlearn_ray.hospital_data import Behaviour, shard_positions
+from chainlearn_ray.protocol.rounds import RunKey
+from chainlearn_ray.hospital.spec import Behaviour, shard_positions
 from chainlearn_ray.methods import names
-from chainlearn_ray.study import (
+from chainlearn_ray.experiment.study import (
     STUDY_ATTACKS,
     StudyConfig,
     budget_rows,

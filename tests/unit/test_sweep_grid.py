@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from chainlearn_ray.config import ALPHAS, PAPER_SEEDS
+from chainlearn_ray.experiment.config import ALPHAS, PAPER_SEEDS
 from chainlearn_ray.errors import ConfigError
 from chainlearn_ray.results.store import cell_path
-from chainlearn_ray.sweep import (
+from chainlearn_ray.experiment.grid import (
     cell_name,
     expand_sweep,
     load_sweep,

@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 import torch
 
-from chainlearn_ray.capacity import HardwareProfile, Throttle, pin_torch_threads
+from chainlearn_ray.protocol.poc import HardwareProfile, Throttle, pin_torch_threads
 from chainlearn_ray.data.medmnist import load_dataset
 from chainlearn_ray.data.synthetic import write_synthetic
 from chainlearn_ray.data.transforms import to_tensor
 from chainlearn_ray.errors import ConfigError, DataError, ResourceError
-from chainlearn_ray.metrics import accuracy
-from chainlearn_ray.models import CPU_CHANNELS_LAST, CPU_EVAL_BATCH, build_model
-from chainlearn_ray.optim import CpuAdam
-from chainlearn_ray.training import (
+from chainlearn_ray.protocol.metrics import accuracy
+from chainlearn_ray.learning.models import CPU_CHANNELS_LAST, CPU_EVAL_BATCH, build_model
+from chainlearn_ray.learning.optim import CpuAdam
+from chainlearn_ray.learning.training import (
     EVAL_BATCH,
     distill,
     model_hash,
@@ -151,9 +151,9 @@ def test_training_never_imports_the_compiler_stack(tmp_path: Path) -> None:
 
     script = (
         "import sys, torch\n"
-        "from chainlearn_ray.capacity import run_benchmark\n"
-        "from chainlearn_ray.models import build_model\n"
-        "from chainlearn_ray.training import predict_proba, set_determinism, train\n"
+        "from chainlearn_ray.protocol.poc import run_benchmark\n"
+        "from chainlearn_ray.learning.models import build_model\n"
+        "from chainlearn_ray.learning.training import predict_proba, set_determinism, train\n"
         "set_determinism(0)\n"
         "m = build_model('tiny_cnn:4', 2, 1, seed=0)\n"
         "x, y = torch.rand(40, 1, 28, 28), torch.randint(0, 2, (40,))\n"

@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chainlearn_ray.errors import ConfigError
-from chainlearn_ray.tiers import Tier
-from chainlearn_ray.weights import (
+from chainlearn_ray.protocol.tiers import Tier
+from chainlearn_ray.protocol.weights import (
     BONUS_PER_ROUND,
     CAP_MUL,
     MAX_BONUS,

@@ -12,8 +12,8 @@ from typing import Any
 
 import ray
 
-from chainlearn_ray.capacity import pin_torch_threads
-from chainlearn_ray.hospital import (
+from chainlearn_ray.protocol.poc import pin_torch_threads
+from chainlearn_ray.hospital.site import (
     Behaviour,
     EvalSplits,
     Hospital,

@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import ray
 
-from chainlearn_ray.config import DROPOUT_ATTENDANCE, RunConfig, alpha_name
+from chainlearn_ray.experiment.config import DROPOUT_ATTENDANCE, RunConfig, alpha_name
 from chainlearn_ray.errors import ChainlearnError
-from chainlearn_ray.federation import RunKey, format_round, round_rows, setup_rows
-from chainlearn_ray.hospital_data import Behaviour, shard_positions
+from chainlearn_ray.protocol.rounds import RunKey, format_round, round_rows, setup_rows
+from chainlearn_ray.hospital.spec import Behaviour, shard_positions
 from chainlearn_ray.methods import names
 from chainlearn_ray.methods.ablations import ablation_inputs, no_poc_arch_by_tier, no_poc_tier
 from chainlearn_ray.methods.attacks import InflatedAttack, LazyAttack, SpoofAttack
@@ -31,9 +31,9 @@ from chainlearn_ray.runtime.simulation import (
     open_federation,
     run_id_for,
 )
-from chainlearn_ray.study import StudyConfig, budget_rows, cost_rows
-from chainlearn_ray.tiers import Tier
-from chainlearn_ray.weights import compute_weight
+from chainlearn_ray.experiment.study import StudyConfig, budget_rows, cost_rows
+from chainlearn_ray.protocol.tiers import Tier
+from chainlearn_ray.protocol.weights import compute_weight
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import pandas as pd
 import ray
 from ray import tune
 
-from chainlearn_ray.config import RunConfig
+from chainlearn_ray.experiment.config import RunConfig
 from chainlearn_ray.errors import ChainlearnError, ConfigError
 from chainlearn_ray.results.manifest import build_manifest
 from chainlearn_ray.results.store import (
@@ -27,8 +27,8 @@ from chainlearn_ray.results.store import (
 )
 from chainlearn_ray.runtime.cluster import ensure_ray, stop_ray
 from chainlearn_ray.runtime.trials import plan_trials
-from chainlearn_ray.study import StudyConfig
-from chainlearn_ray.sweep import SYNTHETIC_FOLDER, Cell, SweepPlan, load_sweep, write_synthetic_data
+from chainlearn_ray.experiment.study import StudyConfig
+from chainlearn_ray.experiment.grid import SYNTHETIC_FOLDER, Cell, SweepPlan, load_sweep, write_synthetic_data
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ class _ResultSink:
 
 def _run_cell(cfg: RunConfig, study: StudyConfig, work: Path, say: Progress) -> pd.DataFrame:
     """Every method of one cell (the study engine's cell runner)."""
-    from chainlearn_ray.runtime.study import run_cell
+    from chainlearn_ray.runtime.cell import run_cell
 
     return run_cell(cfg, study, work, progress=say)
 

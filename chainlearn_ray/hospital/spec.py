@@ -10,7 +10,7 @@ import numpy as np
 from eth_hash.auto import keccak
 
 from chainlearn_ray.errors import ConfigError
-from chainlearn_ray.tiers import Tier
+from chainlearn_ray.protocol.tiers import Tier
 
 
 @dataclass(frozen=True)

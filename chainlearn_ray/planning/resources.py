@@ -136,7 +136,7 @@ class GpuGroup:
 @dataclass(frozen=True)
 class ResourcePlan:
     """Validated resources of every actor of one simulation (from
-    :func:`chainlearn_ray.planner.plan_resources`)."""
+    :func:`chainlearn_ray.planning.planner.plan_resources`)."""
 
     tiers: Mapping[str, TierPlan]
     coordinator_cpus: float
@@ -339,7 +339,7 @@ def balance(costs: Mapping[str, float], processes: int) -> list[list[str]]:
 def launcher_capacity(config: Mapping[str, Any]) -> dict[str, float]:
     """Most resources a Ray cluster-launcher config can bring up: head plus every worker type.
 
-    Use it as ``available`` for :func:`chainlearn_ray.planner.plan_resources` on an autoscaling
+    Use it as ``available`` for :func:`chainlearn_ray.planning.planner.plan_resources` on an autoscaling
     cluster whose workers are not up yet (e.g. the head's ``~/ray_bootstrap_config.yaml``).
     Each worker type counts
     ``min(its max_workers, the global max_workers)`` nodes, so the result is an upper bound

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import yaml
 
 from chainlearn_ray.errors import ConfigError
-from chainlearn_ray.tiers import TIERS, Tier
+from chainlearn_ray.protocol.tiers import TIERS, Tier
 
 T = TypeVar("T")
 
@@ -38,7 +38,7 @@ class TierConfig:
     Attributes
     ----------
     arch:
-        Model architecture (``chainlearn_ray.models`` registry name, e.g. ``"resnet50"`` or
+        Model architecture (``chainlearn_ray.learning.models`` registry name, e.g. ``"resnet50"`` or
         ``"tiny_cnn:16"``).
     num_cpus, num_gpus:
         Ray resources of each hospital actor of this tier (``num_gpus`` may be a fraction 1/k).

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator, ScalarFormatter
 
 from chainlearn_ray.errors import DataError
-from chainlearn_ray.federation import ATTENDED, RoundOutcome
+from chainlearn_ray.protocol.rounds import ATTENDED, RoundOutcome
 from chainlearn_ray.results.atomic import write_atomic
 
 logger = logging.getLogger(__name__)

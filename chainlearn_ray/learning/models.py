@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from chainlearn_ray.errors import ModelError
-from chainlearn_ray.rng import seeded
-from chainlearn_ray.tiers import Tier
+from chainlearn_ray.learning.rng import seeded
+from chainlearn_ray.protocol.tiers import Tier
 
 logger = logging.getLogger(__name__)
 
@@ -258,7 +258,7 @@ def draws_global_rng(model: nn.Module) -> bool:
     depth, or any layer not known to be free of randomness).
 
     Decided on the leaf layers (containers only call them); dropout with ``p = 0`` draws
-    nothing. :func:`chainlearn_ray.resources.arch_draws_rng` states the same per
+    nothing. :func:`chainlearn_ray.planning.resources.arch_draws_rng` states the same per
     architecture, for planning without torch; a test holds the two equal.
     """
     for layer in model.modules():

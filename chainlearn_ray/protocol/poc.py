@@ -16,7 +16,7 @@ slow-down factor ``slowdown = max(1, unthrottled / target)``. The throttle then 
   is slower than its target measures its own, lower, speed. Pacing against the target itself
   rather than ``slowdown × compute`` keeps the measurement stable on a loaded machine whose
   speed drifts between calibration and benchmark.
-* **Training: a slow-down factor.** Every training step of :func:`chainlearn_ray.training.train`
+* **Training: a slow-down factor.** Every training step of :func:`chainlearn_ray.learning.training.train`
   is charged ``slowdown × compute`` seconds, so a Weak hospital trains ``slowdown`` times slower
   than the bare machine, whatever its model.
 
@@ -45,10 +45,10 @@ from typing import TYPE_CHECKING, Literal
 
 from eth_hash.auto import keccak
 
-from chainlearn_ray.config import MEDIUM_BELOW, THROTTLE_MODES, WEAK_BELOW
+from chainlearn_ray.experiment.config import MEDIUM_BELOW, THROTTLE_MODES, WEAK_BELOW
 from chainlearn_ray.errors import ChainlearnError, ConfigError, ResourceError
-from chainlearn_ray.rng import seeded
-from chainlearn_ray.tiers import Tier
+from chainlearn_ray.learning.rng import seeded
+from chainlearn_ray.protocol.tiers import Tier
 
 if TYPE_CHECKING:
     from torch import nn

@@ -17,16 +17,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from chainlearn_ray.capacity import Pacer, Throttle, synchronize, torch_threads
+from chainlearn_ray.protocol.poc import Pacer, Throttle, synchronize, torch_threads
 from chainlearn_ray.errors import ConfigError, DataError, ModelError, ResourceError
-from chainlearn_ray.models import (
+from chainlearn_ray.learning.models import (
     CPU_CHANNELS_LAST,
     CPU_EVAL_BATCH,
     EVAL_BATCH,
     draws_global_rng,
 )
-from chainlearn_ray.optim import adam
-from chainlearn_ray.rng import reseed, seeded
+from chainlearn_ray.learning.optim import adam
+from chainlearn_ray.learning.rng import reseed, seeded
 
 logger = logging.getLogger(__name__)
 
@@ -136,9 +136,9 @@ def _rng_scope(seed: int, dev: torch.device,
                model: nn.Module) -> contextlib.AbstractContextManager[None]:
     """Seed dropout / stochastic depth for the block without leaking into global RNG state.
 
-    A model whose layers draw nothing (:func:`~chainlearn_ray.models.draws_global_rng`) needs
+    A model whose layers draw nothing (:func:`~chainlearn_ray.learning.models.draws_global_rng`) needs
     no seed, and takes no lock: hospitals training such models on threads of one process run
-    in parallel (see :mod:`chainlearn_ray.rng`).
+    in parallel (see :mod:`chainlearn_ray.learning.rng`).
     """
     if not draws_global_rng(model):
         return contextlib.nullcontext()
@@ -364,7 +364,7 @@ def predict_proba(
     """Softmax probabilities ``softmax(logits / temperature)`` as a float32 ``(N, C)`` array.
 
     Runs in eval mode in full fp32 (no autocast); the model's train/eval mode is restored.
-    ``batch_size`` defaults to :data:`~chainlearn_ray.models.EVAL_BATCH`, on CPU to the
+    ``batch_size`` defaults to :data:`~chainlearn_ray.learning.models.EVAL_BATCH`, on CPU to the
     architecture's ``cpu_eval_batch``; the probabilities do not depend on it (beyond float
     rounding).
     """

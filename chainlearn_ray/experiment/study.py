@@ -9,9 +9,9 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Final
 
-from chainlearn_ray.config import read_yaml_mapping
+from chainlearn_ray.experiment.config import read_yaml_mapping
 from chainlearn_ray.errors import ConfigError
-from chainlearn_ray.federation import RunKey
+from chainlearn_ray.protocol.rounds import RunKey
 from chainlearn_ray.methods import names
 from chainlearn_ray.results.schema import ALL
 

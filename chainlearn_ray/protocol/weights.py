@@ -7,7 +7,7 @@ from types import MappingProxyType
 from typing import Final
 
 from chainlearn_ray.errors import ConfigError
-from chainlearn_ray.tiers import Tier
+from chainlearn_ray.protocol.tiers import Tier
 
 logger = logging.getLogger(__name__)
 

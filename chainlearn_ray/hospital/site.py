@@ -1,6 +1,6 @@
 """One simulated hospital: its key, shard, hardware profile, model, PoC and local training.
 
-Plain Python (no Ray): ``chainlearn_ray.runtime.hospital`` hosts these objects inside Ray actors.
+Plain Python (no Ray): ``chainlearn_ray.runtime.hospital_actor`` hosts these objects inside Ray actors.
 A hospital never holds a Web3 object; it signs its PoC statement and its own transactions and
 hands plain bytes back.
 """
@@ -19,7 +19,7 @@ import numpy as np
 
 from chainlearn_ray.chain.signing import key_address
 from chainlearn_ray.errors import HospitalFailure
-from chainlearn_ray.hospital_data import (
+from chainlearn_ray.hospital.spec import (
     Behaviour,
     EvalSplits,
     HospitalSpec,
@@ -29,7 +29,7 @@ from chainlearn_ray.hospital_data import (
     hospital_seed,
     shard_positions,
 )
-from chainlearn_ray.tiers import Tier
+from chainlearn_ray.protocol.tiers import Tier
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class Hospital:
     def __init__(self, spec: HospitalSpec, shard: TrainShard, evals: EvalSplits) -> None:
         import torch
 
-        from chainlearn_ray.training import set_determinism
+        from chainlearn_ray.learning.training import set_determinism
 
         self.spec = spec
         set_determinism(spec.seed, spec.threads)
@@ -91,7 +91,7 @@ class Hospital:
         reset this way trains exactly as a new one would. The PoC measurement (the hardware)
         and the throttle calibration are kept. Returns :meth:`identity`.
         """
-        from chainlearn_ray.rng import reseed
+        from chainlearn_ray.learning.rng import reseed
 
         self.behaviour = behaviour or Behaviour()
         self.tier, self.contract, self.model = None, None, None
@@ -115,7 +115,7 @@ class Hospital:
             self.x_train, self.y_train = self._x_shard[idx], self._y_shard[idx]
 
     def _profile(self) -> Any:
-        from chainlearn_ray.capacity import HardwareProfile
+        from chainlearn_ray.protocol.poc import HardwareProfile
 
         return HardwareProfile(
             name=self.spec.hardware_tier.label,
@@ -134,7 +134,7 @@ class Hospital:
         ``bench_hash`` are the hospital's *claim* (its behaviour's ``claimed_tier``, else the
         measured tier); ``measured_tier`` is what the benchmark measured.
         """
-        from chainlearn_ray.capacity import Throttle, benchmark_hash, classify, run_benchmark
+        from chainlearn_ray.protocol.poc import Throttle, benchmark_hash, classify, run_benchmark
 
         result = self.poc
         if not (reuse and result is not None and int(result.steps) == steps
@@ -171,7 +171,7 @@ class Hospital:
     def sign_registration(self, tier: str, bench_hash: bytes, chain_id: int,
                           contract: str) -> bytes:
         """Sign the PoC statement for ``tier`` on this deployment, and adopt ``tier``."""
-        from chainlearn_ray.capacity import sign_poc
+        from chainlearn_ray.protocol.poc import sign_poc
 
         self.tier = Tier.parse(tier)
         self.contract = contract
@@ -186,7 +186,7 @@ class Hospital:
             return
         if self.tier is None:
             raise HospitalFailure(f"{self.spec.hospital_id} has no registered tier yet")
-        from chainlearn_ray.models import build_model
+        from chainlearn_ray.learning.models import build_model
 
         arch = (self.behaviour.arch_by_tier or self.spec.arch_by_tier)[self.tier.label]
         self.model = build_model(
@@ -226,8 +226,8 @@ class Hospital:
         Under a behaviour with ``total_epochs`` it trains only what is left of that budget; with
         ``reported`` it reports those metrics (the measured ones stay in ``extra``).
         """
-        from chainlearn_ray.metrics import accuracy, reliability
-        from chainlearn_ray.training import model_hash, predict_proba, train
+        from chainlearn_ray.protocol.metrics import accuracy, reliability
+        from chainlearn_ray.learning.training import model_hash, predict_proba, train
 
         self._inject_fault(round_)
         self._ensure_model()
@@ -332,7 +332,7 @@ class Hospital:
             self.model.load_state_dict(state["model"])
         self.rounds_trained = int(state.get("rounds_trained", 0))
         if state.get("slowdown") is not None:
-            from chainlearn_ray.capacity import Throttle
+            from chainlearn_ray.protocol.poc import Throttle
 
             self.throttle = Throttle.from_slowdown(self._profile(), float(state["slowdown"]))
         logger.warning("%s restored from checkpoint after %d rounds", self.spec.hospital_id,

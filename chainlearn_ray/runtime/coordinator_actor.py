@@ -12,7 +12,7 @@ import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
 from chainlearn_ray.errors import ChainlearnError
-from chainlearn_ray.federation import (
+from chainlearn_ray.protocol.rounds import (
     ABSENT,
     ATTENDED,
     FAILED,
@@ -22,7 +22,7 @@ from chainlearn_ray.federation import (
     RoundOutcome,
     missed_deadline,
 )
-from chainlearn_ray.tiers import Tier
+from chainlearn_ray.protocol.tiers import Tier
 
 logger = logging.getLogger(__name__)
 
@@ -202,7 +202,7 @@ class CoordinatorActor:
                        verify: bool, policy: str) -> dict[str, Any]:
         """``res`` with ``claimed_tier`` set and, under ``verify``, the tier and benchmark
         hash its measurement supports."""
-        from chainlearn_ray.capacity import benchmark_hash
+        from chainlearn_ray.protocol.poc import benchmark_hash
         from chainlearn_ray.methods.attacks import verify_claim
 
         res["claimed_tier"] = claimed = res["tier"]
@@ -248,8 +248,8 @@ class CoordinatorActor:
         with a failed or timed-out hospital starts its next round the usual way. The round
         timeout of an early training counts from the start of its own round.
         """
-        from chainlearn_ray.ensemble import predict, prediction_hash, weighted_ensemble
-        from chainlearn_ray.metrics import (
+        from chainlearn_ray.protocol.ensemble import predict, prediction_hash, weighted_ensemble
+        from chainlearn_ray.protocol.metrics import (
             accuracy,
             confidence,
             expected_calibration_error,

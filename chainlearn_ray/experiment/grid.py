@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from chainlearn_ray.config import RunConfig, alpha_name, from_dict, parse_alpha, read_yaml_mapping
+from chainlearn_ray.experiment.config import RunConfig, alpha_name, from_dict, parse_alpha, read_yaml_mapping
 from chainlearn_ray.errors import ConfigError
-from chainlearn_ray.study import StudyConfig, study_from_dict
+from chainlearn_ray.experiment.study import StudyConfig, study_from_dict
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Experiment settings: the run configuration (the home of defaults), study settings, sweep grids."""

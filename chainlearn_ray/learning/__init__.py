@@ -1,0 +1,1 @@
+"""Local learning: model architectures, training and prediction loops, random generators."""

@@ -1,0 +1,1 @@
+"""Resource plans: actor resources, packing hospitals into processes, memory estimates."""

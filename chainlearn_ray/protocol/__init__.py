@@ -1,0 +1,1 @@
+"""The protocol: tiers, the weight formula, Proof of Capacity, reliability metrics, the ensemble."""
