@@ -29,7 +29,7 @@ from typing import Any  # noqa: E402
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """FedAvg through ``open_federation`` + ``run_baseline``; wall seconds of every phase."""
     from chainlearn_ray.experiment.config import load_config
-    from chainlearn_ray.protocol.rounds import RunKey
+    from chainlearn_ray.results.rows import RunKey
     from chainlearn_ray.runtime.cluster import ensure_ray, stop_ray
     from chainlearn_ray.runtime.simulation import load_partitioned, open_federation
 
@@ -52,8 +52,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         # FedAvg never touches the chain: no coordinator, no contract
         fed = open_federation(cfg, data, part, "bench-fedavg", Path(ckpt), chain=False)
         try:
-            from chainlearn_ray.runtime.baselines import run_baseline
             from chainlearn_ray.experiment.study import StudyConfig
+            from chainlearn_ray.runtime.baselines import run_baseline
 
             t_open = time.perf_counter()
             clock: dict[str, Any] = {}

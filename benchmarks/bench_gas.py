@@ -33,11 +33,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     args = parser.parse_args()
 
-    from chainlearn_ray.protocol.poc import benchmark_hash, sign_poc
     from chainlearn_ray.chain.backends import connect
     from chainlearn_ray.chain.client import FLCoordinatorClient
     from chainlearn_ray.chain.gas import measurement_hospitals
+    from chainlearn_ray.chain.statements import sign_poc
     from chainlearn_ray.chain.tx import encode_submit_update, sign_transaction
+    from chainlearn_ray.protocol.poc import benchmark_hash
 
     wall: list[float] = []
     cpu: list[float] = []

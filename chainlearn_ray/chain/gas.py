@@ -14,11 +14,12 @@ from typing import Any, Final
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from chainlearn_ray.protocol.poc import benchmark_hash, sign_poc
 from chainlearn_ray.chain.backends import ChainConnection
 from chainlearn_ray.chain.client import FLCoordinatorClient, TxResult
+from chainlearn_ray.chain.statements import sign_poc
 from chainlearn_ray.chain.tx import encode_submit_update, sign_transaction
 from chainlearn_ray.errors import ConfigError
+from chainlearn_ray.protocol.poc import benchmark_hash
 from chainlearn_ray.protocol.tiers import Tier
 
 logger = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from chainlearn_ray.experiment.config import DROPOUT_ATTENDANCE
+from chainlearn_ray.protocol.rounds import DROPOUT_ATTENDANCE
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -100,9 +100,9 @@ def _ensure_synthetic(cfg: Any) -> Any:
     """Write the synthetic dataset into the data folder when it is not there yet."""
     import dataclasses
 
-    from chainlearn_ray.experiment.config import replace
     from chainlearn_ray.data.medmnist import resolve_data_dir
     from chainlearn_ray.data.synthetic import dataset_filename, write_synthetic
+    from chainlearn_ray.experiment.config import replace
 
     root = resolve_data_dir(cfg.data.data_dir)
     if not (root / dataset_filename(cfg.data.dataset, cfg.data.size)).exists():

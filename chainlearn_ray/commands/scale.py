@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from chainlearn_ray.experiment.config import read_yaml_mapping
 from chainlearn_ray.errors import ConfigError
+from chainlearn_ray.experiment.config import read_yaml_mapping
 
 logger = logging.getLogger(__name__)
 

@@ -54,8 +54,8 @@ def dry_run(args: argparse.Namespace, out: Path) -> int:
     """Print the cells and the per-trial resource request without starting any trial."""
     from chainlearn_ray.results.store import finished_cells
     from chainlearn_ray.runtime.cluster import ensure_ray, stop_ray
-    from chainlearn_ray.runtime.tune import _describe, prepare_sweep, select_cells
     from chainlearn_ray.runtime.trials import plan_trials
+    from chainlearn_ray.runtime.tune import _describe, prepare_sweep, select_cells
 
     plan = select_cells(prepare_sweep(args.config, out, data_dir=args.data_dir),
                         _patterns(args.cells))

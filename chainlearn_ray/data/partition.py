@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
-from chainlearn_ray.experiment.config import ALPHAS as ALPHAS  # the protocol's named levels
-from chainlearn_ray.experiment.config import parse_alpha
 from chainlearn_ray.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -17,6 +16,45 @@ logger = logging.getLogger(__name__)
 
 Strategy = Literal["resample", "top_up", "auto"]
 STRATEGIES: tuple[str, ...] = ("resample", "top_up", "auto")
+
+
+#: The protocol's named non-IID levels (SPEC.md §2): Dirichlet concentration α.
+ALPHAS: dict[str, float] = {"mild": 1.0, "moderate": 0.5, "severe": 0.1}
+
+
+def parse_alpha(x: str | float | int) -> float:
+    """Dirichlet α from a name (``"mild"``, ``"moderate"``, ``"severe"``) or a positive number.
+
+    Raises
+    ------
+    ConfigError
+        Unknown name, non-positive or non-finite value.
+    """
+    if isinstance(x, str):
+        key = x.strip().lower()
+        if key in ALPHAS:
+            return ALPHAS[key]
+        try:
+            value = float(key)
+        except ValueError:
+            names = ", ".join(f"{k} ({v})" for k, v in ALPHAS.items())
+            raise ConfigError(f"unknown non-IID level {x!r}: use {names} or a positive number")\
+                from None
+    elif isinstance(x, bool):
+        raise ConfigError(f"Dirichlet alpha must be a number or a level name, got {x!r}")
+    else:
+        value = float(x)
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"Dirichlet alpha must be a positive finite number, got {x!r}")
+    return value
+
+
+def alpha_name(alpha: float) -> str:
+    """The level name of ``alpha`` if it is one, else its number as text."""
+    for name, value in ALPHAS.items():
+        if math.isclose(alpha, value):
+            return name
+    return f"{alpha:g}"
 
 
 @dataclass(frozen=True, eq=False)

@@ -1,1 +1,2 @@
-"""Experiment settings: the run configuration (the home of defaults), study settings, sweep grids."""
+"""Experiment settings: the run configuration (the home of defaults), study settings, sweep
+grids."""

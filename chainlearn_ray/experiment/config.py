@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
@@ -11,22 +10,19 @@ from typing import Any, TypeVar
 
 import yaml
 
+from chainlearn_ray.data.partition import parse_alpha
 from chainlearn_ray.errors import ConfigError
-from chainlearn_ray.protocol.tiers import TIERS, Tier
+from chainlearn_ray.learning.hardware import THROTTLE_MODES
+from chainlearn_ray.protocol.tiers import MEDIUM_BELOW, TIERS, WEAK_BELOW, Tier
 
 T = TypeVar("T")
 
 #: Named non-IID levels (Dirichlet concentration α); SPEC.md §2.
-ALPHAS: dict[str, float] = {"mild": 1.0, "moderate": 0.5, "severe": 0.1}
 #: Default PoC tier thresholds (samples/s): below 100 Weak, below 300 Medium.
-WEAK_BELOW = 100.0
-MEDIUM_BELOW = 300.0
 #: Seeds of the published study.
 PAPER_SEEDS: tuple[int, ...] = (42, 142, 242, 342, 442)
 #: Per-round attendance of the Ours-Dropout scenario.
-DROPOUT_ATTENDANCE: dict[str, float] = {"weak": 1.0, "medium": 0.8, "strong": 0.6}
 CHAIN_BACKENDS = ("embedded", "anvil", "rpc")
-THROTTLE_MODES = ("virtual", "sleep")
 SPLIT_MODES = ("official", "reference_halved")
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -177,41 +173,6 @@ def _to_plain(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_to_plain(v) for v in obj]
     return obj
-
-
-def parse_alpha(x: str | float | int) -> float:
-    """Dirichlet α from a name (``"mild"``, ``"moderate"``, ``"severe"``) or a positive number.
-
-    Raises
-    ------
-    ConfigError
-        Unknown name, non-positive or non-finite value.
-    """
-    if isinstance(x, str):
-        key = x.strip().lower()
-        if key in ALPHAS:
-            return ALPHAS[key]
-        try:
-            value = float(key)
-        except ValueError:
-            names = ", ".join(f"{k} ({v})" for k, v in ALPHAS.items())
-            raise ConfigError(f"unknown non-IID level {x!r}: use {names} or a positive number")\
-                from None
-    elif isinstance(x, bool):
-        raise ConfigError(f"Dirichlet alpha must be a number or a level name, got {x!r}")
-    else:
-        value = float(x)
-    if not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"Dirichlet alpha must be a positive finite number, got {x!r}")
-    return value
-
-
-def alpha_name(alpha: float) -> str:
-    """The level name of ``alpha`` if it is one, else its number as text."""
-    for name, value in ALPHAS.items():
-        if math.isclose(alpha, value):
-            return name
-    return f"{alpha:g}"
 
 
 def parse_tier_counts(text: str) -> dict[str, int]:

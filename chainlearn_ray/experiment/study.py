@@ -9,11 +9,9 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Final
 
-from chainlearn_ray.experiment.config import read_yaml_mapping
 from chainlearn_ray.errors import ConfigError
-from chainlearn_ray.protocol.rounds import RunKey
+from chainlearn_ray.experiment.config import read_yaml_mapping
 from chainlearn_ray.methods import names
-from chainlearn_ray.results.schema import ALL
 
 logger = logging.getLogger(__name__)
 
@@ -169,31 +167,3 @@ def load_study(path: str | Path | None) -> StudyConfig:
     doc = read_yaml_mapping(path)
     logger.debug("study section of %s: %s", path, doc.get("study"))
     return study_from_dict(doc.get("study"))
-
-
-#: Prefix of the priced gas rows: ``cost_usd_<operation>``.
-COST_PREFIX: Final = "cost_usd_"
-
-
-def cost_rows(rows: list[dict[str, Any]], gas_price_gwei: float,
-              eth_price_usd: float) -> list[dict[str, Any]]:
-    """A ``cost_usd_<operation>`` row for every ``gas_<operation>`` row of ``rows``.
-
-    ``usd = gas * gwei * 1e-9 * eth_usd``; the other columns are the gas row's.
-    """
-    factor = gas_price_gwei * 1e-9 * eth_price_usd
-    return [
-        {**row, "metric": COST_PREFIX + row["metric"][len("gas_"):],
-         "value": float(row["value"]) * factor}
-        for row in rows if str(row["metric"]).startswith("gas_")
-    ]
-
-
-def budget_rows(key: RunKey, method: str, rounds: int, epochs: int) -> list[dict[str, Any]]:
-    """The training budget a method ran under: ``budget_rounds``, ``budget_epochs`` (local
-    epochs per round) and ``budget_total_epochs``, as round-0 rows of hospital ``"all"``."""
-    return [
-        names.result_row(key, method, 0, ALL, "", "budget_rounds", rounds),
-        names.result_row(key, method, 0, ALL, "", "budget_epochs", epochs),
-        names.result_row(key, method, 0, ALL, "", "budget_total_epochs", rounds * epochs),
-    ]

@@ -1,6 +1,7 @@
 """One simulated hospital: its key, shard, hardware profile, model, PoC and local training.
 
-Plain Python (no Ray): ``chainlearn_ray.runtime.hospital_actor`` hosts these objects inside Ray actors.
+Plain Python (no Ray): ``chainlearn_ray.runtime.hospital_actor`` hosts these objects inside Ray
+actors.
 A hospital never holds a Web3 object; it signs its PoC statement and its own transactions and
 hands plain bytes back.
 """
@@ -115,7 +116,7 @@ class Hospital:
             self.x_train, self.y_train = self._x_shard[idx], self._y_shard[idx]
 
     def _profile(self) -> Any:
-        from chainlearn_ray.protocol.poc import HardwareProfile
+        from chainlearn_ray.learning.hardware import HardwareProfile
 
         return HardwareProfile(
             name=self.spec.hardware_tier.label,
@@ -134,7 +135,9 @@ class Hospital:
         ``bench_hash`` are the hospital's *claim* (its behaviour's ``claimed_tier``, else the
         measured tier); ``measured_tier`` is what the benchmark measured.
         """
-        from chainlearn_ray.protocol.poc import Throttle, benchmark_hash, classify, run_benchmark
+        from chainlearn_ray.learning.benchmark import run_benchmark
+        from chainlearn_ray.learning.hardware import Throttle
+        from chainlearn_ray.protocol.poc import benchmark_hash, classify
 
         result = self.poc
         if not (reuse and result is not None and int(result.steps) == steps
@@ -171,7 +174,7 @@ class Hospital:
     def sign_registration(self, tier: str, bench_hash: bytes, chain_id: int,
                           contract: str) -> bytes:
         """Sign the PoC statement for ``tier`` on this deployment, and adopt ``tier``."""
-        from chainlearn_ray.protocol.poc import sign_poc
+        from chainlearn_ray.chain.statements import sign_poc
 
         self.tier = Tier.parse(tier)
         self.contract = contract
@@ -226,8 +229,8 @@ class Hospital:
         Under a behaviour with ``total_epochs`` it trains only what is left of that budget; with
         ``reported`` it reports those metrics (the measured ones stay in ``extra``).
         """
-        from chainlearn_ray.protocol.metrics import accuracy, reliability
         from chainlearn_ray.learning.training import model_hash, predict_proba, train
+        from chainlearn_ray.protocol.metrics import accuracy, reliability
 
         self._inject_fault(round_)
         self._ensure_model()
@@ -332,7 +335,7 @@ class Hospital:
             self.model.load_state_dict(state["model"])
         self.rounds_trained = int(state.get("rounds_trained", 0))
         if state.get("slowdown") is not None:
-            from chainlearn_ray.protocol.poc import Throttle
+            from chainlearn_ray.learning.hardware import Throttle
 
             self.throttle = Throttle.from_slowdown(self._profile(), float(state["slowdown"]))
         logger.warning("%s restored from checkpoint after %d rounds", self.spec.hospital_id,

@@ -3,6 +3,7 @@ round report, and its deterministic key and seeds."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,15 +132,16 @@ class Behaviour:
 def shard_positions(n: int, fraction: float, seed: int, index: int) -> np.ndarray:
     """Positions (into a shard of ``n`` samples) a hospital trains on under ``fraction``.
 
-    The whole shard for 1.0, else :meth:`chainlearn_ray.methods.attacks.SpoofAttack.shard`'s
-    seeded subset; the driver uses the same function to report the shard's class counts.
+    The whole shard for 1.0, else a seeded subset of ``max(1, floor(fraction * n))`` positions,
+    sorted (a capacity spoofer's smaller training set); the driver uses the same function to
+    report the shard's class counts.
     """
     positions = np.arange(int(n))
     if fraction >= 1.0:
         return positions
-    from chainlearn_ray.methods.attacks import SpoofAttack
-
-    return SpoofAttack(hospital_index=index, data_fraction=fraction).shard(index, positions, seed)
+    keep = max(1, math.floor(fraction * len(positions)))
+    rng = np.random.default_rng([int(seed), int(index), 0x5900F])
+    return np.sort(rng.choice(positions, size=min(keep, len(positions)), replace=False))
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from chainlearn_ray.protocol.poc import Pacer, Throttle, synchronize, torch_threads
 from chainlearn_ray.errors import ConfigError, DataError, ModelError, ResourceError
+from chainlearn_ray.learning.hardware import Pacer, Throttle
 from chainlearn_ray.learning.models import (
     CPU_CHANNELS_LAST,
     CPU_EVAL_BATCH,
@@ -27,6 +27,7 @@ from chainlearn_ray.learning.models import (
 )
 from chainlearn_ray.learning.optim import adam
 from chainlearn_ray.learning.rng import reseed, seeded
+from chainlearn_ray.learning.threads import synchronize, torch_threads
 
 logger = logging.getLogger(__name__)
 
@@ -136,8 +137,8 @@ def _rng_scope(seed: int, dev: torch.device,
                model: nn.Module) -> contextlib.AbstractContextManager[None]:
     """Seed dropout / stochastic depth for the block without leaking into global RNG state.
 
-    A model whose layers draw nothing (:func:`~chainlearn_ray.learning.models.draws_global_rng`) needs
-    no seed, and takes no lock: hospitals training such models on threads of one process run
+    A model whose layers draw nothing (:func:`~chainlearn_ray.learning.models.draws_global_rng`)
+    needs no seed, and takes no lock: hospitals training such models on threads of one process run
     in parallel (see :mod:`chainlearn_ray.learning.rng`).
     """
     if not draws_global_rng(model):

@@ -12,8 +12,9 @@ from chainlearn_ray.protocol.weights import SCALE, compute_weight
 
 logger = logging.getLogger(__name__)
 
-#: ``(tier, confidence, ece, rounds) -> weight``: :func:`chainlearn_ray.protocol.weights.compute_weight`,
-#: or a call of the contract's ``calculateWeightPure``.
+#: ``(tier, confidence, ece, rounds) -> weight``:
+#: :func:`chainlearn_ray.protocol.weights.compute_weight`, or a call of the contract's
+#: ``calculateWeightPure``.
 WeightFn = Callable[[Tier, int, int, int], int]
 
 #: The tier whose capacity multiplier is neutral (10000): stands for "no capacity term".
@@ -28,8 +29,10 @@ def ablation_inputs(name: str | None, tier: Tier | str | int, confidence: int, e
                     rounds: int) -> tuple[Tier, int, int, int]:
     """Inputs that make the *unchanged* weight formula compute an ablation.
 
-    Feeding these to ``calculateWeightPure`` (or :func:`chainlearn_ray.protocol.weights.compute_weight`)
-    gives the ablated weight, so no second formula exists anywhere:
+
+    Feeding these to ``calculateWeightPure`` (or
+    :func:`chainlearn_ray.protocol.weights.compute_weight`) gives the ablated weight, so no second
+    formula exists anywhere:
 
     * ``no_capmul`` and ``no_poc``: tier Medium (capMul 10000 for everyone);
     * ``no_conf``: confidence 10000;

@@ -15,10 +15,11 @@ from typing import Literal
 
 import numpy as np
 
-from chainlearn_ray.protocol.poc import MEDIUM_BELOW, WEAK_BELOW, benchmark_hash, classify
 from chainlearn_ray.errors import ChainlearnError, ConfigError
+from chainlearn_ray.hospital.spec import shard_positions
 from chainlearn_ray.methods.names import attack_method
-from chainlearn_ray.protocol.tiers import Tier
+from chainlearn_ray.protocol.poc import benchmark_hash, classify
+from chainlearn_ray.protocol.tiers import MEDIUM_BELOW, WEAK_BELOW, Tier
 from chainlearn_ray.protocol.weights import SCALE
 
 logger = logging.getLogger(__name__)
@@ -108,14 +109,13 @@ class SpoofAttack:
     def shard(self, index: int, indices: np.ndarray, seed: int) -> np.ndarray:
         """Training indices of hospital ``index``: a seeded ``data_fraction`` for the spoofer.
 
-        At least one sample is kept; the subset is returned sorted.
+        At least one sample is kept; the subset is returned sorted (:func:`~chainlearn_ray.
+        hospital.spec.shard_positions`).
         """
         idx = np.asarray(indices)
         if index != self.hospital_index:
             return idx
-        keep = max(1, math.floor(self.data_fraction * len(idx)))
-        rng = np.random.default_rng([int(seed), int(index), 0x5900F])
-        return np.sort(rng.choice(idx, size=min(keep, len(idx)), replace=False))
+        return np.sort(idx[shard_positions(len(idx), self.data_fraction, seed, index)])
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from chainlearn_ray.errors import ConfigError
+from chainlearn_ray.learning.training import predict_proba, train
 from chainlearn_ray.methods.fed import (
     Client,
     ClientResult,
@@ -20,7 +21,6 @@ from chainlearn_ray.methods.fed import (
 )
 from chainlearn_ray.methods.names import CENTRALIZED
 from chainlearn_ray.protocol.tiers import Tier
-from chainlearn_ray.learning.training import predict_proba, train
 
 logger = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ import numpy as np
 from torch import Tensor, nn
 
 from chainlearn_ray.errors import ConfigError
-from chainlearn_ray.protocol.rounds import RunKey
-from chainlearn_ray.methods.names import result_row
 from chainlearn_ray.learning.training import state_dict_bytes
+from chainlearn_ray.methods.names import result_row
+from chainlearn_ray.results.rows import RunKey
 
 logger = logging.getLogger(__name__)
 

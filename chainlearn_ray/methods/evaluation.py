@@ -14,9 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from chainlearn_ray.protocol.ensemble import weighted_ensemble
 from chainlearn_ray.errors import DataError
-from chainlearn_ray.protocol.rounds import RunKey
 from chainlearn_ray.methods.ablations import WeightFn, ablated_weight
 from chainlearn_ray.methods.names import (
     EQUAL_WEIGHT,
@@ -26,9 +24,16 @@ from chainlearn_ray.methods.names import (
     ablation_method,
     result_row,
 )
-from chainlearn_ray.protocol.metrics import accuracy, confidence, expected_calibration_error, macro_f1
-from chainlearn_ray.results.schema import ENSEMBLE
+from chainlearn_ray.protocol.ensemble import weighted_ensemble
+from chainlearn_ray.protocol.metrics import (
+    accuracy,
+    confidence,
+    expected_calibration_error,
+    macro_f1,
+)
 from chainlearn_ray.protocol.tiers import TIERS, Tier
+from chainlearn_ray.results.rows import RunKey
+from chainlearn_ray.results.schema import ENSEMBLE
 
 logger = logging.getLogger(__name__)
 

@@ -19,14 +19,14 @@ from typing import Any, ClassVar
 import numpy as np
 from torch import Tensor, nn
 
-from chainlearn_ray.protocol.poc import Throttle
-from chainlearn_ray.protocol.ensemble import weighted_ensemble
 from chainlearn_ray.errors import ConfigError, HospitalFailure
-from chainlearn_ray.protocol.rounds import RunKey
 from chainlearn_ray.hospital.spec import hospital_seed
-from chainlearn_ray.methods.comm import CommBytes, comm_rows
-from chainlearn_ray.protocol.tiers import Tier
+from chainlearn_ray.learning.hardware import Throttle
 from chainlearn_ray.learning.training import TrainStats
+from chainlearn_ray.methods.comm import CommBytes, comm_rows
+from chainlearn_ray.protocol.ensemble import weighted_ensemble
+from chainlearn_ray.protocol.tiers import Tier
+from chainlearn_ray.results.rows import RunKey
 
 logger = logging.getLogger(__name__)
 

@@ -11,6 +11,7 @@ import numpy as np
 from torch import Tensor
 
 from chainlearn_ray.errors import ConfigError, HospitalFailure
+from chainlearn_ray.learning.training import predict_proba, train
 from chainlearn_ray.methods.aggregation import fedavg_average
 from chainlearn_ray.methods.comm import state_bytes
 from chainlearn_ray.methods.fed import (
@@ -22,7 +23,6 @@ from chainlearn_ray.methods.fed import (
 )
 from chainlearn_ray.methods.names import FEDAVG, FEDPROX
 from chainlearn_ray.protocol.tiers import Tier
-from chainlearn_ray.learning.training import predict_proba, train
 
 logger = logging.getLogger(__name__)
 

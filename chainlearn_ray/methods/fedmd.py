@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from chainlearn_ray.data.partition import Partition, dirichlet_partition
 from chainlearn_ray.errors import ConfigError, DataError, HospitalFailure
+from chainlearn_ray.learning.training import distill, predict_proba, train
 from chainlearn_ray.methods.aggregation import fedmd_consensus
 from chainlearn_ray.methods.comm import array_bytes
 from chainlearn_ray.methods.fed import (
@@ -29,7 +30,6 @@ from chainlearn_ray.methods.fed import (
     TrainSettings,
 )
 from chainlearn_ray.methods.names import FEDMD
-from chainlearn_ray.learning.training import distill, predict_proba, train
 
 logger = logging.getLogger(__name__)
 

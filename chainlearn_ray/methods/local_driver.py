@@ -15,18 +15,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from chainlearn_ray.protocol.poc import torch_threads
 from chainlearn_ray.data.transforms import to_tensor
 from chainlearn_ray.errors import ConfigError
-from chainlearn_ray.protocol.rounds import RunKey
 from chainlearn_ray.hospital.spec import EvalSplits, TrainShard
+from chainlearn_ray.learning.models import build_model, count_parameters
+from chainlearn_ray.learning.threads import torch_threads
 from chainlearn_ray.methods.evaluation import HEADLINE, headline_metrics
 from chainlearn_ray.methods.fed import Client, FederatedMethod, TrainSettings
 from chainlearn_ray.methods.fedmd import FedMD
 from chainlearn_ray.methods.names import result_row
-from chainlearn_ray.learning.models import build_model, count_parameters
-from chainlearn_ray.results.schema import ALL, ENSEMBLE
 from chainlearn_ray.protocol.tiers import Tier
+from chainlearn_ray.results.rows import RunKey
+from chainlearn_ray.results.schema import ALL, ENSEMBLE
 
 logger = logging.getLogger(__name__)
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Final
 
-from chainlearn_ray.protocol.rounds import RunKey
-from chainlearn_ray.protocol.rounds import result_row as federation_row
+from chainlearn_ray.results.rows import RunKey
+from chainlearn_ray.results.rows import result_row as federation_row
+from chainlearn_ray.results.schema import ALL
 
 CENTRALIZED: Final = "centralized"
 LOCAL_WEAK: Final = "local_weak"
@@ -64,3 +65,13 @@ def result_row(key: RunKey, method: str, round_: int, hospital: str, tier: str, 
         The remaining columns (``tier`` is a tier label or ``""``).
     """
     return federation_row(replace(key, method=method), round_, hospital, tier, metric, value)
+
+
+def budget_rows(key: RunKey, method: str, rounds: int, epochs: int) -> list[dict[str, Any]]:
+    """The training budget a method ran under: ``budget_rounds``, ``budget_epochs`` (local
+    epochs per round) and ``budget_total_epochs``, as round-0 rows of hospital ``"all"``."""
+    return [
+        result_row(key, method, 0, ALL, "", "budget_rounds", rounds),
+        result_row(key, method, 0, ALL, "", "budget_epochs", epochs),
+        result_row(key, method, 0, ALL, "", "budget_total_epochs", rounds * epochs),
+    ]

@@ -1,7 +1,8 @@
 """Validate a simulation's actor resources against a cluster before any actor is created.
 
-:func:`plan_resources` turns per-tier demands (:class:`~chainlearn_ray.planning.resources.TierResources`)
-into a :class:`~chainlearn_ray.planning.resources.ResourcePlan`: GPU sharing groups, CPU time-sharing,
+:func:`plan_resources` turns per-tier demands
+(:class:`~chainlearn_ray.planning.resources.TierResources`) into a
+:class:`~chainlearn_ray.planning.resources.ResourcePlan`: GPU sharing groups, CPU time-sharing,
 custom resources, per-node fit and per-GPU memory, or a :class:`ResourceError` that says what to
 lower.
 """
@@ -16,8 +17,8 @@ from types import MappingProxyType
 
 import numpy as np
 
-from chainlearn_ray.experiment.config import DEVICES
 from chainlearn_ray.errors import ConfigError, ResourceError
+from chainlearn_ray.experiment.config import DEVICES
 from chainlearn_ray.planning.resources import (
     EPS,
     UNIT,

@@ -339,8 +339,9 @@ def balance(costs: Mapping[str, float], processes: int) -> list[list[str]]:
 def launcher_capacity(config: Mapping[str, Any]) -> dict[str, float]:
     """Most resources a Ray cluster-launcher config can bring up: head plus every worker type.
 
-    Use it as ``available`` for :func:`chainlearn_ray.planning.planner.plan_resources` on an autoscaling
-    cluster whose workers are not up yet (e.g. the head's ``~/ray_bootstrap_config.yaml``).
+    Use it as ``available`` for :func:`chainlearn_ray.planning.planner.plan_resources` on an
+    autoscaling cluster whose workers are not up yet (e.g. the head's
+    ``~/ray_bootstrap_config.yaml``).
     Each worker type counts
     ``min(its max_workers, the global max_workers)`` nodes, so the result is an upper bound
     when the global ``max_workers`` is below the sum of the types' ``max_workers``.

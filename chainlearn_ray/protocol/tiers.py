@@ -6,6 +6,11 @@ from enum import IntEnum
 
 from chainlearn_ray.errors import ConfigError
 
+#: PoC throughput thresholds of the reference design (samples/s): below ``WEAK_BELOW`` Weak,
+#: below ``MEDIUM_BELOW`` Medium, else Strong. The run config's defaults; they depend on hardware.
+WEAK_BELOW = 100.0
+MEDIUM_BELOW = 300.0
+
 
 class Tier(IntEnum):
     """Capacity class of a hospital; values equal the contract's ``CapacityClass`` enum."""

@@ -16,6 +16,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator
 
+from chainlearn_ray.protocol.tiers import TIERS
 from chainlearn_ray.results.atomic import write_atomic
 from chainlearn_ray.results.sensitivity import sensitivity_table
 from chainlearn_ray.results.stats import summary_table
@@ -27,7 +28,6 @@ from chainlearn_ray.results.tables import (
     is_main_method,
     order_methods,
 )
-from chainlearn_ray.protocol.tiers import TIERS
 
 logger = logging.getLogger(__name__)
 

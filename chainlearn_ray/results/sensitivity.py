@@ -12,8 +12,8 @@ from typing import Final
 import pandas as pd
 from scipy import stats as sps
 
-from chainlearn_ray.experiment.config import DROPOUT_ATTENDANCE
 from chainlearn_ray.errors import ConfigError
+from chainlearn_ray.protocol.rounds import DROPOUT_ATTENDANCE
 from chainlearn_ray.protocol.tiers import TIERS, Tier
 from chainlearn_ray.protocol.weights import compute_weight
 

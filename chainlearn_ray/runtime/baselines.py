@@ -22,8 +22,9 @@ import ray
 import torch
 
 from chainlearn_ray.errors import ConfigError, DataError, HospitalFailure
-from chainlearn_ray.protocol.rounds import RunKey
 from chainlearn_ray.hospital.site import Hospital, TrainShard
+from chainlearn_ray.learning.models import build_model, count_parameters
+from chainlearn_ray.learning.training import predict_proba
 from chainlearn_ray.methods.centralized import CENTRAL_ID, Centralized
 from chainlearn_ray.methods.evaluation import headline_metrics
 from chainlearn_ray.methods.fed import Client, ClientResult, FederatedMethod, TrainSettings
@@ -31,13 +32,12 @@ from chainlearn_ray.methods.fedavg import FedAvg, FedProx
 from chainlearn_ray.methods.fedmd import FedMD, split_public
 from chainlearn_ray.methods.local_driver import ensemble_rows, setup_rows
 from chainlearn_ray.methods.names import CENTRALIZED, FEDAVG, FEDMD, FEDPROX
-from chainlearn_ray.learning.models import build_model, count_parameters
 from chainlearn_ray.protocol.tiers import Tier
-from chainlearn_ray.learning.training import predict_proba
+from chainlearn_ray.results.rows import RunKey
 
 if TYPE_CHECKING:
-    from chainlearn_ray.runtime.simulation import Federation
     from chainlearn_ray.experiment.study import StudyConfig
+    from chainlearn_ray.runtime.simulation import Federation
 
 logger = logging.getLogger(__name__)
 

@@ -13,16 +13,23 @@ import numpy as np
 import pandas as pd
 import ray
 
-from chainlearn_ray.experiment.config import DROPOUT_ATTENDANCE, RunConfig, alpha_name
+from chainlearn_ray.data.partition import alpha_name
 from chainlearn_ray.errors import ChainlearnError
-from chainlearn_ray.protocol.rounds import RunKey, format_round, round_rows, setup_rows
+from chainlearn_ray.experiment.config import RunConfig
+from chainlearn_ray.experiment.study import StudyConfig
 from chainlearn_ray.hospital.spec import Behaviour, shard_positions
 from chainlearn_ray.methods import names
 from chainlearn_ray.methods.ablations import ablation_inputs, no_poc_arch_by_tier, no_poc_tier
 from chainlearn_ray.methods.attacks import InflatedAttack, LazyAttack, SpoofAttack
 from chainlearn_ray.methods.comm import comm_rows, ours_comm_bytes
 from chainlearn_ray.methods.evaluation import POSTHOC_METHODS, HospitalRecord, evaluate_posthoc
+from chainlearn_ray.methods.names import budget_rows
+from chainlearn_ray.protocol.rounds import DROPOUT_ATTENDANCE
+from chainlearn_ray.protocol.tiers import Tier
+from chainlearn_ray.protocol.weights import compute_weight
+from chainlearn_ray.results.console import format_round
 from chainlearn_ray.results.manifest import build_manifest
+from chainlearn_ray.results.rows import RunKey, cost_rows, round_rows, setup_rows
 from chainlearn_ray.results.schema import rows_to_frame
 from chainlearn_ray.results.store import write_json_atomic, write_parquet_atomic
 from chainlearn_ray.runtime.simulation import (
@@ -31,9 +38,6 @@ from chainlearn_ray.runtime.simulation import (
     open_federation,
     run_id_for,
 )
-from chainlearn_ray.experiment.study import StudyConfig, budget_rows, cost_rows
-from chainlearn_ray.protocol.tiers import Tier
-from chainlearn_ray.protocol.weights import compute_weight
 
 logger = logging.getLogger(__name__)
 

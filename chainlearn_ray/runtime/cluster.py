@@ -20,10 +20,15 @@ from typing import Any
 
 import ray
 
-from chainlearn_ray.experiment.config import RunConfig
 from chainlearn_ray.errors import ResourceError
+from chainlearn_ray.experiment.config import RunConfig
 from chainlearn_ray.planning.planner import plan_resources
-from chainlearn_ray.planning.resources import ResourcePlan, TierResources, arch_draws_rng, auto_packing
+from chainlearn_ray.planning.resources import (
+    ResourcePlan,
+    TierResources,
+    arch_draws_rng,
+    auto_packing,
+)
 from chainlearn_ray.runtime import raylet_watch
 
 logger = logging.getLogger(__name__)
@@ -402,8 +407,8 @@ def mixed_layout(cfg: RunConfig, slots: int) -> tuple[int, int]:
     Every process costs a Python runtime with torch (about 2.5 CPU-seconds to start and
     300 MB), so hospitals train on threads of as few processes as keep a thread per CPU, at
     most :data:`MAX_THREADS_PER_PROCESS` each. Threads need models that draw no random numbers
-    in training (:func:`~chainlearn_ray.planning.resources.arch_draws_rng`: those would take turns on
-    torch's one global generator) and one torch thread per hospital; otherwise each process
+    in training (:func:`~chainlearn_ray.planning.resources.arch_draws_rng`: those would take turns
+    on torch's one global generator) and one torch thread per hospital; otherwise each process
     trains one hospital at a time, one process per CPU.
     """
     used = [t for label, t in cfg.tiers.items() if int(cfg.hospitals.get(label, 0))]

@@ -202,8 +202,8 @@ class CoordinatorActor:
                        verify: bool, policy: str) -> dict[str, Any]:
         """``res`` with ``claimed_tier`` set and, under ``verify``, the tier and benchmark
         hash its measurement supports."""
-        from chainlearn_ray.protocol.poc import benchmark_hash
         from chainlearn_ray.methods.attacks import verify_claim
+        from chainlearn_ray.protocol.poc import benchmark_hash
 
         res["claimed_tier"] = claimed = res["tier"]
         if not verify:

@@ -12,7 +12,6 @@ from typing import Any
 
 import ray
 
-from chainlearn_ray.protocol.poc import pin_torch_threads
 from chainlearn_ray.hospital.site import (
     Behaviour,
     EvalSplits,
@@ -21,6 +20,7 @@ from chainlearn_ray.hospital.site import (
     RoundReport,
     TrainShard,
 )
+from chainlearn_ray.learning.threads import pin_torch_threads
 
 logger = logging.getLogger(__name__)
 

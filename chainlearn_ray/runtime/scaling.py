@@ -14,14 +14,14 @@ from typing import Any
 import pandas as pd
 import ray
 
-from chainlearn_ray.experiment.config import RunConfig, replace
 from chainlearn_ray.errors import ConfigError
+from chainlearn_ray.experiment.config import RunConfig, replace
+from chainlearn_ray.protocol.tiers import TIERS, Tier
 from chainlearn_ray.results.manifest import build_manifest
 from chainlearn_ray.results.scaling_report import scaling_frame, scaling_rows, write_scaling
 from chainlearn_ray.results.store import write_json_atomic
 from chainlearn_ray.runtime.cluster import ensure_ray, stop_ray
 from chainlearn_ray.runtime.simulation import Progress, RunSummary, run_id_for, run_simulation
-from chainlearn_ray.protocol.tiers import TIERS, Tier
 
 logger = logging.getLogger(__name__)
 

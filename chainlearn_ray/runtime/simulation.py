@@ -12,26 +12,21 @@ from typing import TYPE_CHECKING, Any
 
 import ray
 
-from chainlearn_ray.experiment.config import RunConfig, alpha_name
+from chainlearn_ray.data.partition import alpha_name
 from chainlearn_ray.errors import ResourceError
-from chainlearn_ray.protocol.rounds import (
-    RoundOutcome,
-    RunKey,
-    draw_attendance,
-    format_round,
-    format_table,
-    round_rows,
-    setup_rows,
-)
+from chainlearn_ray.experiment.config import RunConfig
 from chainlearn_ray.hospital.spec import EvalSplits, HospitalSpec, TrainShard
 from chainlearn_ray.planning.resources import arch_cost, balance
+from chainlearn_ray.protocol.rounds import RoundOutcome, draw_attendance
+from chainlearn_ray.protocol.tiers import Tier
 from chainlearn_ray.results.atomic import write_json_atomic, write_rows_atomic
+from chainlearn_ray.results.console import format_round, format_table
 from chainlearn_ray.results.manifest import build_manifest, config_digest
+from chainlearn_ray.results.rows import RunKey, round_rows, setup_rows
 from chainlearn_ray.results.schema import rows_to_frame
 from chainlearn_ray.runtime.cluster import ensure_ray, plan_for, poc_concurrency, stop_ray
 from chainlearn_ray.runtime.coordinator_actor import CoordinatorActor
 from chainlearn_ray.runtime.hospital_actor import HospitalActor
-from chainlearn_ray.protocol.tiers import Tier
 
 if TYPE_CHECKING:  # pandas loads when results are written, not for runs without a table
     import pandas as pd

@@ -8,11 +8,11 @@ from typing import Any
 
 import ray
 
-from chainlearn_ray.experiment.config import RunConfig, replace
 from chainlearn_ray.errors import ResourceError
+from chainlearn_ray.experiment.config import RunConfig, replace
+from chainlearn_ray.experiment.grid import Cell, SweepPlan
 from chainlearn_ray.planning.resources import UNIT
 from chainlearn_ray.runtime.cluster import plan_for
-from chainlearn_ray.experiment.grid import Cell, SweepPlan
 
 
 def _floor(value: float) -> float:

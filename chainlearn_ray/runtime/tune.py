@@ -16,8 +16,16 @@ import pandas as pd
 import ray
 from ray import tune
 
-from chainlearn_ray.experiment.config import RunConfig
 from chainlearn_ray.errors import ChainlearnError, ConfigError
+from chainlearn_ray.experiment.config import RunConfig
+from chainlearn_ray.experiment.grid import (
+    SYNTHETIC_FOLDER,
+    Cell,
+    SweepPlan,
+    load_sweep,
+    write_synthetic_data,
+)
+from chainlearn_ray.experiment.study import StudyConfig
 from chainlearn_ray.results.manifest import build_manifest
 from chainlearn_ray.results.store import (
     SWEEP_RESULTS,
@@ -27,8 +35,6 @@ from chainlearn_ray.results.store import (
 )
 from chainlearn_ray.runtime.cluster import ensure_ray, stop_ray
 from chainlearn_ray.runtime.trials import plan_trials
-from chainlearn_ray.experiment.study import StudyConfig
-from chainlearn_ray.experiment.grid import SYNTHETIC_FOLDER, Cell, SweepPlan, load_sweep, write_synthetic_data
 
 logger = logging.getLogger(__name__)
 

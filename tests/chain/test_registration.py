@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from eth_account import Account
 
-from chainlearn_ray.protocol.poc import sign_poc
 from chainlearn_ray.chain.backends import ChainConnection
 from chainlearn_ray.chain.client import FLCoordinatorClient
+from chainlearn_ray.chain.statements import sign_poc
 from chainlearn_ray.errors import ContractRevertError
 from chainlearn_ray.protocol.tiers import ModelType, Tier
 from tests.chain.conftest import Hospital, as_sender, make_hospital, register
@@ -155,7 +155,7 @@ def test_high_s_signature_is_rejected(fresh: FLCoordinatorClient, trio: list[Hos
 def _eth_signed(h: Hospital, client: FLCoordinatorClient) -> bytes:
     from eth_account.messages import _hash_eip191_message, encode_defunct
 
-    from chainlearn_ray.protocol.poc import poc_digest
+    from chainlearn_ray.chain.statements import poc_digest
 
     digest = poc_digest(h.address, h.tier, h.bench_hash, client.chain_id, client.address)
     return bytes(_hash_eip191_message(encode_defunct(primitive=digest)))

@@ -9,10 +9,10 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from chainlearn_ray.experiment.study import StudyConfig
 from chainlearn_ray.methods import names
 from chainlearn_ray.methods.ablations import ablated_weight
 from chainlearn_ray.results.store import read_results
-from chainlearn_ray.experiment.study import StudyConfig
 
 from .conftest import tiny_config
 

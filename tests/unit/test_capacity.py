@@ -11,18 +11,12 @@ import torch
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
-from chainlearn_ray.protocol.poc import (
-    HardwareProfile,
-    Pacer,
-    Throttle,
-    benchmark_hash,
-    classify,
-    poc_digest,
-    run_benchmark,
-    sign_poc,
-    torch_threads,
-)
+from chainlearn_ray.chain.statements import poc_digest, sign_poc
 from chainlearn_ray.errors import ConfigError, ResourceError
+from chainlearn_ray.learning.benchmark import run_benchmark
+from chainlearn_ray.learning.hardware import HardwareProfile, Pacer, Throttle
+from chainlearn_ray.learning.threads import torch_threads
+from chainlearn_ray.protocol.poc import benchmark_hash, classify
 from chainlearn_ray.protocol.tiers import Tier
 
 KEY = "0x" + "11" * 32

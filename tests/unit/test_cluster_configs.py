@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from chainlearn_ray.experiment.config import load_config
 from chainlearn_ray.errors import ResourceError
+from chainlearn_ray.experiment.config import load_config
 from chainlearn_ray.planning.planner import plan_resources
 from chainlearn_ray.planning.resources import TierResources, launcher_capacity
 from chainlearn_ray.protocol.tiers import TIERS

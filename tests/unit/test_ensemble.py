@@ -7,6 +7,7 @@ import hashlib
 import numpy as np
 import pytest
 
+from chainlearn_ray.errors import ChainlearnError, DataError
 from chainlearn_ray.protocol.ensemble import (
     PREDICTION_HASH_TAG,
     ZeroWeightsError,
@@ -14,7 +15,6 @@ from chainlearn_ray.protocol.ensemble import (
     prediction_hash,
     weighted_ensemble,
 )
-from chainlearn_ray.errors import ChainlearnError, DataError
 
 P1 = np.array([[0.9, 0.1], [0.2, 0.8]], dtype=np.float32)
 P2 = np.array([[0.4, 0.6], [0.7, 0.3]], dtype=np.float32)

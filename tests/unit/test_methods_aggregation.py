@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chainlearn_ray.errors import ConfigError, DataError, ModelError
-from chainlearn_ray.methods.aggregation import fedavg_average, fedmd_consensus, softmax
 from chainlearn_ray.learning.models import build_model
+from chainlearn_ray.methods.aggregation import fedavg_average, fedmd_consensus, softmax
 
 
 def _state(weight: list[float], mean: list[float], var: list[float], tracked: int,

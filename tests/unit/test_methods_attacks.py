@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from chainlearn_ray.protocol.poc import HardwareProfile, Throttle, benchmark_hash, run_benchmark
 from chainlearn_ray.errors import ChainlearnError, ConfigError
+from chainlearn_ray.learning.benchmark import run_benchmark
+from chainlearn_ray.learning.hardware import HardwareProfile, Throttle
 from chainlearn_ray.methods.attacks import (
     CapacityClaimError,
     InflatedAttack,
@@ -16,6 +17,7 @@ from chainlearn_ray.methods.attacks import (
     verify_claim,
 )
 from chainlearn_ray.methods.names import METHODS
+from chainlearn_ray.protocol.poc import benchmark_hash
 from chainlearn_ray.protocol.tiers import Tier
 
 K, B = 50, 16

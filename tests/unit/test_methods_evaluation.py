@@ -10,15 +10,14 @@ import pytest
 import torch
 
 import chainlearn_ray.learning.training as training
-from chainlearn_ray.protocol.poc import torch_threads
 from chainlearn_ray.chain.backends import connect
 from chainlearn_ray.chain.client import FLCoordinatorClient
 from chainlearn_ray.data.medmnist import load_dataset
 from chainlearn_ray.data.synthetic import write_synthetic
 from chainlearn_ray.data.transforms import to_tensor
-from chainlearn_ray.protocol.ensemble import weighted_ensemble
 from chainlearn_ray.errors import ConfigError, DataError
-from chainlearn_ray.protocol.rounds import RunKey
+from chainlearn_ray.learning.models import build_model
+from chainlearn_ray.learning.threads import torch_threads
 from chainlearn_ray.methods.ablations import (
     ablated_weight,
     ablation_inputs,
@@ -37,11 +36,12 @@ from chainlearn_ray.methods.evaluation import (
     select_local_best,
 )
 from chainlearn_ray.methods.names import POSTHOC_ABLATIONS
+from chainlearn_ray.protocol.ensemble import weighted_ensemble
 from chainlearn_ray.protocol.metrics import accuracy, reliability
-from chainlearn_ray.learning.models import build_model
-from chainlearn_ray.results.schema import COLUMNS, rows_to_frame
 from chainlearn_ray.protocol.tiers import Tier
 from chainlearn_ray.protocol.weights import compute_weight
+from chainlearn_ray.results.rows import RunKey
+from chainlearn_ray.results.schema import COLUMNS, rows_to_frame
 
 KEY = RunKey("r1", "synthetic", 1.0, 42, "ours")
 

@@ -9,22 +9,22 @@ import numpy as np
 import pytest
 import torch
 
-from chainlearn_ray.protocol.poc import torch_threads
 from chainlearn_ray.data.medmnist import MedMNISTData, load_dataset
 from chainlearn_ray.data.partition import dirichlet_partition
 from chainlearn_ray.data.synthetic import write_synthetic
 from chainlearn_ray.errors import ConfigError
 from chainlearn_ray.hospital.site import EvalSplits, Hospital, HospitalSpec, TrainShard
+from chainlearn_ray.learning.models import build_model, count_parameters
+from chainlearn_ray.learning.threads import torch_threads
+from chainlearn_ray.learning.training import state_dict_bytes
 from chainlearn_ray.methods.centralized import CENTRAL_ID, Centralized
 from chainlearn_ray.methods.comm import WEIGHT_READ_BYTES, ours_comm_bytes, state_bytes
 from chainlearn_ray.methods.fed import Client, FederatedMethod, TrainSettings
 from chainlearn_ray.methods.fedavg import FedAvg, FedProx
 from chainlearn_ray.methods.fedmd import FedMD, fedmd_split, split_public
 from chainlearn_ray.methods.local_driver import SequentialRun, run_sequential
-from chainlearn_ray.learning.models import build_model, count_parameters
-from chainlearn_ray.results.schema import COLUMNS, rows_to_frame
 from chainlearn_ray.protocol.tiers import Tier
-from chainlearn_ray.learning.training import state_dict_bytes
+from chainlearn_ray.results.schema import COLUMNS, rows_to_frame
 
 ARCH = {"weak": "tiny_cnn:4", "medium": "tiny_cnn:6", "strong": "tiny_cnn:8"}
 TIERS = ["weak", "medium", "strong"]

@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 
 from chainlearn_ray.errors import ConfigError
+from chainlearn_ray.protocol.tiers import Tier
 from chainlearn_ray.results.sensitivity import (
     floor_rounds,
     sensitivity_table,
     sensitivity_wide,
 )
-from chainlearn_ray.protocol.tiers import Tier
 
 
 def _weights(table: pd.DataFrame, tier: str, column: str) -> list[float]:

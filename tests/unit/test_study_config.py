@@ -8,17 +8,11 @@ import numpy as np
 import pytest
 
 from chainlearn_ray.errors import ConfigError
-from chainlearn_ray.protocol.rounds import RunKey
+from chainlearn_ray.experiment.study import STUDY_ATTACKS, StudyConfig, load_study, study_from_dict
 from chainlearn_ray.hospital.spec import Behaviour, shard_positions
 from chainlearn_ray.methods import names
-from chainlearn_ray.experiment.study import (
-    STUDY_ATTACKS,
-    StudyConfig,
-    budget_rows,
-    cost_rows,
-    load_study,
-    study_from_dict,
-)
+from chainlearn_ray.methods.names import budget_rows
+from chainlearn_ray.results.rows import RunKey, cost_rows
 
 KEY = RunKey("r", "synthetic", 1.0, 42, "ours")
 

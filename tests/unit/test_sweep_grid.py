@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from chainlearn_ray.experiment.config import ALPHAS, PAPER_SEEDS
+from chainlearn_ray.data.partition import ALPHAS
 from chainlearn_ray.errors import ConfigError
-from chainlearn_ray.results.store import cell_path
+from chainlearn_ray.experiment.config import PAPER_SEEDS
 from chainlearn_ray.experiment.grid import (
     cell_name,
     expand_sweep,
@@ -19,6 +19,7 @@ from chainlearn_ray.experiment.grid import (
     repo_root,
     write_synthetic_data,
 )
+from chainlearn_ray.results.store import cell_path
 
 REPO = Path(__file__).resolve().parents[2]
 

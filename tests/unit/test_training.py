@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from chainlearn_ray.protocol.poc import HardwareProfile, Throttle, pin_torch_threads
 from chainlearn_ray.data.medmnist import load_dataset
 from chainlearn_ray.data.synthetic import write_synthetic
 from chainlearn_ray.data.transforms import to_tensor
 from chainlearn_ray.errors import ConfigError, DataError, ResourceError
-from chainlearn_ray.protocol.metrics import accuracy
+from chainlearn_ray.learning.hardware import HardwareProfile, Throttle
 from chainlearn_ray.learning.models import CPU_CHANNELS_LAST, CPU_EVAL_BATCH, build_model
 from chainlearn_ray.learning.optim import CpuAdam
+from chainlearn_ray.learning.threads import pin_torch_threads
 from chainlearn_ray.learning.training import (
     EVAL_BATCH,
     distill,
@@ -28,6 +28,7 @@ from chainlearn_ray.learning.training import (
     state_dict_bytes,
     train,
 )
+from chainlearn_ray.protocol.metrics import accuracy
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +152,7 @@ def test_training_never_imports_the_compiler_stack(tmp_path: Path) -> None:
 
     script = (
         "import sys, torch\n"
-        "from chainlearn_ray.protocol.poc import run_benchmark\n"
+        "from chainlearn_ray.learning.benchmark import run_benchmark\n"
         "from chainlearn_ray.learning.models import build_model\n"
         "from chainlearn_ray.learning.training import predict_proba, set_determinism, train\n"
         "set_determinism(0)\n"

@@ -1,0 +1,204 @@
+"""A hospital's simulated hardware: its profile and the throttle that paces its clock.
+
+Hardware profiles make simulated hospitals on one machine really differ. A
+:class:`HardwareProfile` names the torch threads, the device and the PoC throughput the
+simulated hardware delivers (``target_throughput``, samples/s). :meth:`Throttle.calibrate` runs
+the benchmark once unthrottled under the profile's threads and device and derives the
+slow-down factor ``slowdown = max(1, unthrottled / target)``. The throttle then acts as follows.
+
+* **PoC: a throughput cap.** The benchmark's clock may not run ahead of the target: after every
+  timed step the simulated elapsed time is ``max(compute, samples / target)``, so a machine
+  faster than the target measures the target (to within sleep granularity), and a machine that
+  is slower than its target measures its own, lower, speed. Pacing against the target itself
+  rather than ``slowdown × compute`` keeps the measurement stable on a loaded machine whose
+  speed drifts between calibration and benchmark.
+* **Training: a slow-down factor.** Every training step of
+  :func:`chainlearn_ray.learning.training.train` is charged ``slowdown × compute`` seconds,
+  so a Weak hospital trains ``slowdown`` times slower than the bare machine, whatever its
+  model.
+
+Two clock modes (``HardwareProfile.mode``):
+
+* ``"sleep"``: the throttle really sleeps the difference after each step (oversleeping is
+  carried over), so wall time and measured throughput really drop.
+* ``"virtual"``: nothing sleeps; the PoC's reported seconds and the training's
+  ``simulated_seconds`` follow the same virtual clock, for fast simulations.
+
+Both modes report ``simulated_seconds``; in sleep mode it matches the wall time.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+from chainlearn_ray.errors import ConfigError
+from chainlearn_ray.learning.benchmark import run_benchmark
+
+logger = logging.getLogger(__name__)
+
+ThrottleMode = Literal["sleep", "virtual"]
+#: Clock modes of a hardware profile.
+THROTTLE_MODES = ("virtual", "sleep")
+
+@dataclass(frozen=True)
+class HardwareProfile:
+    """The simulated hardware of a hospital.
+
+    Attributes
+    ----------
+    name:
+        Profile name, usually the tier label (``"weak"``, ``"medium"``, ``"strong"``).
+    threads:
+        torch intra-op threads for the benchmark and training.
+    target_throughput:
+        PoC samples/s the simulated hardware delivers; ``None`` runs at the machine's speed.
+    device:
+        ``"cpu"``, ``"cuda"`` or ``"cuda:<i>"``.
+    mode:
+        ``"virtual"`` (scaled clock, nothing sleeps) or ``"sleep"`` (really slowed down).
+    """
+
+    name: str
+    threads: int = 1
+    target_throughput: float | None = None
+    device: str = "cpu"
+    mode: ThrottleMode = "virtual"
+
+    def __post_init__(self) -> None:
+        if self.threads < 1:
+            raise ConfigError(f"profile {self.name!r}: threads must be >= 1, got {self.threads}")
+        target = self.target_throughput
+        if target is not None and not (math.isfinite(target) and target > 0):
+            raise ConfigError(f"profile {self.name!r}: target_throughput must be a positive "
+                              f"number or None, got {target}")
+        if self.mode not in THROTTLE_MODES:
+            raise ConfigError(f"profile {self.name!r}: mode must be sleep or virtual, "
+                              f"got {self.mode!r}")
+        if not (self.device == "cpu" or self.device.startswith("cuda")):
+            raise ConfigError(f"profile {self.name!r}: device must be cpu or cuda[:i], "
+                              f"got {self.device!r}")
+
+
+class Pacer:
+    """Per-run clock of a throttle: charges each step and sleeps in ``"sleep"`` mode.
+
+    Parameters
+    ----------
+    slowdown:
+        Factor applied to compute time (training).
+    cap:
+        Throughput cap in samples/s (PoC), or ``None``.
+    mode:
+        ``"sleep"`` or ``"virtual"``.
+    """
+
+    def __init__(self, slowdown: float = 1.0, cap: float | None = None,
+                 mode: ThrottleMode = "virtual") -> None:
+        self.slowdown = float(slowdown)
+        self.cap = cap
+        self.mode = mode
+        self.compute_seconds = 0.0
+        self.slept_seconds = 0.0
+        self.samples = 0
+
+    @property
+    def simulated_seconds(self) -> float:
+        """Elapsed time of the simulated hardware so far."""
+        charged = self.slowdown * self.compute_seconds
+        if self.cap is not None:
+            charged = max(charged, self.samples / self.cap)
+        return charged
+
+    def step(self, compute_seconds: float, samples: int) -> None:
+        """Charge one step that computed for ``compute_seconds`` on ``samples`` samples."""
+        self.compute_seconds += compute_seconds
+        self.samples += samples
+        if self.mode != "sleep":
+            return
+        owed = self.simulated_seconds - self.compute_seconds - self.slept_seconds
+        if owed > 1e-4:
+            t0 = time.perf_counter()
+            time.sleep(owed)
+            self.slept_seconds += time.perf_counter() - t0
+
+
+@dataclass(frozen=True)
+class Throttle:
+    """A calibrated hardware profile: how much slower than this machine the hospital runs.
+
+    Attributes
+    ----------
+    profile:
+        The simulated hardware.
+    slowdown:
+        ``max(1, unthrottled / target)`` (1 without a target).
+    unthrottled_throughput:
+        The machine's PoC throughput measured under the profile's threads and device, if
+        calibrated.
+    """
+
+    profile: HardwareProfile
+    slowdown: float = 1.0
+    unthrottled_throughput: float | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.slowdown) and self.slowdown >= 1.0):
+            raise ConfigError(f"throttle slowdown must be a finite number >= 1, got "
+                              f"{self.slowdown}")
+
+    @property
+    def mode(self) -> ThrottleMode:
+        """The profile's clock mode."""
+        return self.profile.mode
+
+    @property
+    def threads(self) -> int:
+        """The profile's torch threads."""
+        return self.profile.threads
+
+    @classmethod
+    def from_profile(cls, profile: HardwareProfile, unthrottled_throughput: float) -> Throttle:
+        """Throttle for ``profile`` on a machine whose unthrottled PoC speed is known."""
+        if not unthrottled_throughput > 0:
+            raise ConfigError(f"unthrottled throughput must be positive, got "
+                              f"{unthrottled_throughput}")
+        target = profile.target_throughput
+        slowdown = 1.0 if target is None else max(1.0, unthrottled_throughput / target)
+        if target is not None and unthrottled_throughput < target:
+            logger.warning(
+                "profile %s: this machine delivers %.1f samples/s, below the target %.1f; the "
+                "hospital runs unthrottled and measures the machine's own speed",
+                profile.name, unthrottled_throughput, target)
+        return cls(profile, slowdown, float(unthrottled_throughput))
+
+    @classmethod
+    def from_slowdown(cls, profile: HardwareProfile, slowdown: float) -> Throttle:
+        """Throttle with a known slow-down factor (e.g. restored from a checkpoint)."""
+        return cls(profile, float(slowdown))
+
+    @classmethod
+    def calibrate(cls, profile: HardwareProfile, *, steps: int = 50, warmup: int = 5,
+                  batch_size: int = 16, seed: int = 0) -> Throttle:
+        """Measure this machine's unthrottled PoC speed under ``profile`` and derive the throttle.
+
+        Without a target nothing is measured and the throttle is a no-op (``slowdown`` 1).
+        """
+        if profile.target_throughput is None:
+            return cls(profile, 1.0)
+        bare = run_benchmark(steps=steps, warmup=warmup, batch_size=batch_size,
+                             device=profile.device, seed=seed, threads=profile.threads)
+        logger.debug("profile %s: unthrottled PoC %.1f samples/s", profile.name, bare.throughput)
+        return cls.from_profile(profile, bare.throughput)
+
+    def training_pacer(self) -> Pacer:
+        """Clock for a training run: ``slowdown × compute``."""
+        return Pacer(self.slowdown, None, self.mode)
+
+    def benchmark_pacer(self) -> Pacer:
+        """Clock for the PoC: capped at the profile's target (``slowdown × compute`` without)."""
+        target = self.profile.target_throughput
+        return Pacer(1.0 if target is not None else self.slowdown, target, self.mode)
