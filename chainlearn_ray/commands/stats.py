@@ -31,6 +31,18 @@ SENSITIVITY_ECE = 1000
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``chainlearn stats``."""
+    add_table_arguments(parser)
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="folder for the Parquet and CSV tables (default RESULTS/stats)",
+    )
+
+
+def add_table_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments that choose what the tables show (shared with ``chainlearn report``)."""
     parser.add_argument(
         "results",
         type=Path,
@@ -53,13 +65,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--n-boot", type=int, default=10_000, help="bootstrap resamples (default 10000)"
     )
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="folder for the Parquet and CSV tables (default RESULTS/stats)",
-    )
 
 
 def default_out(results: Path, leaf: str) -> Path:
@@ -253,41 +258,57 @@ def build_tables(df: pd.DataFrame, args: argparse.Namespace) -> dict[str, pd.Dat
     }
 
 
+def sections(
+    df: pd.DataFrame, args: argparse.Namespace
+) -> list[tuple[str, str, pd.DataFrame, str]]:
+    """Every section as ``(name, heading, numeric table, Markdown)``; the Markdown of a section
+    without data says why it is skipped. ``args`` as :func:`add_arguments` parses them."""
+    from chainlearn_ray.results import tables
+
+    resolve_prices(args)
+    built = build_tables(df, args)
+    out = []
+    for name, title, missing in SECTIONS:
+        table = built[name]
+        heading = title
+        if name == "main":
+            heading += f" ({args.metric} of each method's final predictor)"
+        if table.empty:
+            text = f"_Section skipped: {missing}._"
+        else:
+            shown = tables.summary_wide(table) if name == "main" else table
+            text = _present(name, shown, args)
+        out.append((name, heading, table, text))
+    return out
+
+
+def describe(df: pd.DataFrame) -> str:
+    """One line: rows, runs, datasets and seeds of a results frame."""
+    seeds = sorted(df["seed"].unique())
+    return (
+        f"{len(df):,} rows; {df['run_id'].nunique()} run(s); datasets "
+        f"{', '.join(sorted(df['dataset'].unique())) or '—'}; seeds "
+        f"{', '.join(str(s) for s in seeds) or '—'}; mean ± sample std (ddof 1) over seeds."
+    )
+
+
 def main(args: argparse.Namespace) -> int:
     """Run ``chainlearn stats``: print Markdown tables, write Parquet + CSV; return 0."""
-    from chainlearn_ray.results import tables
     from chainlearn_ray.results.store import read_results, write_table_atomic
 
     df = read_results(args.results)
-    resolve_prices(args)
     out_dir = args.out or default_out(args.results, "stats")
-    built = build_tables(df, args)
-    seeds = sorted(df["seed"].unique())
-    lines = [
-        f"# Results: {args.results}",
-        "",
-        f"{len(df):,} rows; {df['run_id'].nunique()} run(s); datasets "
-        f"{', '.join(sorted(df['dataset'].unique())) or '—'}; seeds "
-        f"{', '.join(str(s) for s in seeds) or '—'}; mean ± sample std (ddof 1) over seeds.",
-    ]
+    lines = [f"# Results: {args.results}", "", describe(df)]
     written: list[Path] = []
-    for name, title, missing in SECTIONS:
-        table = built[name]
-        heading = f"## {title}"
-        if name == "main":
-            heading += f" ({args.metric} of each method's final predictor)"
-        lines += ["", heading, ""]
+    for name, heading, table, text in sections(df, args):
+        lines += ["", f"## {heading}", "", text]
         for suffix in (".parquet", ".csv"):
-            stale = out_dir / f"{name}{suffix}"
-            if table.empty and stale.is_file():
-                stale.unlink()
-        if table.empty:
-            lines.append(f"_Section skipped: {missing}._")
-            continue
-        shown = tables.summary_wide(table) if name == "main" else table
-        lines.append(_present(name, shown, args))
-        for suffix in (".parquet", ".csv"):
-            written.append(write_table_atomic(table, out_dir / f"{name}{suffix}"))
+            path = out_dir / f"{name}{suffix}"
+            if table.empty:
+                if path.is_file():
+                    path.unlink()
+            else:
+                written.append(write_table_atomic(table, path))
     sys.stdout.write("\n".join(lines) + "\n")
     print(f"wrote {len(written)} table files to {out_dir}", file=sys.stderr)
     logger.info("stats tables written to %s", out_dir)

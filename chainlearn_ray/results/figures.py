@@ -293,6 +293,29 @@ def save_figure(fig: Figure, out_dir: str | Path, stem: str, dpi: int = DPI) -> 
     return paths
 
 
+def drawn_figures(
+    df: pd.DataFrame, baseline: str = "ours", *, sensitivity: bool = True
+) -> list[tuple[str, Figure]]:
+    """``(stem, figure)`` of every figure the results support (see :func:`make_figures`)."""
+    builders = {
+        "accuracy": lambda: metric_figure(df, "accuracy"),
+        "ece": lambda: metric_figure(df, "ece"),
+        "ablation": lambda: ablation_figure(df, baseline),
+        "attacks": lambda: attack_figure(df, baseline),
+        "communication": lambda: communication_figure(df),
+    }
+    if sensitivity:
+        builders["sensitivity"] = sensitivity_figure
+    drawn = []
+    for stem, build in builders.items():
+        fig = build()
+        if fig is None:
+            logger.info("figure %s skipped: the results hold no rows for it", stem)
+        else:
+            drawn.append((stem, fig))
+    return drawn
+
+
 def make_figures(
     df: pd.DataFrame,
     out_dir: str | Path,
@@ -327,21 +350,8 @@ def make_figures(
     list of pathlib.Path
         The written files.
     """
-    builders = {
-        "accuracy": lambda: metric_figure(df, "accuracy"),
-        "ece": lambda: metric_figure(df, "ece"),
-        "ablation": lambda: ablation_figure(df, baseline),
-        "attacks": lambda: attack_figure(df, baseline),
-        "communication": lambda: communication_figure(df),
-    }
-    if sensitivity:
-        builders["sensitivity"] = sensitivity_figure
     written: list[Path] = []
-    for stem, build in builders.items():
-        fig = build()
-        if fig is None:
-            logger.info("figure %s skipped: the results hold no rows for it", stem)
-            continue
+    for stem, fig in drawn_figures(df, baseline, sensitivity=sensitivity):
         written.extend(save_figure(fig, out_dir, stem, dpi))
     logger.info("wrote %d figure files to %s", len(written), out_dir)
     return written

@@ -338,7 +338,7 @@ def _test_row(
         "mean_method": float(pairs["value_method"].mean()) if n else math.nan,
         "mean_baseline": float(pairs["value_base"].mean()) if n else math.nan,
         "mean_diff": float(diffs.mean()) if n else math.nan,
-        "effect_dz": effect_dz(diffs),
+        "effect_dz": effect_dz(diffs) if n >= MIN_PAIRS else math.nan,
         "rank_biserial": rank_biserial(diffs),
         "ci_low": low,
         "ci_high": high,
