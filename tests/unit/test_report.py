@@ -24,7 +24,8 @@ def _report(tmp_path: Path) -> Path:
 
 
 def test_markdown_tables_become_escaped_html_tables() -> None:
-    text = "A note <b>.\n\n| Method | p |\n|:--|--:|\n| Ours \\| x | 0.05 |\n\n_Section skipped: no._"
+    text = ("A note <b>.\n\n| Method | p |\n|:--|--:|\n| Ours \\| x | 0.05 |\n\n"
+            "_Section skipped: no._")
     out = markdown_block(text)
     assert "<p>A note &lt;b&gt;.</p>" in out
     assert "<th>Method</th><th>p</th>" in out
