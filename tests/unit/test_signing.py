@@ -20,7 +20,14 @@ from chainlearn_ray.chain.signing import (
     sign_digest,
     sign_transaction_fields,
 )
+from chainlearn_ray.chain.tx import (
+    SUBMIT_UPDATE_SELECTOR,
+    encode_submit_update,
+    recover_sender,
+    sign_transaction,
+)
 from chainlearn_ray.errors import ChainError
+from chainlearn_ray.tiers import ModelType
 
 N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 keys = st.integers(min_value=1, max_value=N - 1).map(lambda k: k.to_bytes(32, "big"))
@@ -78,6 +85,16 @@ def test_fixed_vectors_of_the_earlier_signer() -> None:
     assert sign_transaction_fields(as_text, KEY1).hex() == RAW_1559
     assert checksum_address(CONTRACT.lower()) == CONTRACT
     assert checksum_address(bytes(range(20))) == "0x000102030405060708090a0b0c0d0e0f10111213"
+
+
+def test_fixed_vectors_of_the_earlier_submit_update_encoding() -> None:
+    assert SUBMIT_UPDATE_SELECTOR.hex() == "f5a42897"
+    assert encode_submit_update(b"\x11" * 32, 9000, 1000, ModelType.HEAVY) == CALLDATA
+    plain = dict(TX_1559, data="0x" + CALLDATA.hex(), **{"from": key_address(KEY1)})
+    assert sign_transaction(plain, KEY1, expected_data=CALLDATA, expected_to=CONTRACT).hex() \
+        == RAW_1559
+    assert recover_sender(bytes.fromhex(RAW_1559)) == (key_address(KEY1), 7)
+    assert recover_sender(bytes.fromhex(RAW_LEGACY)) == (key_address(KEY2), 7)
 
 
 @settings(max_examples=40, deadline=None)
