@@ -25,7 +25,6 @@ from chainlearn_ray.models import (
     EVAL_BATCH,
     draws_global_rng,
 )
-from chainlearn_ray.optim import adam
 from chainlearn_ray.rng import reseed, seeded
 
 logger = logging.getLogger(__name__)
@@ -201,7 +200,10 @@ def _fit(
     channels_last = _channels_last(model, dev)
     model.train()
     x_dev, t_dev = _to_device(x, dev), target.to(dev)
-    optimizer = adam(model.parameters(), lr, dev)
+    # torch's Adam with the implementation its defaults pick today, named so that a change of
+    # those defaults cannot change trained weights: the single-tensor loop on CPU, the
+    # multi-tensor kernels on CUDA, never the fused kernel (on CPU it rounds differently).
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, foreach=cuda, fused=False)
     gen = torch.Generator().manual_seed(seed)
     pacer: Pacer | None = throttle.training_pacer() if throttle is not None else None
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if cuda
