@@ -141,6 +141,13 @@ def test_checksum_address_is_eip55(raw: bytes) -> None:
     assert address_bytes(expected) == raw == address_bytes(expected.upper().replace("0X", "0x"))
 
 
+def test_eth_keys_signs_with_coincurve() -> None:
+    """coincurve stays a dependency: eth-keys picks its libsecp256k1 backend when installed."""
+    from eth_keys.backends import CoinCurveECCBackend, get_backend
+
+    assert isinstance(get_backend(), CoinCurveECCBackend)
+
+
 @pytest.mark.parametrize("bad", ["0x1234", "0x" + "zz" * 20, b"\x01" * 19, "0x" + "11" * 21])
 def test_address_bytes_refuses_malformed(bad: str | bytes) -> None:
     with pytest.raises(ChainError, match="20-byte"):
