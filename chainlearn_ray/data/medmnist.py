@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import logging
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -88,32 +85,17 @@ def resolve_data_dir(data_dir: str | Path | None = None) -> Path:
     return default_data_dir()
 
 
-@functools.cache
-def _info_module() -> ModuleType | None:
-    """``medmnist.info`` without importing the ``medmnist`` package.
-
-    Importing ``medmnist`` itself pulls in its dataset classes and scikit-learn (seconds);
-    the metadata table lives in the dependency-free ``medmnist/info.py``.
-    """
-    loaded = sys.modules.get("medmnist.info")
-    if loaded is not None:
-        return loaded
-    spec = importlib.util.find_spec("medmnist")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / "info.py"
-    info_spec = importlib.util.spec_from_file_location("_chainlearn_medmnist_info", path)
-    if info_spec is None or info_spec.loader is None:
-        return None
-    module = importlib.util.module_from_spec(info_spec)
-    info_spec.loader.exec_module(module)
-    return module
-
-
 def medmnist_info() -> dict[str, dict[str, Any]]:
-    """The ``medmnist`` package's ``INFO`` table (empty when the package is not installed)."""
-    module = _info_module()
-    return dict(getattr(module, "INFO", {})) if module is not None else {}
+    """The ``medmnist`` package's public ``INFO`` table (empty when the package is not installed).
+
+    ``import medmnist`` also loads its dataset classes and scikit-learn (about 1.5 s of CPU on top
+    of torch, once per process); it happens on the first call, not when this module is imported.
+    """
+    try:
+        import medmnist
+    except ImportError:
+        return {}
+    return dict(medmnist.INFO)
 
 
 def _download_url(flag: str, size: int) -> str:

@@ -25,7 +25,6 @@ from chainlearn_ray.learning.models import (
     EVAL_BATCH,
     draws_global_rng,
 )
-from chainlearn_ray.learning.optim import adam
 from chainlearn_ray.learning.rng import reseed, seeded
 from chainlearn_ray.learning.threads import synchronize, torch_threads
 
@@ -202,7 +201,12 @@ def _fit(
     channels_last = _channels_last(model, dev)
     model.train()
     x_dev, t_dev = _to_device(x, dev), target.to(dev)
-    optimizer = adam(model.parameters(), lr, dev)
+    # torch's Adam, implementation named so a change of torch's defaults cannot move trained
+    # weights: multi-tensor (foreach) on every device, never the fused kernel. On CPU foreach
+    # does the single-tensor default's arithmetic (same bits) in one call per operation rather
+    # than one per parameter, so threads training other hospitals wait less for the GIL; the
+    # fused CPU kernel rounds differently.
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, foreach=True, fused=False)
     gen = torch.Generator().manual_seed(seed)
     pacer: Pacer | None = throttle.training_pacer() if throttle is not None else None
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if cuda
