@@ -7,7 +7,6 @@ module replaced (commit 0baa9aa); the eth-account based one must keep producing 
 from __future__ import annotations
 
 import pytest
-from chainlearn_ray.protocol.tiers import ModelType
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_utils import keccak, to_checksum_address
@@ -28,6 +27,7 @@ from chainlearn_ray.chain.tx import (
     sign_transaction,
 )
 from chainlearn_ray.errors import ChainError
+from chainlearn_ray.protocol.tiers import ModelType
 
 N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 keys = st.integers(min_value=1, max_value=N - 1).map(lambda k: k.to_bytes(32, "big"))
