@@ -7,11 +7,10 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from chainlearn_ray.data.synthetic import META_CHANNELS, META_CLASSES, dataset_filename
+from chainlearn_ray.data.catalog import META_CHANNELS, META_CLASSES, dataset_filename, medmnist_info
 from chainlearn_ray.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -83,19 +82,6 @@ def resolve_data_dir(data_dir: str | Path | None = None) -> Path:
     if env:
         return Path(env).expanduser()
     return default_data_dir()
-
-
-def medmnist_info() -> dict[str, dict[str, Any]]:
-    """The ``medmnist`` package's public ``INFO`` table (empty when the package is not installed).
-
-    ``import medmnist`` also loads its dataset classes and scikit-learn (about 1.5 s of CPU on top
-    of torch, once per process); it happens on the first call, not when this module is imported.
-    """
-    try:
-        import medmnist
-    except ImportError:
-        return {}
-    return dict(medmnist.INFO)
 
 
 def _download_url(flag: str, size: int) -> str:

@@ -199,7 +199,7 @@ def parse_grid(section: Any) -> SweepGrid:
             name = str(entry["name"])
             extra = _dotted(name, "sweep.datasets overrides", entry.get("overrides"))
             if "synthetic" in entry:
-                from chainlearn_ray.data.medmnist import medmnist_info
+                from chainlearn_ray.data.catalog import medmnist_info
 
                 if name in medmnist_info():
                     raise ConfigError(f"sweep dataset {name!r} is a MedMNIST flag: give the "
@@ -377,7 +377,7 @@ def load_sweep(
 
 def _matches(path: Path, spec: SyntheticData, size: int) -> bool:
     """Whether an existing synthetic file has the splits, classes and channels of ``spec``."""
-    from chainlearn_ray.data.synthetic import META_CHANNELS, META_CLASSES
+    from chainlearn_ray.data.catalog import META_CHANNELS, META_CLASSES
 
     try:
         with np.load(path) as arrays:
@@ -401,7 +401,8 @@ def write_synthetic_data(plan: SweepPlan) -> list[Path]:
     list of pathlib.Path
         The dataset files the cells read.
     """
-    from chainlearn_ray.data.synthetic import dataset_filename, write_synthetic
+    from chainlearn_ray.data.catalog import dataset_filename
+    from chainlearn_ray.data.synthetic import write_synthetic
 
     written: list[Path] = []
     needed = sorted({(c.dataset, c.config.data.size) for c in plan.cells

@@ -9,13 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from chainlearn_ray.data.medmnist import (
-    DATA_ENV,
-    default_data_dir,
-    load_dataset,
-    medmnist_info,
-    resolve_data_dir,
-)
+from chainlearn_ray.data.catalog import medmnist_info
+from chainlearn_ray.data.medmnist import DATA_ENV, default_data_dir, load_dataset, resolve_data_dir
 from chainlearn_ray.data.synthetic import write_synthetic
 from chainlearn_ray.errors import DataError
 from tests.shared_data import SHARED_DATA
