@@ -82,26 +82,9 @@ def set_determinism(seed: int, threads: int = 1) -> None:
     np.random.seed(seed % 2**32)
     reseed(seed)
     torch.set_num_threads(int(threads))
-    _deterministic_kernels()
+    torch.use_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True
-
-
-def _deterministic_kernels() -> None:
-    """``torch.use_deterministic_algorithms(True, warn_only=True)`` without its side import.
-
-    The public call also sets TorchInductor's ``deterministic`` option and imports
-    ``torch._inductor`` (and with it TorchDynamo) to do so: about 2.3 s of CPU in every hospital
-    process, for a compiler this package never invokes. The kernel switch is the same call; the
-    inductor option is set too whenever inductor has been loaded by someone else.
-    """
-    import sys
-
-    set_flag = getattr(torch._C, "_set_deterministic_algorithms", None)
-    if set_flag is None or "torch._inductor.config" in sys.modules:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    else:
-        set_flag(True, warn_only=True)
 
 
 def _check_device(device: str) -> torch.device:

@@ -144,32 +144,6 @@ def test_torch_adam_training_is_deterministic_and_skips_frozen_parameters(
     assert not same_state(runs[0], start)
 
 
-def test_scoring_and_the_poc_never_import_the_compiler_stack(tmp_path: Path) -> None:
-    """TorchDynamo costs about 2 s of CPU per process; scoring and the PoC do not need it.
-
-    Training does load it: ``torch.optim.Adam`` imports it on first use, and the optimiser is
-    torch's own rather than a copy that avoids the import.
-    """
-    import subprocess
-    import sys
-
-    script = (
-        "import sys, torch\n"
-        "from chainlearn_ray.learning.benchmark import run_benchmark\n"
-        "from chainlearn_ray.learning.models import build_model\n"
-        "from chainlearn_ray.learning.training import predict_proba, set_determinism\n"
-        "set_determinism(0)\n"
-        "m = build_model('tiny_cnn:4', 2, 1, seed=0)\n"
-        "predict_proba(m, torch.rand(40, 1, 28, 28))\n"
-        "run_benchmark(steps=2, warmup=1, batch_size=4)\n"
-        "names = ('torch._dynamo', 'torch._inductor')\n"
-        "print(sorted(k for k in sys.modules if k.startswith(names)))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         check=True, timeout=300)
-    assert out.stdout.strip() == "[]"
-
-
 def test_fresh_adam_each_call_and_labels_as_column(data: tuple[torch.Tensor, ...]) -> None:
     x, y, _, _ = data
     a = build_model("tiny_cnn:8", 3, 1, seed=0)
