@@ -26,23 +26,23 @@ PAPER_SEEDS: tuple[int, ...] = (42, 142, 242, 342, 442)
 CHAIN_BACKENDS = ("embedded", "anvil", "rpc")
 SPLIT_MODES = ("official", "reference_halved")
 DEVICES = ("auto", "cpu", "cuda")
-#: Named cost models of the virtual clock (else a mapping, see ``RuntimeConfig.cost_model``).
-COST_MODEL_SOURCES = ("builtin", "calibrate")
 
 #: The virtual clock's reference table: seconds to train on one 28 px sample (forward, backward
 #: and Adam step at batch 32, one torch thread, CPU time) on the reference machine, a 2-core
-#: Intel Xeon VM with torch 2.14 (``python benchmarks/bench_cost_model.py``, best of several
-#: runs). Other sizes scale by pixel count; ``tiny_cnn:<w>`` scales from ``tiny_cnn`` by
-#: ``(w² + w) / 272`` (see :mod:`chainlearn_ray.learning.cost`).
+#: Intel Xeon VM with torch 2.14: the best of five runs of ``python
+#: benchmarks/bench_cost_model.py`` (the machine was shared; single runs varied by up to 1.5x).
+#: Other sizes scale by pixel count; ``tiny_cnn:<w>`` is ``tiny_cnn × (1 + (w² + w) / 272) / 2``
+#: (see :mod:`chainlearn_ray.learning.cost`).
 REFERENCE_SECONDS_PER_SAMPLE: dict[str, float] = {
     "tiny_cnn": 2.5e-4,
-    "mobilenet_v3_small": 2.3e-3,
+    "mobilenet_v3_small": 1.9e-3,
     "efficientnet_b0": 6.5e-3,
-    "resnet50": 2.2e-2,
+    "resnet50": 1.9e-2,
 }
-#: PoC throughput of the same reference machine (samples/s; K 50, B 16, one thread, CPU time).
-#: A tier's hardware slowdown on the cost-model clock is this over its ``target_throughput``.
-REFERENCE_POC_THROUGHPUT: float = 4500.0
+#: PoC throughput of the same reference machine (samples/s; K 50, B 16, one thread, CPU time;
+#: the best of the same runs). A tier's hardware slowdown on the cost-model clock is this over
+#: its ``target_throughput``.
+REFERENCE_POC_THROUGHPUT: float = 5000.0
 
 
 @dataclass(frozen=True)
@@ -59,8 +59,9 @@ class TierConfig:
     resources:
         Extra Ray custom resources per actor, e.g. ``{"tier_strong": 1}``.
     target_throughput:
-        Proof-of-Capacity samples/s the simulated hardware delivers (``None``: the machine's
-        own speed). The hardware profile slows the benchmark and training to match it.
+        Proof-of-Capacity samples/s the simulated hardware delivers (``None``: the reference
+        machine's speed on the cost clock, this machine's on the measured clock). Its ratio to
+        the reference (or this machine's) PoC throughput slows training to match.
     gpu_memory_gb:
         GPU memory budget of one hospital (checked against ``runtime.gpu_memory_gb``).
     threads:
@@ -324,7 +325,8 @@ def cost_model_of(cfg: RunConfig, cache_dir: str | Path | None = None) -> CostMo
     """The cost model the run's clock uses (``None`` on the measured clock).
 
     ``calibrate`` measures, once per machine, every architecture of the built-in table and of
-    the config's tiers (cached under ``cache_dir``, default ``~/.cache/chainlearn``).
+    the config's tiers, at 28 px and at the run's input side (cached under ``cache_dir``,
+    default ``~/.cache/chainlearn``).
     """
     r = cfg.runtime
     if r.clock != "cost":
@@ -333,7 +335,8 @@ def cost_model_of(cfg: RunConfig, cache_dir: str | Path | None = None) -> CostMo
         from chainlearn_ray.learning.calibration import calibrated_cost_model
 
         archs = [*REFERENCE_SECONDS_PER_SAMPLE, *(t.arch for t in cfg.tiers.values())]
-        return calibrated_cost_model(archs, cache_dir=cache_dir)
+        side = cfg.data.resize or cfg.data.size
+        return calibrated_cost_model(archs, sides=[side], cache_dir=cache_dir)
     return _configured_cost_model(r.cost_model)
 
 

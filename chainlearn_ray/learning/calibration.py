@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from chainlearn_ray.learning.cost import POC_KEY, REFERENCE_SIDE, CostModel
+from chainlearn_ray.learning.cost import POC_KEY, REFERENCE_SIDE, CostModel, cost_key
 
 logger = logging.getLogger(__name__)
 
@@ -93,11 +93,13 @@ def measure_poc_throughput(*, steps: int = 50, warmup: int = 5, batch_size: int 
     return steps * batch_size / seconds
 
 
-def measure_cost_model(archs: Iterable[str], *, threads: int = 1, repeats: int = 3,
-                       poc_steps: int = 50, poc_batch_size: int = 16) -> CostModel:
-    """Measure a cost table for ``archs`` and the PoC throughput on this machine."""
-    costs = {arch: measure_seconds_per_sample(arch, threads=threads, repeats=repeats)
-             for arch in dict.fromkeys(archs)}
+def measure_cost_model(archs: Iterable[str], *, sides: Iterable[int] = (REFERENCE_SIDE,),
+                       threads: int = 1, repeats: int = 3, poc_steps: int = 50,
+                       poc_batch_size: int = 16) -> CostModel:
+    """Measure a cost table for ``archs`` at ``sides`` px and the PoC throughput here."""
+    costs = {cost_key(arch, side): measure_seconds_per_sample(arch, side=side, threads=threads,
+                                                              repeats=repeats)
+             for arch in dict.fromkeys(archs) for side in dict.fromkeys(sides)}
     poc = measure_poc_throughput(steps=poc_steps, batch_size=poc_batch_size, repeats=repeats,
                                  threads=threads)
     return CostModel(costs, poc, "calibrated", machine_key(threads))
@@ -146,11 +148,13 @@ def cache_path(key: Mapping[str, Any], cache_dir: str | Path | None = None) -> P
     return Path(cache_dir or default_cache_dir()) / f"cost-model-{digest}.json"
 
 
-def calibrated_cost_model(archs: Iterable[str], *, threads: int = 1,
-                          cache_dir: str | Path | None = None, repeats: int = 3) -> CostModel:
-    """This machine's cost table for ``archs``: read from the cache, measuring (and caching)
-    only what is not there yet."""
-    wanted = list(dict.fromkeys(archs))
+def calibrated_cost_model(archs: Iterable[str], *, sides: Iterable[int] = (REFERENCE_SIDE,),
+                          threads: int = 1, cache_dir: str | Path | None = None,
+                          repeats: int = 3) -> CostModel:
+    """This machine's cost table for ``archs`` at ``sides`` px (28 px always): read from the
+    cache, measuring (and caching) only what is not there yet."""
+    wanted = {cost_key(arch, side): (arch, side) for arch in dict.fromkeys(archs)
+              for side in dict.fromkeys([REFERENCE_SIDE, *sides])}
     key = machine_key(threads)
     path = cache_path(key, cache_dir)
     costs: dict[str, float] = {}
@@ -163,12 +167,14 @@ def calibrated_cost_model(archs: Iterable[str], *, threads: int = 1,
                 poc = float(cached[POC_KEY])
         except (ValueError, KeyError, TypeError, AttributeError):
             logger.warning("ignoring unreadable cost-model cache %s", path)
-    missing = [a for a in wanted if a not in costs]
+    missing = [k for k in wanted if k not in costs]
     if missing or poc is None:
         logger.info("calibrating the cost model on this machine for %s (cached in %s)",
                     ", ".join(missing) or "the PoC", path)
-        costs.update({a: measure_seconds_per_sample(a, threads=threads, repeats=repeats)
-                      for a in missing})
+        for k in missing:
+            arch, side = wanted[k]
+            costs[k] = measure_seconds_per_sample(arch, side=side, threads=threads,
+                                                  repeats=repeats)
         if poc is None:
             poc = measure_poc_throughput(threads=threads, repeats=repeats)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -177,4 +183,4 @@ def calibrated_cost_model(archs: Iterable[str], *, threads: int = 1,
                                    "seconds_per_sample": costs, POC_KEY: poc},
                                   indent=1, sort_keys=True), encoding="utf-8")
         os.replace(tmp, path)
-    return CostModel({a: costs[a] for a in wanted} if wanted else costs, poc, "calibrated", key)
+    return CostModel({k: costs[k] for k in wanted} if wanted else costs, poc, "calibrated", key)

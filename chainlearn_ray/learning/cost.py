@@ -2,8 +2,8 @@
 
 A hospital's simulated training time is
 
-    samples processed × seconds per sample of its architecture on the reference machine
-    × (input pixels / 28²) × the hardware slowdown of its tier,
+    samples processed × seconds per sample of its architecture at its input size on the
+    reference machine × the hardware slowdown of its tier,
 
 and the hardware slowdown of a tier is ``reference PoC throughput / tier's target_throughput``
 (below 1 for simulated hardware faster than the reference machine). The PoC benchmark of a
@@ -13,11 +13,21 @@ the configuration, so the same configuration and seed give the same simulated ti
 machine, however busy.
 
 The per-sample costs are training costs (forward, backward and Adam step) at batch 32, one
-torch thread, for images of :data:`REFERENCE_SIDE` pixels a side; other sizes scale by pixel
-count. ``tiny_cnn:<w>`` without an entry of its own is priced from ``tiny_cnn`` (width 16) by
-``(w² + w) / (16² + 16)``, the growth of its convolutions' multiply-accumulates. Input channels
-(grey or RGB) change only the stem and are not priced.
+torch thread, for images of :data:`REFERENCE_SIDE` pixels a side. Rules for what a table does
+not list (both fitted to measurements on the reference machine, see
+``benchmarks/bench_cost_model.py``):
 
+* **Input size.** An entry ``"<arch>@<side>"`` prices square ``side`` px inputs exactly; else
+  the 28 px cost is scaled by :func:`size_factor`, ``(2 + pixels / 28²) / 3``: two thirds of
+  it is per-layer work that barely grows with the image at these sizes, one third grows with
+  the pixel count. (Plain pixel-count scaling overestimated MobileNetV3-Small, ResNet-50 and
+  the tiny CNN 2.3x at 56 px and 2.3-3.6x at 112 px; this rule stays within ~35 %.)
+* **Tiny CNN width.** ``tiny_cnn:<w>`` is priced from ``tiny_cnn`` (width 16) as
+  ``tiny_cnn × (1 + (w² + w) / 272) / 2``: half of the width-16 cost does not depend on the
+  width, half grows with the convolutions' multiply-accumulates, ``w² + w`` (within ~15 % at
+  widths 4, 8, 16 and 32).
+
+Input channels (grey or RGB) change only the stem and are not priced.
 :mod:`chainlearn_ray.learning.calibration` measures a table on this machine and caches it.
 """
 
@@ -34,6 +44,8 @@ from chainlearn_ray.errors import ConfigError
 REFERENCE_SIDE = 28
 #: Reserved key of a flat cost table: the reference machine's PoC throughput (samples/s).
 POC_KEY = "poc_throughput"
+#: Separates an architecture from an image side in a table key (``"resnet50@224"``).
+SIDE_SEP = "@"
 #: Width of ``tiny_cnn`` without a suffix (``learning.models.TINY_DEFAULT_WIDTH``).
 _TINY_WIDTH = 16
 
@@ -48,6 +60,18 @@ def _positive(value: Any, what: str) -> float:
     return number
 
 
+def size_factor(height: int, width: int) -> float:
+    """Cost of a ``height × width`` input relative to 28 × 28: ``(2 + pixels / 28²) / 3``."""
+    if height < 1 or width < 1:
+        raise ConfigError(f"input size must be positive, got {height}x{width}")
+    return (2.0 + (height * width) / (REFERENCE_SIDE * REFERENCE_SIDE)) / 3.0
+
+
+def cost_key(arch: str, side: int = REFERENCE_SIDE) -> str:
+    """Table key of ``arch`` at square ``side`` px inputs (the bare name at 28 px)."""
+    return arch if side == REFERENCE_SIDE else f"{arch}{SIDE_SEP}{int(side)}"
+
+
 @dataclass(frozen=True)
 class CostModel:
     """Per-sample training costs of the reference machine, and its PoC throughput.
@@ -56,7 +80,8 @@ class CostModel:
     ----------
     seconds_per_sample:
         Architecture name (as in ``tiers.<tier>.arch``) -> seconds to train on one sample of
-        :data:`REFERENCE_SIDE` px on the reference machine.
+        :data:`REFERENCE_SIDE` px on the reference machine; ``"<arch>@<side>"`` keys price
+        other square sizes exactly.
     poc_throughput:
         The reference machine's unthrottled PoC throughput (samples/s): a tier whose
         ``target_throughput`` equals it trains at the table's speed.
@@ -90,10 +115,8 @@ class CostModel:
         name, _, suffix = arch.partition(":")
         if name == "tiny_cnn" and "tiny_cnn" in table and (not suffix or suffix.isdigit()):
             width = int(suffix) if suffix else _TINY_WIDTH
-            return table["tiny_cnn"] * (width * width + width) / (
-                _TINY_WIDTH * _TINY_WIDTH + _TINY_WIDTH)
-        if name in table and not suffix:
-            return table[name]
+            macs = (width * width + width) / (_TINY_WIDTH * _TINY_WIDTH + _TINY_WIDTH)
+            return table["tiny_cnn"] * (1.0 + macs) / 2.0
         raise ConfigError(
             f"the cost model has no per-sample cost for architecture {arch!r} (it prices "
             f"{', '.join(sorted(table))}): add it, e.g. runtime.cost_model: {{{arch}: 0.001}}, "
@@ -102,10 +125,12 @@ class CostModel:
     def per_sample(self, arch: str, height: int = REFERENCE_SIDE,
                    width: int = REFERENCE_SIDE) -> float:
         """Seconds per training sample of ``arch`` at ``height × width`` px on the reference
-        machine (the 28 px cost scaled by pixel count)."""
-        if height < 1 or width < 1:
-            raise ConfigError(f"input size must be positive, got {height}x{width}")
-        return self.base_cost(arch) * ((height * width) / (REFERENCE_SIDE * REFERENCE_SIDE))
+        machine: its ``"<arch>@<side>"`` entry, else the 28 px cost × :func:`size_factor`."""
+        if height == width and height != REFERENCE_SIDE:
+            exact = self.seconds_per_sample.get(cost_key(arch, height))
+            if exact is not None:
+                return exact
+        return self.base_cost(arch) * size_factor(height, width)
 
     def slowdown(self, target_throughput: float | None) -> float:
         """Hardware slowdown of a tier: reference PoC throughput / the tier's target (1 without
@@ -129,7 +154,7 @@ class CostModel:
         return {**dict(sorted(self.seconds_per_sample.items())), POC_KEY: self.poc_throughput}
 
     def record(self) -> dict[str, Any]:
-        """What a run manifest records: source, reference size and rules, the table, machine."""
+        """What a run manifest records: source, reference side, PoC throughput, table, machine."""
         out: dict[str, Any] = {
             "source": self.source,
             "reference_side": REFERENCE_SIDE,

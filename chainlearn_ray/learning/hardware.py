@@ -67,7 +67,7 @@ class HardwareProfile:
     device:
         ``"cpu"``, ``"cuda"`` or ``"cuda:<i>"``.
     mode:
-        ``"virtual"`` (scaled clock, nothing sleeps) or ``"sleep"`` (really slowed down).
+        ``"virtual"`` (nothing sleeps) or ``"sleep"`` (really slowed down to the clock).
     """
 
     name: str

@@ -34,10 +34,16 @@ COSTS = CostModel({"resnet50": 0.02, "tiny_cnn": 2.72e-4, "tiny_cnn:4": 1e-3}, 4
 
 def test_cost_arithmetic_known_answers() -> None:
     assert COSTS.per_sample("resnet50") == pytest.approx(0.02)
-    assert COSTS.per_sample("resnet50", 56, 56) == pytest.approx(0.08)  # 4x the pixels
-    assert COSTS.per_sample("resnet50", 28, 56) == pytest.approx(0.04)
-    # a tiny_cnn width without an entry scales from width 16 by (w^2 + w) / 272
-    assert COSTS.per_sample("tiny_cnn:8") == pytest.approx(2.72e-4 * 72 / 272)
+    # other sizes: (2 + pixels / 28^2) / 3 of the 28 px cost, unless the table has the size
+    assert COSTS.per_sample("resnet50", 56, 56) == pytest.approx(0.04)  # 4x the pixels: 2x
+    assert COSTS.per_sample("resnet50", 28, 56) == pytest.approx(0.02 * 4 / 3)
+    assert COSTS.per_sample("resnet50", 224, 224) == pytest.approx(0.02 * 22)
+    sized = CostModel({"resnet50": 0.02, "resnet50@224": 0.5}, 4000.0)
+    assert sized.per_sample("resnet50", 224, 224) == 0.5
+    assert sized.per_sample("resnet50", 56, 56) == pytest.approx(0.04)
+    # a tiny_cnn width without an entry: half fixed, half growing with (w^2 + w) / 272
+    assert COSTS.per_sample("tiny_cnn:8") == pytest.approx(2.72e-4 * (1 + 72 / 272) / 2)
+    assert COSTS.per_sample("tiny_cnn:32") == pytest.approx(2.72e-4 * (1 + 1056 / 272) / 2)
     assert COSTS.per_sample("tiny_cnn:16") == pytest.approx(2.72e-4)
     assert COSTS.per_sample("tiny_cnn:4") == pytest.approx(1e-3)  # its own entry wins
     assert COSTS.slowdown(50.0) == pytest.approx(80.0)
@@ -47,8 +53,8 @@ def test_cost_arithmetic_known_answers() -> None:
     # 100 samples x 0.02 s x slowdown 4000/400
     assert COSTS.training_seconds("resnet50", 100, 400.0) == pytest.approx(20.0)
     assert COSTS.training_seconds("resnet50", 100, 400.0, height=56, width=56) == \
-        pytest.approx(80.0)
-    with pytest.raises(ConfigError, match="runtime.clock: measured"):
+        pytest.approx(40.0)
+    with pytest.raises(ConfigError, match=r"runtime\.clock: measured"):
         COSTS.per_sample("efficientnet_b0")
     with pytest.raises(ConfigError):
         COSTS.per_sample("resnet50:2")
@@ -78,7 +84,7 @@ def test_training_on_the_cost_clock_is_the_formula_whatever_the_load() -> None:
     cost = CostModel({"tiny_cnn:8": 0.001}, 1000.0)
     throttle = Throttle.from_cost_model(HardwareProfile("weak", target_throughput=250.0), cost)
     assert throttle.clock == "cost" and throttle.slowdown == pytest.approx(4.0)
-    expected = 2 * 100 * 0.001 * (16 * 16) / (28 * 28) * 4.0
+    expected = 2 * 100 * 0.001 * (2 + (16 * 16) / (28 * 28)) / 3 * 4.0
     runs = []
     for _ in range(2):
         stats = train(build_model("tiny_cnn:8", 2, 1, seed=0), x, y, epochs=2, seed=0,
@@ -149,16 +155,16 @@ def test_config_clock_defaults_and_errors() -> None:
     assert from_config.per_sample("resnet50") == REFERENCE_SECONDS_PER_SAMPLE["resnet50"]
     yaml_like = load_config(None, {"runtime.cost_model": {"resnet50": 0.03}})
     assert cost_model_of(yaml_like).per_sample("resnet50") == 0.03  # type: ignore[union-attr]
-    with pytest.raises(ConfigError, match="cost .* or measured"):
+    with pytest.raises(ConfigError, match=r"cost .* or measured"):
         load_config(None, {"runtime.clock": "wall"})
-    with pytest.raises(ConfigError, match="builtin .* calibrate"):
+    with pytest.raises(ConfigError, match=r"builtin .* calibrate"):
         load_config(None, {"runtime.cost_model": "guess"})
-    with pytest.raises(ConfigError, match="runtime.cost_model"):
+    with pytest.raises(ConfigError, match=r"runtime\.cost_model"):
         load_config(None, {"runtime.cost_model": {"resnet50": -1}})
-    with pytest.raises(ConfigError, match="resnet50=0.02"):
+    with pytest.raises(ConfigError, match=r"resnet50=0\.02"):
         load_config(None, {"runtime.cost_model": "resnet50=fast"})
     # with a table that cannot price a tier's architecture, the config names the tier
-    with pytest.raises(ConfigError, match="tiers.weak.arch"):
+    with pytest.raises(ConfigError, match=r"tiers\.weak\.arch"):
         load_config(None, {"tiers.weak.arch": "unknown_net"})
     assert load_config(None, {"tiers.weak.arch": "unknown_net", "runtime.clock": "measured"})
 
@@ -185,16 +191,21 @@ def test_calibration_measures_once_per_machine(tmp_path: Path,
     more = calibration.calibrated_cost_model(["tiny_cnn:4", "resnet50"], cache_dir=tmp_path)
     assert calls == ["tiny_cnn:4", "poc", "resnet50"]  # only what was missing
     assert more.per_sample("tiny_cnn:4") == first.per_sample("tiny_cnn:4")
+    sized = calibration.calibrated_cost_model(["tiny_cnn:4"], sides=[64], cache_dir=tmp_path)
+    assert calls[-1] == "tiny_cnn:4" and len(calls) == 4  # 28 px cached, 64 px measured
+    assert set(sized.seconds_per_sample) == {"tiny_cnn:4", "tiny_cnn:4@64"}
     cached = json.loads(calibration.cache_path(calibration.machine_key(1), tmp_path).read_text())
     assert cached["machine"] == calibration.machine_key(1) and cached[POC_KEY] == 3000.0
     assert calibration.cache_path(calibration.machine_key(2), tmp_path) != \
         calibration.cache_path(calibration.machine_key(1), tmp_path)
     # the config's calibrate option measures the built-in architectures and the tiers' own
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    cfg = load_config(None, {"runtime.cost_model": "calibrate", "tiers.weak.arch": "tiny_cnn:4"})
+    cfg = load_config(None, {"runtime.cost_model": "calibrate", "tiers.weak.arch": "tiny_cnn:4",
+                             "data.resize": 64})
     got = cost_model_of(cfg)
     assert got is not None and got.source == "calibrated"
-    assert set(got.seconds_per_sample) == {*REFERENCE_SECONDS_PER_SAMPLE, "tiny_cnn:4"}
+    archs = {*REFERENCE_SECONDS_PER_SAMPLE, "tiny_cnn:4"}
+    assert set(got.seconds_per_sample) == archs | {f"{a}@64" for a in archs}
     assert list((tmp_path / "xdg" / "chainlearn").glob("cost-model-*.json"))
 
 
