@@ -306,8 +306,9 @@ def builtin_cost_model() -> CostModel:
     return CostModel(REFERENCE_SECONDS_PER_SAMPLE, REFERENCE_POC_THROUGHPUT, "builtin")
 
 
-def _configured_cost_model(cost: Any) -> CostModel:
-    """The cost model of a ``builtin`` or mapping ``runtime.cost_model`` (not ``calibrate``)."""
+def configured_cost_model(cost: Any) -> CostModel:
+    """The cost model of a ``builtin`` or mapping ``runtime.cost_model`` (``calibrate``: see
+    :func:`chainlearn_ray.experiment.clock.cost_model_of`)."""
     if isinstance(cost, str) and cost == "builtin":
         return builtin_cost_model()
     if isinstance(cost, Mapping):
@@ -319,41 +320,6 @@ def _configured_cost_model(cost: Any) -> CostModel:
         f"runtime.cost_model must be builtin (the reference table, the same on every machine), "
         f"calibrate (measure this machine once and cache it) or a mapping of architecture -> "
         f"seconds per 28 px training sample (optionally {POC_KEY}: samples/s), got {cost!r}")
-
-
-def cost_model_of(cfg: RunConfig, cache_dir: str | Path | None = None) -> CostModel | None:
-    """The cost model the run's clock uses (``None`` on the measured clock).
-
-    ``calibrate`` measures, once per machine, every architecture of the built-in table and of
-    the config's tiers, at 28 px and at the run's input side (cached under ``cache_dir``,
-    default ``~/.cache/chainlearn``).
-    """
-    r = cfg.runtime
-    if r.clock != "cost":
-        return None
-    if isinstance(r.cost_model, str) and r.cost_model == "calibrate":
-        from chainlearn_ray.learning.calibration import calibrated_cost_model
-
-        archs = [*REFERENCE_SECONDS_PER_SAMPLE, *(t.arch for t in cfg.tiers.values())]
-        side = cfg.data.resize or cfg.data.size
-        return calibrated_cost_model(archs, sides=[side], cache_dir=cache_dir)
-    return _configured_cost_model(r.cost_model)
-
-
-def config_record(cfg: RunConfig, cost: CostModel | None) -> dict[str, Any]:
-    """``cfg`` as plain data with ``runtime.cost_model`` the table actually used, so the
-    recorded config reproduces the run's simulated times on any machine."""
-    out = cfg.to_dict()
-    if cost is not None:
-        out["runtime"]["cost_model"] = cost.table()
-    return out
-
-
-def clock_record(cfg: RunConfig, cost: CostModel | None) -> dict[str, Any]:
-    """The clock facts of a run manifest: clock, throttle and the cost model (source, table,
-    reference size, calibrated machine)."""
-    return {"clock": cfg.runtime.clock, "throttle": cfg.runtime.throttle,
-            "cost_model": cost.record() if cost is not None else None}
 
 
 def from_dict(raw: Mapping[str, Any]) -> RunConfig:
@@ -494,7 +460,7 @@ def validate(cfg: RunConfig) -> None:
             f"on every machine, e.g. --clock cost) or measured (scaled measured compute time, "
             f"for studies of real contention), got {r.clock!r}")
     if not (isinstance(r.cost_model, str) and r.cost_model == "calibrate"):
-        cost = _configured_cost_model(r.cost_model)
+        cost = configured_cost_model(r.cost_model)
         if r.clock == "cost":
             for label, tier in cfg.tiers.items():
                 try:

@@ -14,7 +14,8 @@ import ray
 
 from chainlearn_ray.data.partition import alpha_name
 from chainlearn_ray.errors import ResourceError
-from chainlearn_ray.experiment.config import RunConfig, clock_record, config_record, cost_model_of
+from chainlearn_ray.experiment.clock import clock_record, config_record, cost_model_of
+from chainlearn_ray.experiment.config import RunConfig
 from chainlearn_ray.hospital.spec import EvalSplits, HospitalSpec, TrainShard
 from chainlearn_ray.planning.resources import arch_cost, balance
 from chainlearn_ray.protocol.rounds import RoundOutcome, draw_attendance

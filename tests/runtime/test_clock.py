@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from chainlearn_ray.experiment.config import cost_model_of
+from chainlearn_ray.experiment.clock import cost_model_of
 from chainlearn_ray.runtime.simulation import load_partitioned, run_simulation
 
 from .conftest import tiny_config

@@ -11,13 +11,11 @@ import pytest
 import torch
 
 from chainlearn_ray.errors import ConfigError
+from chainlearn_ray.experiment.clock import clock_record, config_record, cost_model_of
 from chainlearn_ray.experiment.config import (
     REFERENCE_POC_THROUGHPUT,
     REFERENCE_SECONDS_PER_SAMPLE,
     builtin_cost_model,
-    clock_record,
-    config_record,
-    cost_model_of,
     load_config,
 )
 from chainlearn_ray.learning import calibration
