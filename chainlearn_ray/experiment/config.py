@@ -12,7 +12,8 @@ import yaml
 
 from chainlearn_ray.data.partition import parse_alpha
 from chainlearn_ray.errors import ConfigError
-from chainlearn_ray.learning.hardware import THROTTLE_MODES
+from chainlearn_ray.learning.cost import POC_KEY, CostModel
+from chainlearn_ray.learning.hardware import CLOCKS, THROTTLE_MODES
 from chainlearn_ray.protocol.tiers import MEDIUM_BELOW, TIERS, WEAK_BELOW, Tier
 
 T = TypeVar("T")
@@ -25,6 +26,23 @@ PAPER_SEEDS: tuple[int, ...] = (42, 142, 242, 342, 442)
 CHAIN_BACKENDS = ("embedded", "anvil", "rpc")
 SPLIT_MODES = ("official", "reference_halved")
 DEVICES = ("auto", "cpu", "cuda")
+
+#: The virtual clock's reference table: seconds to train on one 28 px sample (forward, backward
+#: and Adam step at batch 32, one torch thread, CPU time) on the reference machine, a 2-core
+#: Intel Xeon VM with torch 2.14: the best of five runs of ``python
+#: benchmarks/bench_cost_model.py`` (the machine was shared; single runs varied by up to 1.5x).
+#: Other sizes scale by pixel count; ``tiny_cnn:<w>`` is ``tiny_cnn × (1 + (w² + w) / 272) / 2``
+#: (see :mod:`chainlearn_ray.learning.cost`).
+REFERENCE_SECONDS_PER_SAMPLE: dict[str, float] = {
+    "tiny_cnn": 2.5e-4,
+    "mobilenet_v3_small": 1.9e-3,
+    "efficientnet_b0": 6.5e-3,
+    "resnet50": 1.9e-2,
+}
+#: PoC throughput of the same reference machine (samples/s; K 50, B 16, one thread, CPU time;
+#: the best of the same runs). A tier's hardware slowdown on the cost-model clock is this over
+#: its ``target_throughput``.
+REFERENCE_POC_THROUGHPUT: float = 5000.0
 
 
 @dataclass(frozen=True)
@@ -41,8 +59,9 @@ class TierConfig:
     resources:
         Extra Ray custom resources per actor, e.g. ``{"tier_strong": 1}``.
     target_throughput:
-        Proof-of-Capacity samples/s the simulated hardware delivers (``None``: the machine's
-        own speed). The hardware profile slows the benchmark and training to match it.
+        Proof-of-Capacity samples/s the simulated hardware delivers (``None``: the reference
+        machine's speed on the cost clock, this machine's on the measured clock). Its ratio to
+        the reference (or this machine's) PoC throughput slows training to match.
     gpu_memory_gb:
         GPU memory budget of one hospital (checked against ``runtime.gpu_memory_gb``).
     threads:
@@ -118,13 +137,34 @@ class ChainConfig:
 
 @dataclass(frozen=True)
 class RuntimeConfig:
-    """Ray placement, device, time limits and the simulated clock."""
+    """Ray placement, device, time limits and the simulated clock.
+
+    Attributes
+    ----------
+    clock:
+        Where simulated time comes from. ``"cost"``: a cost model of the work done (samples ×
+        seconds per sample of the architecture × the tier's slowdown), the same on any machine
+        and under any load. ``"measured"``: measured compute time scaled by a slowdown
+        calibrated on this machine (for studies of real contention).
+    cost_model:
+        The cost-model clock's table: ``"builtin"`` (:data:`REFERENCE_SECONDS_PER_SAMPLE`,
+        :data:`REFERENCE_POC_THROUGHPUT`), ``"calibrate"`` (measured once on this machine and
+        cached) or a mapping ``{arch: seconds per 28 px sample, ..., poc_throughput: samples/s}``
+        whose entries replace the built-in ones.
+    throttle:
+        ``"virtual"`` (nothing sleeps) or ``"sleep"`` (hospitals really sleep so their wall time
+        follows the clock).
+    deadline:
+        Simulated seconds a hospital's round may take before it counts as late.
+    """
 
     address: str | None = None
     device: str = "cpu"
     round_timeout: float | None = None
     deadline: float | None = None
     throttle: str = "virtual"
+    clock: str = "cost"
+    cost_model: str | Mapping[str, float] = "builtin"
     coordinator_cpus: float = 0.5
     fit_cpus: bool = True
     gpu_memory_gb: float | None = None
@@ -232,14 +272,54 @@ def _tiers(data: Any) -> dict[str, TierConfig]:
 
 
 def _runtime_section(section: Any) -> Any:
-    """The runtime section with ``hospitals_per_actor`` given as text (CLI) made a number."""
+    """The runtime section with ``hospitals_per_actor`` given as text (CLI) made a number and
+    a ``cost_model`` given as ``"arch=seconds,..."`` text (CLI) made a mapping."""
     if not isinstance(section, Mapping):
         return section
     out = dict(section)
     per = out.get("hospitals_per_actor")
     if isinstance(per, str) and per.strip().isdigit():
         out["hospitals_per_actor"] = int(per)
+    cost = out.get("cost_model")
+    if isinstance(cost, str) and "=" in cost:
+        out["cost_model"] = parse_cost_table(cost)
     return out
+
+
+def parse_cost_table(text: str) -> dict[str, float]:
+    """``"tiny_cnn=2e-4,resnet50=0.02,poc_throughput=4000"`` → a cost table mapping."""
+    table: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, number = part.partition("=")
+        try:
+            table[name.strip()] = float(number)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise ConfigError(f"cost model entry {part!r} must look like resnet50=0.02 (seconds "
+                              f"per 28 px sample) or {POC_KEY}=4000 (samples/s)")
+    return table
+
+
+def builtin_cost_model() -> CostModel:
+    """The reference table of the cost-model clock (:data:`REFERENCE_SECONDS_PER_SAMPLE`)."""
+    return CostModel(REFERENCE_SECONDS_PER_SAMPLE, REFERENCE_POC_THROUGHPUT, "builtin")
+
+
+def configured_cost_model(cost: Any) -> CostModel:
+    """The cost model of a ``builtin`` or mapping ``runtime.cost_model`` (``calibrate``: see
+    :func:`chainlearn_ray.experiment.clock.cost_model_of`)."""
+    if isinstance(cost, str) and cost == "builtin":
+        return builtin_cost_model()
+    if isinstance(cost, Mapping):
+        try:
+            return CostModel.from_table(cost, builtin_cost_model(), "config")
+        except ConfigError as exc:
+            raise ConfigError(f"runtime.cost_model: {exc}") from None
+    raise ConfigError(
+        f"runtime.cost_model must be builtin (the reference table, the same on every machine), "
+        f"calibrate (measure this machine once and cache it) or a mapping of architecture -> "
+        f"seconds per 28 px training sample (optionally {POC_KEY}: samples/s), got {cost!r}")
 
 
 def from_dict(raw: Mapping[str, Any]) -> RunConfig:
@@ -374,6 +454,19 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"runtime.device must be one of {DEVICES}")
     if r.throttle not in THROTTLE_MODES:
         raise ConfigError(f"runtime.throttle must be one of {THROTTLE_MODES}")
+    if r.clock not in CLOCKS:
+        raise ConfigError(
+            f"runtime.clock must be cost (simulated time from a per-sample cost model: the same "
+            f"on every machine, e.g. --clock cost) or measured (scaled measured compute time, "
+            f"for studies of real contention), got {r.clock!r}")
+    if not (isinstance(r.cost_model, str) and r.cost_model == "calibrate"):
+        cost = configured_cost_model(r.cost_model)
+        if r.clock == "cost":
+            for label, tier in cfg.tiers.items():
+                try:
+                    cost.base_cost(tier.arch)
+                except ConfigError as exc:
+                    raise ConfigError(f"tiers.{label}.arch: {exc}") from None
     if r.hospitals_per_actor != "auto" and not (
         isinstance(r.hospitals_per_actor, int) and r.hospitals_per_actor >= 1
     ):

@@ -68,6 +68,10 @@ class Hospital:
         self.contract: str | None = None
         self.model: Any = None
         self.throttle: Any = None
+        if spec.cost_model is not None:  # the cost-model clock: nothing to calibrate
+            from chainlearn_ray.learning.hardware import Throttle
+
+            self.throttle = Throttle.from_cost_model(self._profile(), spec.cost_model)
         self.rounds_trained = 0
         self.poc: Any = None
         self._restore()
@@ -144,7 +148,8 @@ class Hospital:
                 and int(result.batch_size) == batch_size):
             profile = self._profile()
             # One run serves both purposes: the PoC clock is capped at the profile's target,
-            # and the run's raw compute time calibrates the training slow-down of this hospital.
+            # and on the measured clock the run's raw compute time calibrates the training
+            # slow-down of this hospital (on the cost-model clock the throttle is already set).
             result = run_benchmark(
                 steps=steps, warmup=warmup, batch_size=batch_size, device=self.spec.device,
                 seed=self.spec.seed, throttle=self.throttle or Throttle(profile, 1.0),
@@ -334,7 +339,7 @@ class Hospital:
             self._ensure_model()
             self.model.load_state_dict(state["model"])
         self.rounds_trained = int(state.get("rounds_trained", 0))
-        if state.get("slowdown") is not None:
+        if state.get("slowdown") is not None and self.spec.cost_model is None:
             from chainlearn_ray.learning.hardware import Throttle
 
             self.throttle = Throttle.from_slowdown(self._profile(), float(state["slowdown"]))

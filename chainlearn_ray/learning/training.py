@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from chainlearn_ray.errors import ConfigError, DataError, ModelError, ResourceError
 from chainlearn_ray.learning.hardware import Pacer, Throttle
 from chainlearn_ray.learning.models import (
+    ARCH_NAME,
     CPU_CHANNELS_LAST,
     CPU_EVAL_BATCH,
     EVAL_BATCH,
@@ -51,7 +52,9 @@ class TrainStats:
     compute_seconds:
         Time spent computing steps (excludes throttle sleeps).
     simulated_seconds:
-        The hospital's clock: ``slowdown × compute_seconds`` under a throttle, else
+        The hospital's clock. Under a cost-model throttle ``samples × seconds per sample of
+        the architecture at the input size × slowdown`` (the same on any machine); under a
+        measured throttle ``slowdown × compute_seconds``; without a throttle
         ``compute_seconds``.
     final_loss:
         Mean training loss over the last epoch (sample-weighted).
@@ -191,7 +194,10 @@ def _fit(
     # fused CPU kernel rounds differently.
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, foreach=True, fused=False)
     gen = torch.Generator().manual_seed(seed)
-    pacer: Pacer | None = throttle.training_pacer() if throttle is not None else None
+    pacer: Pacer | None = None
+    if throttle is not None:  # the cost-model clock prices the architecture at this input size
+        pacer = throttle.training_pacer(getattr(model, ARCH_NAME, None), int(x.shape[-2]),
+                                        int(x.shape[-1]))
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if cuda
                 else contextlib.nullcontext())
     samples = steps = 0
@@ -260,7 +266,8 @@ def train(
     device:
         ``"cpu"`` or ``"cuda[:i]"``; CUDA runs bf16 autocast, channels-last and TF32.
     throttle:
-        Hardware throttle: slows training by its factor (really, or on the virtual clock).
+        Hardware throttle: sets the simulated clock (priced by its cost model, or its factor
+        times the measured compute time) and, in sleep mode, really slows training down.
     prox_mu, prox_reference:
         FedProx: adds ``(μ/2)·‖w − w_ref‖²`` over the parameters named in ``prox_reference``
         when ``prox_mu > 0``.

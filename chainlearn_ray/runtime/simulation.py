@@ -14,6 +14,7 @@ import ray
 
 from chainlearn_ray.data.partition import alpha_name
 from chainlearn_ray.errors import ResourceError
+from chainlearn_ray.experiment.clock import clock_record, config_record, cost_model_of
 from chainlearn_ray.experiment.config import RunConfig
 from chainlearn_ray.hospital.spec import EvalSplits, HospitalSpec, TrainShard
 from chainlearn_ray.planning.resources import arch_cost, balance
@@ -74,6 +75,7 @@ def load_partitioned(cfg: RunConfig) -> tuple[Any, Any]:
 
 def _hospital_specs(cfg: RunConfig, data: Any, plan: Any, ckpt: Path) -> list[HospitalSpec]:
     rgb = cfg.data.rgb
+    cost = cost_model_of(cfg)  # None on the measured clock
     specs = []
     for index, tier in enumerate(cfg.hospital_tiers()):
         tc = cfg.tiers[tier.label]
@@ -83,7 +85,7 @@ def _hospital_specs(cfg: RunConfig, data: Any, plan: Any, ckpt: Path) -> list[Ho
             seed=cfg.seed, n_classes=data.n_classes,
             in_channels=3 if rgb else data.n_channels,
             target_throughput=tc.target_throughput, threads=tc.threads,
-            throttle=cfg.runtime.throttle,
+            throttle=cfg.runtime.throttle, cost_model=cost,
             device="cuda" if plan.ray_options(tier.label)["num_gpus"] > 0 else "cpu",
             batch_size=cfg.train.batch_size, lr=cfg.train.lr, pretrained=cfg.train.pretrained,
             checkpoint_dir=str(ckpt), faults=tuple(cfg.runtime.faults),
@@ -338,7 +340,8 @@ def run_simulation(cfg: RunConfig, out_dir: str | Path, *, progress: Progress | 
     t_start = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    conf_dict = cfg.to_dict()
+    cost = cost_model_of(cfg)  # the clock's table (calibrate: measured once per machine)
+    conf_dict = config_record(cfg, cost)  # records the table used
     run_id = run_id_for(cfg)
     key = RunKey(run_id, cfg.data.dataset, float(cfg.data.alpha), int(cfg.seed), method)
 
@@ -363,6 +366,7 @@ def run_simulation(cfg: RunConfig, out_dir: str | Path, *, progress: Progress | 
                           {r["hospital_id"]: r["gas_register"] for r in regs})
         facts: dict[str, Any] = {
             "run_id": run_id, "status": "running", "chain": fed.chain,
+            "clock": clock_record(cfg, cost),
             "data": {"flag": data.flag, "path": str(data.path) if data.path else None,
                      "n_classes": data.n_classes, "split_mode": data.split_mode,
                      "partition_attempts": int(part.attempts),
