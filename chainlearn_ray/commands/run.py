@@ -85,7 +85,7 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(args: argparse.Namespace) -> int:
     """Run (or, with --dry-run, plan) one simulation and print its summary."""
-    from chainlearn_ray.experiment.config import load_config
+    from chainlearn_ray.experiment.loading import load_config
 
     cfg = load_config(args.config, overrides(args))
     if args.dataset == "synthetic" or cfg.data.dataset.startswith("synthetic"):

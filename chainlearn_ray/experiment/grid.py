@@ -15,7 +15,8 @@ import numpy as np
 
 from chainlearn_ray.data.partition import alpha_name, parse_alpha
 from chainlearn_ray.errors import ConfigError
-from chainlearn_ray.experiment.config import RunConfig, from_dict, read_yaml_mapping
+from chainlearn_ray.experiment.config import RunConfig
+from chainlearn_ray.experiment.loading import from_dict, read_yaml_mapping
 from chainlearn_ray.experiment.study import StudyConfig, study_from_dict
 
 logger = logging.getLogger(__name__)

@@ -234,7 +234,8 @@ class Hospital:
         Under a behaviour with ``total_epochs`` it trains only what is left of that budget; with
         ``reported`` it reports those metrics (the measured ones stay in ``extra``).
         """
-        from chainlearn_ray.learning.training import model_hash, predict_proba, train
+        from chainlearn_ray.learning.hashing import model_hash
+        from chainlearn_ray.learning.training import predict_proba, train
         from chainlearn_ray.protocol.metrics import accuracy, reliability
 
         self._inject_fault(round_)

@@ -10,7 +10,7 @@ import numpy as np
 from torch import Tensor, nn
 
 from chainlearn_ray.errors import ConfigError
-from chainlearn_ray.learning.training import state_dict_bytes
+from chainlearn_ray.learning.hashing import state_dict_bytes
 from chainlearn_ray.methods.names import result_row
 from chainlearn_ray.results.rows import RunKey
 
@@ -31,7 +31,7 @@ class CommBytes(NamedTuple):
 
 
 def state_bytes(state: nn.Module | Mapping[str, Tensor]) -> int:
-    """Size of a model on the wire: ``len(training.state_dict_bytes(state))``."""
+    """Size of a model on the wire: ``len(hashing.state_dict_bytes(state))``."""
     return len(state_dict_bytes(state))
 
 

@@ -14,8 +14,8 @@ import pytest
 from chainlearn_ray.errors import ConfigError
 from chainlearn_ray.experiment.study import StudyConfig
 from chainlearn_ray.hospital.site import EvalSplits, Hospital, TrainShard
+from chainlearn_ray.learning.hashing import state_dict_bytes
 from chainlearn_ray.learning.models import build_model
-from chainlearn_ray.learning.training import state_dict_bytes
 from chainlearn_ray.methods.fed import TrainSettings
 from chainlearn_ray.methods.fedavg import FedProx
 from chainlearn_ray.methods.fedmd import FedMD, split_public

@@ -153,7 +153,7 @@ def test_missing_dashboard_package_found_without_importing(
 
 
 def test_hospitals_share_threads_only_where_their_models_allow() -> None:
-    from chainlearn_ray.experiment.config import load_config
+    from chainlearn_ray.experiment.loading import load_config
     from chainlearn_ray.runtime.cluster import mixed_layout
 
     tiny = {f"tiers.{t}.arch": "tiny_cnn:8" for t in ("weak", "medium", "strong")}

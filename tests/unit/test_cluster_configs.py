@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from chainlearn_ray.errors import ResourceError
-from chainlearn_ray.experiment.config import load_config
+from chainlearn_ray.experiment.loading import load_config
 from chainlearn_ray.planning.planner import plan_resources
 from chainlearn_ray.planning.resources import TierResources, launcher_capacity
 from chainlearn_ray.protocol.tiers import TIERS

@@ -16,8 +16,8 @@ from chainlearn_ray.experiment.config import (
     REFERENCE_POC_THROUGHPUT,
     REFERENCE_SECONDS_PER_SAMPLE,
     builtin_cost_model,
-    load_config,
 )
+from chainlearn_ray.experiment.loading import load_config
 from chainlearn_ray.learning import calibration
 from chainlearn_ray.learning.benchmark import run_benchmark
 from chainlearn_ray.learning.cost import POC_KEY, CostModel
