@@ -93,16 +93,12 @@ def run_benchmark(
         y = torch.randint(0, 10, (batch_size,), generator=gen).to(device)
     with torch_threads(throttle.threads if throttle is not None else threads):
         loss_fn = torch.nn.CrossEntropyLoss()
+        optimizer = torch.optim.SGD(net.parameters(), lr=0.01)
 
-        params = list(net.parameters())
-
-        def one_step() -> None:  # plain SGD, lr 0.01 (torch.optim would import TorchDynamo)
-            net.zero_grad(set_to_none=True)
+        def one_step() -> None:
+            optimizer.zero_grad(set_to_none=True)
             loss_fn(net(x), y).backward()
-            with torch.no_grad():
-                for p in params:
-                    if p.grad is not None:
-                        p.add_(p.grad, alpha=-0.01)
+            optimizer.step()
 
         for _ in range(warmup):
             one_step()
