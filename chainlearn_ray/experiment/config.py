@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
-from chainlearn_ray.errors import ConfigError
+from chainlearn_ray.errors import ChainlearnError, ConfigError
 from chainlearn_ray.learning.cost import POC_KEY, CostModel
 from chainlearn_ray.learning.hardware import CLOCKS, THROTTLE_MODES
 from chainlearn_ray.protocol.tiers import MEDIUM_BELOW, TIERS, WEAK_BELOW, Tier
@@ -239,8 +239,57 @@ def configured_cost_model(cost: Any) -> CostModel:
         f"seconds per 28 px training sample (optionally {POC_KEY}: samples/s), got {cost!r}")
 
 
+_KINDS: Final = {"int": "a whole number", "float": "a number", "str": "text",
+                 "bool": "true or false"}
+
+
+def _accepts(value: Any, kind: str) -> bool:
+    """Whether ``value`` is of the annotation part ``kind`` (int, float, str, bool, None)."""
+    if kind == "None":
+        return value is None
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "float":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind == "str":
+        return isinstance(value, str)
+    return True  # containers and other types are checked where they are used
+
+
+def check_types(section: Any, where: str) -> None:
+    """Raise :class:`ConfigError` for a field whose value is not of its annotated type (YAML's
+    ``rounds: "three"`` or ``rounds: 2.7``), naming the setting and what it takes."""
+    for f in fields(section):
+        value = getattr(section, f.name)
+        if is_dataclass(value):
+            check_types(value, f"{where}{f.name}.")
+            continue
+        kinds = [k.strip() for k in str(f.type).split("|")]
+        unchecked = any(k not in (*_KINDS, "None") for k in kinds)
+        if unchecked or any(_accepts(value, k) for k in kinds):
+            continue
+        wanted = " or ".join(_KINDS.get(k, "null") for k in kinds)
+        raise ConfigError(f"{where}{f.name} must be {wanted}, got {value!r}")
+
+
+def check_arch(arch: str, where: str) -> None:
+    """Raise :class:`ConfigError` unless ``arch`` names a known architecture."""
+    from chainlearn_ray.learning.models import parse_arch
+
+    try:
+        parse_arch(arch)
+    except ChainlearnError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
 def validate(cfg: RunConfig) -> None:
     """Raise :class:`ConfigError` on any invalid or inconsistent value."""
+    check_types(cfg, "")
+    for label, tier_cfg in cfg.tiers.items():
+        check_types(tier_cfg, f"tiers.{label}.")
+        check_arch(tier_cfg.arch, f"tiers.{label}.arch")
     if cfg.n_hospitals < 1:
         raise ConfigError("at least one hospital is needed (e.g. --hospitals 3)")
     if any(v < 0 for v in cfg.hospitals.values()):

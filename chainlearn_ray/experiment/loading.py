@@ -116,6 +116,13 @@ def parse_cost_table(text: str) -> dict[str, float]:
     return table
 
 
+def _whole(value: Any, where: str) -> int:
+    """``value`` as an int, or :class:`ConfigError` naming ``where`` ("three", 2.7, true)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{where} must be a whole number, got {value!r}")
+    return value
+
+
 def from_dict(raw: Mapping[str, Any]) -> RunConfig:
     """Build and validate a :class:`RunConfig` from nested plain data (e.g. parsed YAML)."""
     raw = dict(raw or {})
@@ -129,7 +136,8 @@ def from_dict(raw: Mapping[str, Any]) -> RunConfig:
     elif isinstance(hospitals, str):
         hospitals = parse_tier_counts(hospitals)
     elif isinstance(hospitals, Mapping):
-        hospitals = {Tier.parse(k).label: int(v) for k, v in hospitals.items()}
+        hospitals = {Tier.parse(k).label: _whole(v, f"hospitals.{k}")
+                     for k, v in hospitals.items()}
     else:
         raise ConfigError("hospitals must be a number, 'weak:1,medium:1,strong:1' or a mapping")
     data = dict(raw.get("data") or {})
@@ -137,7 +145,7 @@ def from_dict(raw: Mapping[str, Any]) -> RunConfig:
         data["alpha"] = parse_alpha(data["alpha"])
     cfg = RunConfig(
         name=str(raw.get("name", "run")),
-        seed=int(raw.get("seed", 42)),
+        seed=_whole(raw.get("seed", 42), "seed"),
         hospitals={t.label: int(hospitals.get(t.label, 0)) for t in TIERS},
         tiers=_tiers(raw.get("tiers")),
         data=_build(DataConfig, data, "data"),

@@ -164,7 +164,9 @@ def test_config_clock_defaults_and_errors() -> None:
     # with a table that cannot price a tier's architecture, the config names the tier
     with pytest.raises(ConfigError, match=r"tiers\.weak\.arch"):
         load_config(None, {"tiers.weak.arch": "unknown_net"})
-    assert load_config(None, {"tiers.weak.arch": "unknown_net", "runtime.clock": "measured"})
+    # an unknown architecture is refused under any clock, before Ray starts
+    with pytest.raises(ConfigError, match=r"tiers\.weak\.arch: unknown architecture"):
+        load_config(None, {"tiers.weak.arch": "unknown_net", "runtime.clock": "measured"})
 
 
 def test_calibration_measures_once_per_machine(tmp_path: Path,
