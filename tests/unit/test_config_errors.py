@@ -57,5 +57,20 @@ def test_yaml_with_a_fractional_round_count_fails_in_one_line(
     code, err = _run(["run", "--config", str(config), "--dry-run"], capsys)
     assert code == 2 and err.count("\n") == 0
     assert "train.rounds must be a whole number, got 2.7" in err
-    with pytest.raises(ConfigError, match="train.rounds"):
+    with pytest.raises(ConfigError, match=r"train\.rounds"):
         load_config(config)
+
+
+@pytest.mark.parametrize("cut", [0, 100, 0.5])
+def test_empty_or_truncated_npz_is_a_one_line_data_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], cut: float
+) -> None:
+    from chainlearn_ray.data.synthetic import write_synthetic
+
+    path = write_synthetic(tmp_path, "synth")
+    data = path.read_bytes()
+    path.write_bytes(data[: int(cut * len(data)) if cut < 1 else int(cut)])
+    code, err = _run(["run", "--dataset", "synth", "--data-dir", str(tmp_path), "--arch",
+                      "tiny_cnn", "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and err.count("\n") == 0 and "Traceback" not in err
+    assert "synth.npz is not a readable .npz file" in err and "delete it" in err
