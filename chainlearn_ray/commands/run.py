@@ -88,6 +88,9 @@ def main(args: argparse.Namespace) -> int:
     from chainlearn_ray.experiment.loading import load_config
 
     cfg = load_config(args.config, overrides(args))
+    from chainlearn_ray.chain.preflight import check_chain
+
+    check_chain(cfg.chain.backend, cfg.chain.rpc_url, cfg.chain.contract)
     if args.dataset == "synthetic" or cfg.data.dataset.startswith("synthetic"):
         cfg = _ensure_synthetic(cfg)
     if args.dry_run:
