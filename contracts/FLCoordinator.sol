@@ -112,16 +112,19 @@ contract FLCoordinator is Ownable {
 
     /// @notice A hospital was registered with a verified Proof of Capacity.
     event HospitalRegistered(
-        address indexed hospital,
-        string name,
-        CapacityClass capacity,
-        ModelType assignedModel,
-        bytes32 benchmarkHash
+        address indexed hospital, string name, CapacityClass capacityClass, bytes32 pocBenchmarkHash
     );
     /// @notice A new round was opened.
-    event RoundStarted(uint256 indexed round, uint256 timestamp);
-    /// @notice A hospital submitted its update for a round.
-    event UpdateSubmitted(uint256 indexed round, address indexed hospital, bytes32 modelHash);
+    event RoundStarted(uint256 indexed round);
+    /// @notice A hospital's update for a round was accepted.
+    event UpdateSubmitted(
+        uint256 indexed round,
+        address indexed hospital,
+        bytes32 modelHash,
+        uint256 confidence,
+        uint256 ece,
+        ModelType modelType
+    );
     /// @notice The hash of a round's ensemble prediction was recorded; the round is closed.
     event EnsemblePredictionRecorded(uint256 indexed round, bytes32 predictionHash, uint256 participantCount);
 
@@ -207,7 +210,7 @@ contract FLCoordinator is Ownable {
         unchecked {
             _hospitalCount = uint24(count + 1);
         }
-        emit HospitalRegistered(hospital, name, capacity, ModelType(uint8(capacity)), benchmarkHash);
+        emit HospitalRegistered(hospital, name, capacity, benchmarkHash);
     }
 
     /// @notice Opens the next round. Owner only; needs at least one registered hospital.
@@ -224,7 +227,7 @@ contract FLCoordinator is Ownable {
         _currentRound = round;
         _roundSubmitters = 0;
         _roundClosed = false;
-        emit RoundStarted(round, block.timestamp);
+        emit RoundStarted(round);
     }
 
     /// @notice Submits the sender's model update for the current round.
@@ -277,7 +280,7 @@ contract FLCoordinator is Ownable {
         uint256 lane = (block.timestamp & 0xffffffff) | (confidence << _CONF_SHIFT) | (ece << _ECE_SHIFT)
             | (snapshot << _ROUNDS_SHIFT);
         _lanes[_laneKey(round, index)] |= lane << _laneOffset(index);
-        emit UpdateSubmitted(round, msg.sender, modelHash);
+        emit UpdateSubmitted(round, msg.sender, modelHash, confidence, ece, modelType);
     }
 
     /// @notice Records the hash of the current round's ensemble prediction and closes the round.
@@ -367,8 +370,8 @@ contract FLCoordinator is Ownable {
     /// @notice Everything stored about a hospital; zeros for an unregistered address.
     /// @param hospital The account.
     /// @return name Hospital name.
-    /// @return capacity Its tier.
-    /// @return assigned The model type of its tier.
+    /// @return capacityClass Its tier.
+    /// @return assignedModelType The model type of its tier.
     /// @return confidence Latest submitted confidence.
     /// @return ece Latest submitted ECE.
     /// @return isRegistered Whether the account is registered.
@@ -379,8 +382,8 @@ contract FLCoordinator is Ownable {
         view
         returns (
             string memory name,
-            CapacityClass capacity,
-            ModelType assigned,
+            CapacityClass capacityClass,
+            ModelType assignedModelType,
             uint256 confidence,
             uint256 ece,
             bool isRegistered,

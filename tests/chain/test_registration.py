@@ -47,9 +47,9 @@ def test_registered_event(fresh: FLCoordinatorClient, trio: list[Hospital]) -> N
     (event,) = fresh.contract.events.HospitalRegistered().process_receipt(receipt)
     assert event["args"]["hospital"] == medium.address
     assert event["args"]["name"] == "General"
-    assert event["args"]["capacity"] == int(Tier.MEDIUM)
-    assert event["args"]["assignedModel"] == int(ModelType.MEDIUM)
-    assert event["args"]["benchmarkHash"] == medium.bench_hash
+    assert event["args"]["capacityClass"] == int(Tier.MEDIUM)
+    assert event["args"]["pocBenchmarkHash"] == medium.bench_hash
+    assert set(event["args"]) == {"hospital", "name", "capacityClass", "pocBenchmarkHash"}
 
 
 def test_duplicate_registration(fresh: FLCoordinatorClient, trio: list[Hospital]) -> None:

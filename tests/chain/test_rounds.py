@@ -39,7 +39,7 @@ def test_start_round_event_and_counter(registered: FLCoordinatorClient) -> None:
     result = registered.start_round()
     receipt = registered.conn.w3.eth.get_transaction_receipt(result.tx_hash)
     (event,) = registered.contract.events.RoundStarted().process_receipt(receipt)
-    assert event["args"]["round"] == 1
+    assert dict(event["args"]) == {"round": 1}
     assert registered.current_round() == 1
     registered.start_round()
     assert registered.current_round() == 2
@@ -66,6 +66,8 @@ def test_submit_stores_submission(registered: FLCoordinatorClient, trio: list[Ho
     assert event["args"]["round"] == 1
     assert event["args"]["hospital"] == strong.address
     assert event["args"]["modelHash"] == digest
+    assert (event["args"]["confidence"], event["args"]["ece"]) == (9500, 500)
+    assert event["args"]["modelType"] == int(ModelType.HEAVY)
 
 
 def test_submit_unregistered(registered: FLCoordinatorClient, chain: ChainConnection) -> None:
