@@ -50,7 +50,7 @@ def main() -> None:
         conn.fund_many([account.address for account, _ in members], 10**18)
         for account, tier in members:
             bench = benchmark_hash(100.0, 50, 16, tier)
-            sig = sign_poc(account.key, tier, bench, client.chain_id, client.address)
+            sig = sign_poc(account.key, tier, bench, client.chain_id, client.address, name="bench")
             client.register_hospital(account.address, "bench", tier, bench, sig)
         for rnd in range(args.rounds):
             gas = client.start_round().gas_used

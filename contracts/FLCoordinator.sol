@@ -2,6 +2,7 @@
 pragma solidity 0.8.28;
 
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
+import {Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/MessageHashUtils.sol";
 
@@ -11,8 +12,9 @@ import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/Messa
 /// confidence and expected calibration error), and the owner records the hash of each round's
 /// weighted ensemble prediction. Ensemble weights are computed on-chain in fixed point.
 /// @dev Storage layout (every operation touches a constant number of slots):
-/// - slot 0: `Ownable._owner` (160 bits) packed with the round state (`_currentRound`,
-///   `_hospitalCount`, `_roundSubmitters`, `_roundClosed`).
+/// - slot 0: `Ownable._owner`; slot 1: `Ownable2Step._pendingOwner` (160 bits) packed with the
+///   round state (`_currentRound`, `_hospitalCount`, `_roundSubmitters`, `_roundClosed`) and a
+///   deployment marker.
 /// - one `Hospital` slot per hospital (registration data and its latest metrics), plus its
 ///   benchmark hash and name, written once at registration.
 /// - per round and hospital: the model hash (one slot) and a 66-bit "lane" holding confidence,
@@ -21,7 +23,7 @@ import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/Messa
 ///   three hospitals to submit in a round pays for a fresh slot.
 /// - per round: the prediction hash (one slot) and a header stored in the top 58 bits of the
 ///   round's lane slot 0 (ensemble timestamp and the round's final submitter count).
-contract FLCoordinator is Ownable {
+contract FLCoordinator is Ownable2Step {
     /// @notice Hardware tier of a hospital, established by its Proof of Capacity.
     enum CapacityClass {
         Weak,
@@ -69,7 +71,7 @@ contract FLCoordinator is Ownable {
     uint256 private constant _HEADER_COUNT_SHIFT = 230;
     uint256 private constant _HEADER_MASK = ((1 << 58) - 1) << 198;
 
-    // Bit offsets of the round state packed with `Ownable._owner` in slot 0.
+    // Bit offsets of the round state packed with `Ownable2Step._pendingOwner` in slot 1.
     uint256 private constant _S_ROUND_SHIFT = 160;
     uint256 private constant _S_SUBMITTERS_SHIFT = 216;
     uint256 private constant _S_CLOSED_SHIFT = 240;
@@ -99,11 +101,14 @@ contract FLCoordinator is Ownable {
         string name;
     }
 
-    // Packed with Ownable._owner in slot 0.
+    // Packed with Ownable2Step._pendingOwner in slot 1.
     uint32 private _currentRound;
     uint24 private _hospitalCount;
     uint24 private _roundSubmitters;
     bool private _roundClosed;
+    // Set at deployment and never cleared: it keeps slot 1 non-zero while no ownership transfer
+    // is pending, so the first registration pays for an update of the slot, not a fresh write.
+    bool private _deployed;
 
     mapping(address hospital => HospitalRecord) private _hospitals;
     mapping(uint256 submissionKey => bytes32) private _modelHashes;
@@ -162,14 +167,18 @@ contract FLCoordinator is Ownable {
     /// @notice The hospital submitted nothing in that round.
     error FLCoordinator__NoSubmission(uint256 round, address hospital);
 
-    /// @notice Deploys the coordinator; the deployer becomes the owner.
-    constructor() Ownable(msg.sender) {}
+    /// @notice Deploys the coordinator; the deployer becomes the owner. Ownership moves in two
+    /// steps (`transferOwnership`, then `acceptOwnership` by the new owner).
+    constructor() Ownable(msg.sender) {
+        _deployed = true;
+    }
 
     /// @notice Registers a hospital after verifying its Proof-of-Capacity signature.
     /// @dev The hospital signs (EIP-191) `keccak256(abi.encode(address(this), block.chainid,
-    /// hospital, uint8(capacity), benchmarkHash))`, so a signature is bound to this deployment,
-    /// this chain, the hospital, its tier and its benchmark. Malleable (high-s) signatures are
-    /// rejected. Owner only.
+    /// hospital, keccak256(bytes(name)), uint8(capacity), benchmarkHash))`, so a signature is bound
+    /// to this deployment, this chain, the hospital, the name it is listed under, its tier and its
+    /// benchmark: the owner cannot register it under a name or tier it did not sign. Malleable
+    /// (high-s) signatures are rejected. Owner only.
     /// @param hospital The hospital's account (it will send its own submissions).
     /// @param name Human-readable hospital name.
     /// @param capacity The tier established by the Proof of Capacity.
@@ -186,7 +195,11 @@ contract FLCoordinator is Ownable {
         HospitalRecord storage record = _hospitals[hospital];
         if (record.core.registered) revert FLCoordinator__AlreadyRegistered(hospital);
         bytes32 digest = MessageHashUtils.toEthSignedMessageHash(
-            keccak256(abi.encode(address(this), block.chainid, hospital, uint8(capacity), benchmarkHash))
+            keccak256(
+                abi.encode(
+                    address(this), block.chainid, hospital, keccak256(bytes(name)), uint8(capacity), benchmarkHash
+                )
+            )
         );
         (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(digest, signature);
         if (err != ECDSA.RecoverError.NoError || recovered != hospital) {
@@ -238,7 +251,7 @@ contract FLCoordinator is Ownable {
     /// @param modelType Model family trained; must be the one assigned to the hospital's tier.
     function submitUpdate(bytes32 modelHash, uint256 confidence, uint256 ece, ModelType modelType) external {
         // The hot path reads and writes the two packed words it needs directly (one load and one
-        // store each); the bit offsets are the compiler's layout of slot 0 and of `Hospital`.
+        // store each); the bit offsets are the compiler's layout of slot 1 and of `Hospital`.
         HospitalRecord storage record = _hospitals[msg.sender];
         uint256 hospital;
         uint256 state;

@@ -151,6 +151,15 @@ class FLCoordinatorClient:
             raise ConfigError("prediction hash must be exactly 32 bytes")
         return self._owner_tx("recordEnsemblePrediction", [prediction_hash, int(participant_count)])
 
+    def transfer_ownership(self, new_owner: str) -> TxResult:
+        """Offer ownership to ``new_owner`` (owner transaction); it moves on
+        :meth:`accept_ownership` (``Ownable2Step``)."""
+        return self._owner_tx("transferOwnership", [to_checksum_address(new_owner)])
+
+    def accept_ownership(self) -> TxResult:
+        """Accept a pending ownership transfer (sent by ``conn.owner``, the pending owner)."""
+        return self._owner_tx("acceptOwnership", [])
+
     def _owner_tx(self, fn_name: str, args: list[Any]) -> TxResult:
         data = self.contract.encode_abi(fn_name, args)
         result, _ = _send_owner(self.conn, self.address, data, fn_name, self._reverts)
@@ -284,6 +293,10 @@ class FLCoordinatorClient:
     def owner(self) -> str:
         """``owner()``."""
         return to_checksum_address(self._call("owner"))
+
+    def pending_owner(self) -> str:
+        """``pendingOwner()``: the account that may accept ownership (zero address if none)."""
+        return to_checksum_address(self._call("pendingOwner"))
 
     # ------------------------------------------------------------------ helpers
     def _call(self, fn_name: str, *args: Any) -> Any:

@@ -128,8 +128,9 @@ def measure_gas(
     conn.fund_many([account.address for account, _ in members], _FUNDING_WEI)
     for i, (account, tier) in enumerate(members):
         bench = benchmark_hash(_THROUGHPUT[tier], 50, 16, tier)
-        signature = sign_poc(account.key, tier, bench, client.chain_id, client.address)
-        client.register_hospital(account.address, f"hospital-{i:03d}", tier, bench, signature)
+        name = f"hospital-{i:03d}"
+        signature = sign_poc(account.key, tier, bench, client.chain_id, client.address, name=name)
+        client.register_hospital(account.address, name, tier, bench, signature)
     per_round: list[dict[str, list[int]]] = []
     coordinator_s: list[float] = []
     for rnd in range(1, rounds + 1):

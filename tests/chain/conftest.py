@@ -41,14 +41,12 @@ def make_hospital(seed: int, tier: Tier) -> Hospital:
 
 
 def register(client: FLCoordinatorClient, hospital: Hospital, name: str = "") -> TxResult:
-    """Register ``hospital`` with a PoC signature it made itself."""
-    signature = sign_poc(
-        hospital.account.key, hospital.tier, hospital.bench_hash, client.chain_id, client.address
-    )
-    return client.register_hospital(
-        hospital.address, name or f"h-{hospital.address[2:8]}", hospital.tier,
-        hospital.bench_hash, signature,
-    )  # fmt: skip
+    """Register ``hospital`` under ``name`` with a PoC signature it made itself."""
+    name = name or f"h-{hospital.address[2:8]}"
+    signature = sign_poc(hospital.account.key, hospital.tier, hospital.bench_hash,
+                         client.chain_id, client.address, name=name)
+    return client.register_hospital(hospital.address, name, hospital.tier, hospital.bench_hash,
+                                    signature)
 
 
 def submit(

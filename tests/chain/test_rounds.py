@@ -282,11 +282,14 @@ def test_storage_layout_of_packed_slots(
     submit(registered, trio[1], 9100, 900)
     w3 = registered.conn.w3
     slot0 = int.from_bytes(w3.eth.get_storage_at(registered.address, 0), "big")
-    assert slot0 & (2**160 - 1) == int(registered.owner(), 16)
-    assert (slot0 >> 160) & 0xFFFFFFFF == 1  # current round
-    assert (slot0 >> 192) & 0xFFFFFF == 3  # hospital count
-    assert (slot0 >> 216) & 0xFFFFFF == 1  # submitters this round
-    assert (slot0 >> 240) & 0xFF == 0  # round closed
+    assert slot0 == int(registered.owner(), 16)
+    slot1 = int.from_bytes(w3.eth.get_storage_at(registered.address, 1), "big")
+    assert slot1 & (2**160 - 1) == 0  # Ownable2Step's pending owner
+    assert (slot1 >> 160) & 0xFFFFFFFF == 1  # current round
+    assert (slot1 >> 192) & 0xFFFFFF == 3  # hospital count
+    assert (slot1 >> 216) & 0xFFFFFF == 1  # submitters this round
+    assert (slot1 >> 240) & 0xFF == 0  # round closed
+    assert slot1 >> 248 == 1  # deployment marker
 
 
 def test_nonce_tracking_survives_a_refused_transaction(

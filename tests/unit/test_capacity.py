@@ -32,13 +32,15 @@ def test_benchmark_hash_preimage() -> None:
 
 def test_signature_recovers_the_hospital_and_binds_the_deployment() -> None:
     h = benchmark_hash(500.0, 50, 16, Tier.STRONG)
-    sig = sign_poc(KEY, Tier.STRONG, h, 1337, CONTRACT)
+    sig = sign_poc(KEY, Tier.STRONG, h, 1337, CONTRACT, name="St. Mary's")
     address = Account.from_key(KEY).address
-    digest = poc_digest(address, Tier.STRONG, h, 1337, CONTRACT)
+    digest = poc_digest(address, Tier.STRONG, h, 1337, CONTRACT, name="St. Mary's")
     assert len(sig) == 65
     assert Account.recover_message(encode_defunct(primitive=digest), signature=sig) == address
-    other_chain = poc_digest(address, Tier.STRONG, h, 1, CONTRACT)
+    other_chain = poc_digest(address, Tier.STRONG, h, 1, CONTRACT, name="St. Mary's")
     assert Account.recover_message(encode_defunct(primitive=other_chain), signature=sig) != address
+    other_name = poc_digest(address, Tier.STRONG, h, 1337, CONTRACT, name="St. Mary")
+    assert Account.recover_message(encode_defunct(primitive=other_name), signature=sig) != address
 
 
 @pytest.mark.parametrize(
