@@ -12,9 +12,9 @@ import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/Messa
 /// confidence and expected calibration error), and the owner records the hash of each round's
 /// weighted ensemble prediction. Ensemble weights are computed on-chain in fixed point.
 /// @dev Storage layout (every operation touches a constant number of slots):
-/// - slot 0: `Ownable._owner`; slot 1: `Ownable2Step._pendingOwner` (160 bits) packed with the
-///   round state (`_currentRound`, `_hospitalCount`, `_roundSubmitters`, `_roundClosed`) and a
-///   deployment marker.
+/// - slot 0: `Ownable._owner`; slot 1: `Ownable2Step._pendingOwner`; slot 2: the round state
+///   (`RoundState`: current round, hospital count, this round's submitter count, closed flag,
+///   the round's timestamp epoch and a deployment marker).
 /// - one `Hospital` slot per hospital (registration data and its latest metrics), plus its
 ///   benchmark hash and name, written once at registration.
 /// - per round and hospital: the model hash (one slot) and a 66-bit "lane" holding confidence,
@@ -22,7 +22,12 @@ import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/Messa
 ///   registration index (`index / 3` picks the slot, `index % 3` the lane), so only the first of
 ///   three hospitals to submit in a round pays for a fresh slot.
 /// - per round: the prediction hash (one slot) and a header stored in the top 58 bits of the
-///   round's lane slot 0 (ensemble timestamp and the round's final submitter count).
+///   round's lane slot 0 (ensemble timestamp, the round's final submitter count, recorded flag).
+/// Timestamps never wrap: a lane or header keeps the low 32 bits of `block.timestamp`; the high
+/// bits (the "epoch", which changes once every 2^32 seconds, ~136 years) are those of the round's
+/// start, kept once per epoch change in `_epochLog`. A submission or ensemble whose block falls
+/// in another epoch than its round's start (a round open across a multiple of 2^32 seconds)
+/// also keeps its full timestamp in `_fullTimestamps`. Steady rounds pay nothing for this.
 contract FLCoordinator is Ownable2Step {
     /// @notice Hardware tier of a hospital, established by its Proof of Capacity.
     enum CapacityClass {
@@ -65,16 +70,24 @@ contract FLCoordinator is Ownable2Step {
     uint256 private constant _METRIC_MASK = (1 << 14) - 1;
     uint256 private constant _ROUNDS_MASK = (1 << 6) - 1;
     uint256 private constant _MAX_ROUNDS_SNAPSHOT = 63;
-    // Round header in the top bits of lane slot 0: [198, 230) ensemble timestamp,
-    // [230, 254) submitter count.
+    // Round header in the top bits of lane slot 0: [198, 230) low 32 bits of the ensemble
+    // timestamp, [230, 254) submitter count, bit 254 set once the ensemble is recorded.
     uint256 private constant _HEADER_TS_SHIFT = 198;
     uint256 private constant _HEADER_COUNT_SHIFT = 230;
+    uint256 private constant _HEADER_COUNT_MASK = (1 << 24) - 1;
+    uint256 private constant _HEADER_RECORDED = 1 << 254;
     uint256 private constant _HEADER_MASK = ((1 << 58) - 1) << 198;
 
-    // Bit offsets of the round state packed with `Ownable2Step._pendingOwner` in slot 1.
-    uint256 private constant _S_ROUND_SHIFT = 160;
-    uint256 private constant _S_SUBMITTERS_SHIFT = 216;
-    uint256 private constant _S_CLOSED_SHIFT = 240;
+    // Bit offsets and masks of the `RoundState` fields inside slot 2 (as laid out by the compiler;
+    // the round is at offset 0).
+    uint256 private constant _S_COUNT_SHIFT = 32;
+    uint256 private constant _S_SUBMITTERS_SHIFT = 56;
+    uint256 private constant _S_CLOSED_SHIFT = 80;
+    uint256 private constant _S_EPOCH_SHIFT = 96;
+    uint256 private constant _S_ROUND_MASK = 0xffffffff;
+    uint256 private constant _S_SUBMITTERS_MASK = 0xffffff << 56;
+    uint256 private constant _S_CLOSED_MASK = 0xff << 80;
+    uint256 private constant _S_EPOCH_MASK = 0xffffffff << 96;
     // Bit offsets of the `Hospital` fields inside its slot (as laid out by the compiler).
     uint256 private constant _H_CAPACITY_SHIFT = 24;
     uint256 private constant _H_REGISTERED_SHIFT = 32;
@@ -101,19 +114,31 @@ contract FLCoordinator is Ownable2Step {
         string name;
     }
 
-    // Packed with Ownable2Step._pendingOwner in slot 1.
-    uint32 private _currentRound;
-    uint24 private _hospitalCount;
-    uint24 private _roundSubmitters;
-    bool private _roundClosed;
-    // Set at deployment and never cleared: it keeps slot 1 non-zero while no ownership transfer
-    // is pending, so the first registration pays for an update of the slot, not a fresh write.
-    bool private _deployed;
+    /// @dev The round state, one slot (slot 2).
+    struct RoundState {
+        uint32 round; // the current round (0 before the first)
+        uint24 hospitalCount;
+        uint24 submitters; // submissions in the current round
+        bool closed; // the current round's ensemble was recorded
+        // Set at deployment and never cleared: it keeps the slot non-zero, so the first
+        // registration pays for an update of the slot, not a fresh write.
+        bool deployed;
+        uint32 epoch; // block.timestamp >> 32 when the current round started
+    }
+
+    RoundState private _state;
+    /// @dev Epoch changes, oldest first: `firstRound << 32 | epoch` for each round that started in
+    /// another epoch than the round before it. Rounds before the first entry are in `_deployEpoch`.
+    uint64[] private _epochLog;
+    uint256 private immutable _deployEpoch;
 
     mapping(address hospital => HospitalRecord) private _hospitals;
     mapping(uint256 submissionKey => bytes32) private _modelHashes;
     mapping(uint256 laneKey => uint256) private _lanes;
     mapping(uint256 round => bytes32) private _predictionHashes;
+    /// @dev Full timestamps of submissions (by submission key) and ensembles (by the key of round
+    /// and the zero address) made in another epoch than their round's start.
+    mapping(uint256 key => uint256) private _fullTimestamps;
 
     /// @notice A hospital was registered with a verified Proof of Capacity.
     event HospitalRegistered(
@@ -170,7 +195,11 @@ contract FLCoordinator is Ownable2Step {
     /// @notice Deploys the coordinator; the deployer becomes the owner. Ownership moves in two
     /// steps (`transferOwnership`, then `acceptOwnership` by the new owner).
     constructor() Ownable(msg.sender) {
-        _deployed = true;
+        uint256 epoch = block.timestamp >> 32;
+        _deployEpoch = epoch;
+        _state = RoundState({
+            round: 0, hospitalCount: 0, submitters: 0, closed: false, deployed: true, epoch: uint32(epoch)
+        });
     }
 
     /// @notice Registers a hospital after verifying its Proof-of-Capacity signature.
@@ -205,7 +234,7 @@ contract FLCoordinator is Ownable2Step {
         if (err != ECDSA.RecoverError.NoError || recovered != hospital) {
             revert FLCoordinator__InvalidSignature(hospital, recovered);
         }
-        uint256 count = _hospitalCount;
+        uint256 count = _state.hospitalCount;
         if (count >= MAX_HOSPITALS) revert FLCoordinator__TooManyHospitals();
 
         record.core = Hospital({
@@ -221,25 +250,35 @@ contract FLCoordinator is Ownable2Step {
         record.name = name;
         // count < MAX_HOSPITALS (checked above), so count + 1 fits in 24 bits.
         unchecked {
-            _hospitalCount = uint24(count + 1);
+            _state.hospitalCount = uint24(count + 1);
         }
         emit HospitalRegistered(hospital, name, capacity, benchmarkHash);
     }
 
     /// @notice Opens the next round. Owner only; needs at least one registered hospital.
     /// @dev If the previous round was never closed by an ensemble record, its submitter count is
-    /// archived into its round header so `getRoundSubmitterCount` keeps answering for it.
+    /// archived into its round header so `getRoundSubmitterCount` keeps answering for it. A round
+    /// starting in another timestamp epoch (2^32 seconds) than the round before it appends the
+    /// epoch to `_epochLog` (once every ~136 years).
     function startNewRound() external onlyOwner {
-        if (_hospitalCount == 0) revert FLCoordinator__NoHospitals();
-        uint32 previous = _currentRound;
-        uint256 submitters = _roundSubmitters;
-        if (submitters != 0 && !_roundClosed) {
-            _writeHeader(previous, 0, submitters);
+        uint256 state = _loadState();
+        if ((state >> _S_COUNT_SHIFT) & 0xffffff == 0) revert FLCoordinator__NoHospitals();
+        uint256 previous = state & 0xffffffff;
+        uint256 submitters = (state >> _S_SUBMITTERS_SHIFT) & 0xffffff;
+        if (submitters != 0 && (state >> _S_CLOSED_SHIFT) & 0xff == 0) {
+            _writeHeader(previous, 0, submitters, 0);
         }
-        uint32 round = previous + 1; // checked: reverts after 2**32 - 1 rounds
-        _currentRound = round;
-        _roundSubmitters = 0;
-        _roundClosed = false;
+        uint256 round = uint256(uint32(previous) + 1); // checked: reverts after 2**32 - 1 rounds
+        // New round: no submitters, not closed.
+        state = (state & ~(_S_ROUND_MASK | _S_SUBMITTERS_MASK | _S_CLOSED_MASK)) | round;
+        uint256 epoch = block.timestamp >> 32;
+        // An epoch beyond 32 bits (timestamps past 2^64 s, which no client produces) is not
+        // logged: every timestamp of such a round takes the full-timestamp path instead.
+        if (epoch != (state >> _S_EPOCH_SHIFT) & 0xffffffff && epoch <= type(uint32).max) {
+            _epochLog.push(uint64((round << 32) | epoch));
+            state = (state & ~_S_EPOCH_MASK) | (epoch << _S_EPOCH_SHIFT);
+        }
+        _storeState(state);
         emit RoundStarted(round);
     }
 
@@ -257,10 +296,10 @@ contract FLCoordinator is Ownable2Step {
         uint256 state;
         assembly ("memory-safe") {
             hospital := sload(record.slot)
-            state := sload(_currentRound.slot)
+            state := sload(_state.slot)
         }
         if ((hospital >> _H_REGISTERED_SHIFT) & 0xff == 0) revert FLCoordinator__NotRegistered(msg.sender);
-        uint256 round = (state >> _S_ROUND_SHIFT) & 0xffffffff;
+        uint256 round = state & 0xffffffff;
         if (round == 0) revert FLCoordinator__NoActiveRound();
         if ((state >> _S_CLOSED_SHIFT) & 0xff != 0) revert FLCoordinator__RoundClosed(round);
         if (confidence > SCALE) revert FLCoordinator__ConfidenceOutOfRange(confidence);
@@ -285,12 +324,13 @@ contract FLCoordinator is Ownable2Step {
             | (confidence << _H_CONF_SHIFT) | (ece << _H_ECE_SHIFT);
         assembly ("memory-safe") {
             sstore(record.slot, hospital)
-            sstore(_currentRound.slot, state)
+            sstore(_state.slot, state)
         }
-        _modelHashes[_submissionKey(round, msg.sender)] = modelHash;
+        uint256 key = _submissionKey(round, msg.sender);
+        _modelHashes[key] = modelHash;
 
         uint256 snapshot = rounds < _MAX_ROUNDS_SNAPSHOT ? rounds : _MAX_ROUNDS_SNAPSHOT;
-        uint256 lane = (block.timestamp & 0xffffffff) | (confidence << _CONF_SHIFT) | (ece << _ECE_SHIFT)
+        uint256 lane = _timestampLow((state >> _S_EPOCH_SHIFT) & 0xffffffff, key) | (confidence << _CONF_SHIFT) | (ece << _ECE_SHIFT)
             | (snapshot << _ROUNDS_SHIFT);
         _lanes[_laneKey(round, index)] |= lane << _laneOffset(index);
         emit UpdateSubmitted(round, msg.sender, modelHash, confidence, ece, modelType);
@@ -301,17 +341,19 @@ contract FLCoordinator is Ownable2Step {
     /// @param predictionHash Hash of the ensemble's predictions.
     /// @param participantCount Number of hospitals whose updates formed the ensemble.
     function recordEnsemblePrediction(bytes32 predictionHash, uint256 participantCount) external onlyOwner {
-        uint256 round = _currentRound;
+        uint256 state = _loadState();
+        uint256 round = state & 0xffffffff;
         if (round == 0) revert FLCoordinator__NoActiveRound();
-        if (_roundClosed) revert FLCoordinator__EnsembleAlreadyRecorded(round);
+        if ((state >> _S_CLOSED_SHIFT) & 0xff != 0) revert FLCoordinator__EnsembleAlreadyRecorded(round);
         if (participantCount == 0) revert FLCoordinator__ZeroParticipants();
-        uint256 actual = _roundSubmitters;
+        uint256 actual = (state >> _S_SUBMITTERS_SHIFT) & 0xffffff;
         if (participantCount != actual) {
             revert FLCoordinator__ParticipantCountMismatch(round, participantCount, actual);
         }
-        _roundClosed = true;
+        _storeState(state | (1 << _S_CLOSED_SHIFT));
         _predictionHashes[round] = predictionHash;
-        _writeHeader(round, block.timestamp, actual);
+        uint256 low = _timestampLow((state >> _S_EPOCH_SHIFT) & 0xffffffff, _submissionKey(round, address(0)));
+        _writeHeader(round, low, actual, _HEADER_RECORDED);
         emit EnsemblePredictionRecorded(round, predictionHash, participantCount);
     }
 
@@ -422,16 +464,20 @@ contract FLCoordinator is Ownable2Step {
     /// @param round The round number.
     /// @return predictionHash Hash of the ensemble's predictions.
     /// @return participantCount Hospitals that formed the ensemble.
-    /// @return timestamp Block timestamp of the record.
+    /// @return timestamp Block timestamp of the record (full width: never wraps).
     function getEnsembleRecord(uint256 round)
         external
         view
         returns (bytes32 predictionHash, uint256 participantCount, uint256 timestamp)
     {
         uint256 header = _lanes[_laneKey(round, 0)];
-        timestamp = (header >> _HEADER_TS_SHIFT) & 0xffffffff;
-        if (timestamp == 0) return (bytes32(0), 0, 0);
-        return (_predictionHashes[round], header >> _HEADER_COUNT_SHIFT, timestamp);
+        if (header & _HEADER_RECORDED == 0) return (bytes32(0), 0, 0);
+        uint256 low = (header >> _HEADER_TS_SHIFT) & 0xffffffff;
+        return (
+            _predictionHashes[round],
+            (header >> _HEADER_COUNT_SHIFT) & _HEADER_COUNT_MASK,
+            _fullTimestamp(round, low, _submissionKey(round, address(0)))
+        );
     }
 
     /// @notice A hospital's submission in a round; zeros when it submitted nothing.
@@ -440,7 +486,7 @@ contract FLCoordinator is Ownable2Step {
     /// @return modelHash Submitted model hash.
     /// @return confidence Submitted confidence.
     /// @return ece Submitted ECE.
-    /// @return timestamp Block timestamp of the submission.
+    /// @return timestamp Block timestamp of the submission (full width: never wraps).
     /// @return modelType Model type of the submission.
     function getRoundSubmission(uint256 round, address hospital)
         external
@@ -455,7 +501,7 @@ contract FLCoordinator is Ownable2Step {
             _modelHashes[_submissionKey(round, hospital)],
             (lane >> _CONF_SHIFT) & _METRIC_MASK,
             (lane >> _ECE_SHIFT) & _METRIC_MASK,
-            lane & 0xffffffff,
+            _fullTimestamp(round, lane & 0xffffffff, _submissionKey(round, hospital)),
             ModelType(uint8(h.capacity))
         );
     }
@@ -463,21 +509,22 @@ contract FLCoordinator is Ownable2Step {
     /// @notice Number of registered hospitals.
     /// @return The count.
     function getHospitalCount() external view returns (uint256) {
-        return _hospitalCount;
+        return _state.hospitalCount;
     }
 
     /// @notice Number of hospitals that submitted in a round.
     /// @param round The round number.
     /// @return The count (0 for rounds not started yet).
     function getRoundSubmitterCount(uint256 round) external view returns (uint256) {
-        if (round != 0 && round == _currentRound && !_roundClosed) return _roundSubmitters;
-        return _lanes[_laneKey(round, 0)] >> _HEADER_COUNT_SHIFT;
+        RoundState memory state = _state;
+        if (round != 0 && round == state.round && !state.closed) return state.submitters;
+        return (_lanes[_laneKey(round, 0)] >> _HEADER_COUNT_SHIFT) & _HEADER_COUNT_MASK;
     }
 
     /// @notice The current round number (0 before the first round).
     /// @return The round number.
     function currentRound() external view returns (uint256) {
-        return _currentRound;
+        return _state.round;
     }
 
     /// @dev The registered hospital's slot, or revert.
@@ -506,10 +553,55 @@ contract FLCoordinator is Ownable2Step {
         return (_lanes[_laneKey(round, index)] >> _laneOffset(index)) & _LANE_MASK;
     }
 
-    /// @dev Stores the round header (ensemble timestamp, submitter count) in lane slot 0.
-    function _writeHeader(uint256 round, uint256 timestamp, uint256 submitters) private {
+    /// @dev Stores the round header (low bits of the ensemble timestamp, submitter count, the
+    /// recorded flag) in lane slot 0.
+    function _writeHeader(uint256 round, uint256 low, uint256 submitters, uint256 recorded) private {
         uint256 key = _laneKey(round, 0);
-        _lanes[key] = (_lanes[key] & ~_HEADER_MASK) | ((timestamp & 0xffffffff) << _HEADER_TS_SHIFT)
-            | (submitters << _HEADER_COUNT_SHIFT);
+        _lanes[key] = (_lanes[key] & ~_HEADER_MASK) | (low << _HEADER_TS_SHIFT)
+            | (submitters << _HEADER_COUNT_SHIFT) | recorded;
+    }
+
+    /// @dev The packed `RoundState` word (slot 2).
+    function _loadState() private view returns (uint256 state) {
+        assembly ("memory-safe") {
+            state := sload(_state.slot)
+        }
+    }
+
+    /// @dev Stores the packed `RoundState` word (slot 2).
+    function _storeState(uint256 state) private {
+        assembly ("memory-safe") {
+            sstore(_state.slot, state)
+        }
+    }
+
+    /// @dev The low 32 bits of `block.timestamp`, to be stored; when the block is in another epoch
+    /// than `epoch` (the current round's start), the full timestamp is also kept under `key`.
+    function _timestampLow(uint256 epoch, uint256 key) private returns (uint256) {
+        if (block.timestamp >> 32 != epoch) {
+            _fullTimestamps[key] = block.timestamp;
+        }
+        return block.timestamp & 0xffffffff;
+    }
+
+    /// @dev The timestamp stored as `low` for `key` in `round`: the full one when one was kept,
+    /// else `low` in the epoch of the round's start.
+    function _fullTimestamp(uint256 round, uint256 low, uint256 key) private view returns (uint256) {
+        uint256 full = _fullTimestamps[key];
+        if (full != 0) return full;
+        return (_epochOf(round) << 32) | low;
+    }
+
+    /// @dev The timestamp epoch (`block.timestamp >> 32`) in which `round` started: the last entry
+    /// of `_epochLog` whose first round is at most `round`, else the deployment's.
+    function _epochOf(uint256 round) private view returns (uint256) {
+        uint256 low = 0;
+        uint256 high = _epochLog.length;
+        while (low < high) {
+            uint256 mid = (low + high) / 2;
+            if (_epochLog[mid] >> 32 <= round) low = mid + 1;
+            else high = mid;
+        }
+        return low == 0 ? _deployEpoch : _epochLog[low - 1] & 0xffffffff;
     }
 }

@@ -172,6 +172,27 @@ class ChainConnection:
             if self.wait_for_receipt(tx_hash)["status"] != 1:
                 raise ChainError(f"funding transaction {tx_hash.hex()} failed")
 
+    def set_next_block_timestamp(self, timestamp: int) -> None:
+        """Mine the next block at ``timestamp`` (development chains only: the embedded chain's
+        ``time_travel``, anvil's and hardhat's ``evm_setNextBlockTimestamp``)."""
+        if self.backend == "embedded":
+            tester = getattr(self.w3.provider, "ethereum_tester", None)
+            if tester is None:
+                raise ChainError("this embedded chain has no eth-tester to move its clock")
+            try:
+                tester.time_travel(int(timestamp))
+            except Exception as exc:
+                raise ChainError(f"cannot move the embedded chain's clock: {exc}") from exc
+            return
+        response = self.w3.provider.make_request(
+            "evm_setNextBlockTimestamp", [int(timestamp)]  # type: ignore[arg-type]
+        )
+        if response.get("error"):
+            raise ChainError(
+                f"the node refused evm_setNextBlockTimestamp({timestamp}): {response['error']}; "
+                "only development nodes (anvil, hardhat) can move their clock"
+            )
+
     def send_as_owner(self, fields: dict[str, Any]) -> bytes:
         """Sign ``fields`` with the owner key (next local nonce, current fees) and send them.
 

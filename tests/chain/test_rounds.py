@@ -277,19 +277,22 @@ def test_lanes_of_many_hospitals(chain: ChainConnection) -> None:
 def test_storage_layout_of_packed_slots(
     registered: FLCoordinatorClient, trio: list[Hospital]
 ) -> None:
-    """The hot path writes slot 0 and the hospital slot by bit offset: check the layout."""
+    """The hot path writes the state slot and the hospital slot by bit offset: check them."""
     registered.start_round()
     submit(registered, trio[1], 9100, 900)
     w3 = registered.conn.w3
     slot0 = int.from_bytes(w3.eth.get_storage_at(registered.address, 0), "big")
     assert slot0 == int(registered.owner(), 16)
     slot1 = int.from_bytes(w3.eth.get_storage_at(registered.address, 1), "big")
-    assert slot1 & (2**160 - 1) == 0  # Ownable2Step's pending owner
-    assert (slot1 >> 160) & 0xFFFFFFFF == 1  # current round
-    assert (slot1 >> 192) & 0xFFFFFF == 3  # hospital count
-    assert (slot1 >> 216) & 0xFFFFFF == 1  # submitters this round
-    assert (slot1 >> 240) & 0xFF == 0  # round closed
-    assert slot1 >> 248 == 1  # deployment marker
+    assert slot1 == 0  # Ownable2Step's pending owner
+    state = int.from_bytes(w3.eth.get_storage_at(registered.address, 2), "big")
+    block = w3.eth.get_block("latest")
+    assert state & 0xFFFFFFFF == 1  # current round
+    assert (state >> 32) & 0xFFFFFF == 3  # hospital count
+    assert (state >> 56) & 0xFFFFFF == 1  # submitters this round
+    assert (state >> 80) & 0xFF == 0  # round closed
+    assert (state >> 88) & 0xFF == 1  # deployment marker
+    assert (state >> 96) & 0xFFFFFFFF == block["timestamp"] >> 32  # the round's epoch
 
 
 def test_nonce_tracking_survives_a_refused_transaction(
