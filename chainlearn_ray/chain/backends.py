@@ -204,29 +204,34 @@ class ChainConnection:
         bytes
             The transaction hash.
         """
+        return self.send_as(self.owner, fields)
+
+    def send_as(self, account: LocalAccount, fields: dict[str, Any]) -> bytes:
+        """Like :meth:`send_as_owner`, signed by ``account`` (a verifier or an auditor key the
+        coordinator holds)."""
         try:
-            return self._sign_and_send(fields)
+            return self._sign_and_send(account, fields)
         except Exception as exc:
-            self.nonces.resync(self.owner.address)
+            self.nonces.resync(account.address)
             if "nonce" not in str(exc).lower():
                 raise
-            logger.info("owner nonce was stale (%s); re-reading it", exc)
+            logger.info("nonce of %s was stale (%s); re-reading it", account.address, exc)
         try:
-            return self._sign_and_send(fields)
+            return self._sign_and_send(account, fields)
         except Exception:
-            self.nonces.resync(self.owner.address)
+            self.nonces.resync(account.address)
             raise
 
-    def _sign_and_send(self, fields: dict[str, Any]) -> bytes:
+    def _sign_and_send(self, account: LocalAccount, fields: dict[str, Any]) -> bytes:
         tx = {
             "value": 0,
             **fields,
-            "nonce": self.nonces.reserve(self.owner.address),
+            "nonce": self.nonces.reserve(account.address),
             "chainId": self.chain_id,
             "type": 2,
             **self.fee_fields(),
         }
-        signed = self.owner.sign_transaction(tx)  # type: ignore[arg-type]
+        signed = account.sign_transaction(tx)  # type: ignore[arg-type]
         return bytes(self.w3.eth.send_raw_transaction(signed.raw_transaction))
 
     def close(self) -> None:

@@ -49,7 +49,9 @@ def test_artifact_contents() -> None:
     ):  # fmt: skip
         assert fn in names, fn
     errors = [e["name"] for e in art.error_abis()]
-    assert all(e.startswith(("FLCoordinator__", "Ownable")) for e in errors), errors
+    # ours, Ownable's, and the two of OpenZeppelin's Address.sendValue (paying ETH out)
+    ours = [e for e in errors if e not in ("InsufficientBalance", "FailedCall")]
+    assert all(e.startswith(("FLCoordinator__", "Ownable")) for e in ours), errors
     assert art.settings["evmVersion"] == "cancun"
     assert art.settings["optimizer"]["enabled"] is True
     assert art.bytecode.startswith("0x") and len(art.bytecode) > 1000

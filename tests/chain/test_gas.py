@@ -31,9 +31,11 @@ def test_round_target(report: GasReport) -> None:
 
 def test_operation_targets(report: GasReport) -> None:
     submit = _row(report, "submitUpdate")
-    # every submission, not only the mean; the seed's UpdateSubmitted event carries confidence,
-    # ECE and model type (96 bytes more log data than the hash-only event: ~900 gas)
-    assert submit["gas_steady_max"] <= 81_000
+    # every submission, not only the mean. Above the 80,000 of the seed-only contract: the
+    # seed's UpdateSubmitted event carries confidence, ECE and model type (96 bytes more log
+    # data, ~850 gas), and the trust mode's functions lengthen the selector dispatch, which
+    # via-IR compiles as a linear chain (submitUpdate's selector sorts last but one, ~500 gas)
+    assert submit["gas_steady_max"] <= 81_200
     assert _row(report, "registerHospital")["gas_steady"] <= 110_000
     assert _row(report, "registerHospital")["gas_first"] <= 110_000
     for operation, reference in REFERENCE_GAS.items():
