@@ -308,6 +308,8 @@ contract FLCoordinator is Ownable2Step {
     );
     /// @notice The owner added wei to the reward reserve.
     event RewardPoolFunded(uint256 amount, uint256 reserve);
+    /// @notice The owner closed the current round without an ensemble record (trust mode).
+    event RoundClosed(uint256 indexed round);
     /// @notice A round's pool went back to the reserve (nobody in the round kept any weight).
     event RoundPoolReturned(uint256 indexed round, uint256 amount);
     /// @notice A hospital left with its stake and rewards.
@@ -803,7 +805,11 @@ contract FLCoordinator is Ownable2Step {
         uint256 state = _loadState();
         uint256 round = state & 0xffffffff;
         if (round == 0) revert FLCoordinator__NoActiveRound();
-        if ((state >> _S_CLOSED_SHIFT) & 0xff != 0) revert FLCoordinator__EnsembleAlreadyRecorded(round);
+        if ((state >> _S_CLOSED_SHIFT) & 0xff != 0) {
+            // Trust mode: `closeRound` closes a round without recording an ensemble.
+            if (_trust && _roundRewards[round] & _R_RECORDED == 0) revert FLCoordinator__RoundClosed(round);
+            revert FLCoordinator__EnsembleAlreadyRecorded(round);
+        }
         if (participantCount == 0) revert FLCoordinator__ZeroParticipants();
         uint256 actual = (state >> _S_SUBMITTERS_SHIFT) & 0xffffff;
         if (participantCount != actual) {
@@ -818,6 +824,19 @@ contract FLCoordinator is Ownable2Step {
         _storeState(state | (1 << _S_CLOSED_SHIFT));
         _predictionHashes[round] = predictionHash;
         emit EnsemblePredictionRecorded(round, predictionHash, participantCount);
+    }
+
+    /// @notice Closes the current round without an ensemble record (trust mode, owner only).
+    /// @dev For a round nobody revealed in (an ensemble needs a participant) or one the owner
+    /// gives up on, typically the last one: its audit window closes and its rewards become final
+    /// as on `recordEnsemblePrediction`, and its pool returns to the reserve when no submission
+    /// kept any weight. Its ensemble record stays empty; hospitals in it may then withdraw.
+    function closeRound() external onlyOwner {
+        _requireTrust();
+        uint256 state = _loadState();
+        uint256 round = _openRound(state);
+        _storeState(_closeRewards(round, state, 0) | (1 << _S_CLOSED_SHIFT));
+        emit RoundClosed(round);
     }
 
     // ================================================================== rewards and exit

@@ -164,6 +164,11 @@ class TrustOperations:
                 _bytes32("model hash", model_hash), int(confidence), int(ece)]  # fmt: skip
         return self._tx_as(auditor or self.conn.owner, "reportAudit", args)
 
+    def close_round(self) -> TxResult:
+        """``closeRound``: close the current round without an ensemble record (owner), e.g. a
+        last round nobody revealed in; its rewards become final."""
+        return self._owner_tx("closeRound", [])
+
     # ------------------------------------------------------------------ rewards and exit
     def fund_reward_pool(self, amount_wei: int) -> TxResult:
         """``fundRewardPool``: add ``amount_wei`` to the reward reserve (owner)."""

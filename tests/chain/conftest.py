@@ -257,3 +257,17 @@ def events(client: FLCoordinatorClient, result: TxResult, name: str) -> list[dic
     receipt = client.conn.w3.eth.get_transaction_receipt(result.tx_hash)  # type: ignore[arg-type]
     found = getattr(client.contract.events, name)().process_receipt(receipt, errors=DISCARD)
     return [dict(event["args"]) for event in found]
+
+
+def reference_split(pool: int, weights: list[int], failed: list[bool]) -> list[int]:
+    """The reward split, computed apart from the contract: cumulative shares of the kept
+    (not failed) weights in reveal order."""
+    total = sum(w for w, f in zip(weights, failed, strict=True) if not f)
+    rewards, before = [], 0
+    for w, f in zip(weights, failed, strict=True):
+        if f or total == 0:
+            rewards.append(0)
+            continue
+        rewards.append(pool * (before + w) // total - pool * before // total)
+        before += w
+    return rewards

@@ -21,6 +21,7 @@ from tests.chain.conftest import (
     hospital_tx,
     make_hospital,
     make_update,
+    reference_split,
     register_attested,
     reveal,
     run_trust_round,
@@ -36,19 +37,6 @@ def _expect(error: str, action: object) -> ContractRevertError:
         action()
     assert info.value.error_name == error, info.value
     return info.value
-
-
-def split(pool: int, weights: list[int], failed: list[bool]) -> list[int]:
-    """Reference split: cumulative shares of the kept weights in reveal order."""
-    total = sum(w for w, f in zip(weights, failed, strict=True) if not f)
-    rewards, before = [], 0
-    for w, f in zip(weights, failed, strict=True):
-        if f or total == 0:
-            rewards.append(0)
-            continue
-        rewards.append(pool * (before + w) // total - pool * before // total)
-        before += w
-    return rewards
 
 
 def _updates(trio: list[Hospital], rnd: int) -> list[Update]:
@@ -107,7 +95,7 @@ def test_honest_round_end_to_end(trusted: FLCoordinatorClient, trio: list[Hospit
     assert (rewards.pool_wei, rewards.total_weight, rewards.failed_weight, rewards.revealed,
             rewards.finalized, rewards.returned_to_reserve) == (POOL, sum(weights), 0, 3, True,
                                                                 False)
-    expected = split(POOL, weights, [False] * 3)
+    expected = reference_split(POOL, weights, [False] * 3)
     assert sum(expected) == POOL
     rows = [client.round_settlement(1, h.address) for h in trio]
     assert [r.reward_wei for r in rows] == expected
@@ -164,7 +152,7 @@ def test_failed_audit_zeroes_the_weight_and_slashes(
     rewards = client.round_rewards(1)
     assert (rewards.total_weight, rewards.failed_weight) == (sum(weights), weights[0])
     paid = [client.round_settlement(1, h.address).reward_wei for h in trio]
-    assert paid == split(POOL, weights, [True, False, False])
+    assert paid == reference_split(POOL, weights, [True, False, False])
     assert sum(paid) == POOL  # the honest share the whole pool
     account = client.hospital_account(cheat)
     assert (account.stake_wei, account.slashed_wei, account.withdrawable_wei) == (
@@ -406,3 +394,38 @@ def test_owner_cannot_take_stakes(trusted: FLCoordinatorClient, trio: list[Hospi
     assert balance == reserve + 3 * STAKE
     _expect("FLCoordinator__InsufficientReserve",
             lambda: trusted.withdraw_reserve(trusted.conn.owner.address, reserve + STAKE))
+
+
+def test_close_a_round_nobody_revealed_in(trusted: FLCoordinatorClient,
+                                          trio: list[Hospital]) -> None:
+    reserve = trusted.reward_reserve()
+    trusted.start_round()
+    update = make_update(trio[0], 1)
+    commit(trusted, trio[0], update)  # commits, never reveals
+    trusted.start_reveal_phase()
+    _expect("FLCoordinator__ZeroParticipants", lambda: trusted.record_ensemble(b"\x01" * 32, 0))
+    _expect("FLCoordinator__WithdrawalDuringOpenRound",
+            lambda: hospital_tx(trusted, trio[0], "withdraw"))
+    _expect("OwnableUnauthorizedAccount", as_sender(trusted, trio[0].account).close_round)
+    result = trusted.close_round()
+    assert events(trusted, result, "RoundClosed") == [{"round": 1}]
+    assert events(trusted, result, "RoundPoolReturned") == [{"round": 1, "amount": POOL}]
+    assert trusted.reward_reserve() == reserve  # the pool came back
+    assert trusted.round_rewards(1).finalized and trusted.round_phase().closed
+    assert trusted.ensemble_record(1).timestamp == 0
+    err = _expect("FLCoordinator__RoundClosed", lambda: trusted.record_ensemble(b"\x01" * 32, 1))
+    assert err.args_decoded == (1,)
+    _expect("FLCoordinator__RoundClosed", trusted.close_round)
+    _expect("FLCoordinator__RoundClosed", lambda: reveal(trusted, trio[0], update))
+    assert _withdraw_delta(trusted, trio[0]) == STAKE
+
+
+def test_close_keeps_the_rewards_of_a_round_without_ensemble(
+    trusted: FLCoordinatorClient, trio: list[Hospital]
+) -> None:
+    run_trust_round(trusted, trio[:2], _updates(trio, 1)[:2], record=False)
+    trusted.close_round()
+    paid = [trusted.round_settlement(1, h.address).reward_wei for h in trio[:2]]
+    assert sum(paid) == POOL and not trusted.round_rewards(1).returned_to_reserve
+    _expect("FLCoordinator__TrustModeOnly",
+            FLCoordinatorClient.deploy(trusted.conn).close_round)
