@@ -8,7 +8,16 @@ import pytest
 
 from chainlearn_ray.chain.backends import ChainConnection
 from chainlearn_ray.chain.client import FLCoordinatorClient, TxResult
-from tests.chain.conftest import Hospital, register, submit
+from tests.chain.conftest import (
+    TRUST,
+    Hospital,
+    commit,
+    make_update,
+    register,
+    register_attested,
+    reveal,
+    submit,
+)
 
 EPOCH = 2**32
 
@@ -104,3 +113,27 @@ def test_steady_rounds_pay_nothing_for_wide_timestamps(timeline: FLCoordinatorCl
     same_epoch, other_epoch = gas[2], gas[4]
     assert 20_000 <= other_epoch - same_epoch <= 23_000
     assert gas[3] - gas[1] < 100  # strong opens its lane slot in both rounds, in-epoch
+
+
+def test_trust_mode_timestamps_never_wrap(chain: ChainConnection, trio: list[Hospital],
+                                          timeline: FLCoordinatorClient) -> None:
+    """Reveals and ensembles of a trust round open across 4 * 2^32 read back whole."""
+    client = FLCoordinatorClient.deploy(chain, trust=TRUST)
+    chain.fund_many([h.address for h in trio], 10**18)
+    client.fund_reward_pool(TRUST.reward_per_round_wei)
+    for h in trio:
+        register_attested(client, h, stake=TRUST.min_stake_wei)
+    updates = [make_update(h, 1) for h in trio]
+    chain.set_next_block_timestamp(4 * EPOCH - 20)
+    client.start_round()
+    for h, u in zip(trio, updates, strict=True):
+        commit(client, h, u)
+    client.start_reveal_phase()
+    for h, u, ts in zip(trio, updates, (4 * EPOCH - 3, 4 * EPOCH, 4 * EPOCH + 9), strict=True):
+        chain.set_next_block_timestamp(ts)
+        _at(chain, ts, reveal(client, h, u))
+    chain.set_next_block_timestamp(5 * EPOCH)
+    client.record_ensemble(b"\x04" * 32, 3)
+    assert [client.round_submission(1, h.address).timestamp for h in trio] == [
+        4 * EPOCH - 3, 4 * EPOCH, 4 * EPOCH + 9]
+    assert client.ensemble_record(1).timestamp == 5 * EPOCH
