@@ -158,3 +158,12 @@ def test_withdrawals_are_stake_plus_rewards_minus_slashes(
         assert conn.w3.eth.get_balance(h.address) - before + fee == account.withdrawable_wei
     # every stake and pool went out, or back to the reserve with the slashes: nothing else stays
     assert conn.w3.eth.get_balance(client.address) == client.reward_reserve()
+
+
+def test_split_needs_one_flag_per_weight(pure: FLCoordinatorClient) -> None:
+    from chainlearn_ray.errors import ContractRevertError
+
+    with pytest.raises(ContractRevertError) as info:
+        pure.reward_split(10, [1, 2], [False])
+    assert info.value.error_name == "FLCoordinator__LengthMismatch"
+    assert info.value.args_decoded == (2, 1)

@@ -275,3 +275,23 @@ def test_attach_to_a_trust_deployment(trust_client: FLCoordinatorClient,
     assert trust_client.artifact.matches_deployed(bytes(code))
     code[start - 1] ^= 0xFF  # a byte outside the immutable ranges
     assert not trust_client.artifact.matches_deployed(bytes(code))
+
+
+def test_the_hospital_signs_only_the_stake_it_intends(
+    trust_client: FLCoordinatorClient, trio: list[Hospital]
+) -> None:
+    from chainlearn_ray.chain.tx import encode_deposit_stake, sign_transaction
+    from chainlearn_ray.errors import ChainError
+
+    h = trio[0]
+    register_attested(trust_client, h)
+    tx = trust_client.prepare_deposit_stake(h.address, 5 * 10**17)
+    assert tx["value"] == 5 * 10**17
+    with pytest.raises(ChainError, match="sends ETH"):  # the default: no value at all
+        sign_transaction(tx, h.account.key, expected_data=encode_deposit_stake())
+    with pytest.raises(ChainError, match="not 100000000000000000"):
+        sign_transaction(tx, h.account.key, expected_value=10**17)
+    raw = sign_transaction(tx, h.account.key, expected_data=encode_deposit_stake(),
+                           expected_value=5 * 10**17)
+    trust_client.send_raw(raw, "depositStake")
+    assert trust_client.hospital_account(h.address).stake_wei == 5 * 10**17
