@@ -178,12 +178,14 @@ class Hospital:
 
     def sign_registration(self, tier: str, bench_hash: bytes, chain_id: int,
                           contract: str) -> bytes:
-        """Sign the PoC statement for ``tier`` on this deployment, and adopt ``tier``."""
+        """Sign the PoC statement for ``tier`` on this deployment under this hospital's id (the
+        name it is registered under), and adopt ``tier``."""
         from chainlearn_ray.chain.statements import sign_poc
 
         self.tier = Tier.parse(tier)
         self.contract = contract
-        signature = sign_poc(self._key, self.tier, bench_hash, chain_id, contract)
+        signature = sign_poc(self._key, self.tier, bench_hash, chain_id, contract,
+                             name=self.spec.hospital_id)
         self._ensure_model()
         self._checkpoint()
         return signature
