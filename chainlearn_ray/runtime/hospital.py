@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -38,46 +37,6 @@ def _yield_to_coordinator() -> None:
         os.nice(max(0, HOSPITAL_NICENESS - os.getpriority(os.PRIO_PROCESS, 0)))
     except (AttributeError, OSError):  # not Unix, or not permitted: run at normal priority
         logger.debug("could not lower the hospital process's priority", exc_info=True)
-
-
-#: Packages whose serializers Ray registers in every process (``ray.util.
-#: serialization_addons``), importing them to do so.
-_ADDON_PACKAGES = ("pydantic", "pyarrow", "starlette")
-
-
-def _serializers_for_loaded_packages_only() -> None:
-    """In a Ray worker: register Ray's extra serializers only when their package is loaded.
-
-    A worker sets up its serialization at its first (de)serialization, for a hospital process
-    its constructor's arguments, and Ray then imports pydantic and pyarrow to register
-    serializers for their objects: 0.15-0.2 s of the process's start, which the run waits
-    for. Hospitals send and receive neither kind of object, and neither package is loaded
-    in their processes, so there is nothing for those serializers to do. Where one of them is
-    loaded, Ray's set-up runs unchanged. Only worker processes are touched (this module is
-    imported in a worker when its actor class is loaded, before any argument is read), and
-    only where Ray's set-up is where this expects it.
-    """
-    try:
-        from ray._private import worker as ray_worker
-        from ray.util import serialization_addons
-
-        if ray_worker.global_worker.mode != ray_worker.WORKER_MODE:
-            return
-        apply = serialization_addons.apply
-    except (ImportError, AttributeError):
-        return
-    if getattr(apply, "loaded_packages_only", False):
-        return
-
-    def apply_if_loaded(context: Any) -> None:
-        if any(name in sys.modules for name in _ADDON_PACKAGES):
-            apply(context)
-
-    apply_if_loaded.loaded_packages_only = True  # type: ignore[attr-defined]
-    serialization_addons.apply = apply_if_loaded
-
-
-_serializers_for_loaded_packages_only()
 
 
 @ray.remote(max_restarts=-1, max_task_retries=0, concurrency_groups={"sign": 1})  # type: ignore[call-overload]
