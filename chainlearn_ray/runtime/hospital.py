@@ -20,6 +20,7 @@ from chainlearn_ray.hospital import (
     RoundReport,
     TrainShard,
 )
+from chainlearn_ray.runtime.inputs import ActorInputs
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +44,10 @@ def _yield_to_coordinator() -> None:
 class HospitalActor:
     """Hosts hospitals; every call names the hospital it is for.
 
-    Created once per run and reused across rounds. When the process dies, Ray restarts it
-    with the same arguments and each hospital restores itself from its last checkpoint.
+    Created once per run and reused across rounds. Its hospitals' shards and the evaluation
+    splits come from the run's input store (``inputs``; see :mod:`.inputs`). When the process
+    dies, Ray restarts it with the same arguments: it fetches that data again and each hospital
+    restores itself from its last checkpoint.
     Calls run ``slots`` at a time (the actor's ``max_concurrency``; 1 unless the resource plan
     gives the process threads), those for one hospital one after another, and signing runs
     beside them: a process hosting several hospitals signs one's finished update while it
@@ -52,8 +55,10 @@ class HospitalActor:
     call's result reference (``after``), which Ray resolves first.
     """
 
-    def __init__(self, specs: list[HospitalSpec], shards: list[TrainShard],
-                 evals: EvalSplits, slots: int = 1) -> None:
+    def __init__(self, specs: list[HospitalSpec], inputs: ActorInputs, slots: int = 1) -> None:
+        shards: list[TrainShard]
+        evals: EvalSplits
+        shards, evals = inputs.fetch()
         self.hospitals = {
             s.hospital_id: Hospital(s, d, evals) for s, d in zip(specs, shards, strict=True)
         }
