@@ -116,7 +116,7 @@ class Federation:
         self.registrations: list[dict[str, Any]] = []
         self._refs: list[Any] = []  # the actors' constructor data, alive as long as the actors
         self._store: Any = None  # the store the hospital actors fetch that data from
-        self._names: list[str] = []  # the hospital actors' names
+        self._names: list[str] = []  # the names of the hospital actors and the input store
         #: Wall seconds of connecting to Ray and of starting the actors (contract included).
         self.timings: dict[str, float] = {}
 
