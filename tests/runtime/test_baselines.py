@@ -154,24 +154,6 @@ def test_hospital_processes_yield_to_the_coordinator(baselines: Baselines) -> No
         assert os.getpriority(os.PRIO_PROCESS, pid) == HOSPITAL_NICENESS
 
 
-def test_hospital_processes_skip_serializers_for_packages_they_never_load(
-        baselines: Baselines) -> None:
-    """Ray imports pydantic and pyarrow in every worker to register serializers for their
-    objects; a hospital process sends neither, so neither package is loaded there."""
-    import sys
-
-    import ray
-
-    if not sys.platform.startswith("linux"):
-        pytest.skip("reads /proc")
-    for actor in baselines.fed.actors:
-        pid = ray.get(actor.pid.remote())
-        with open(f"/proc/{pid}/maps") as f:
-            maps = f.read()
-        assert "libtorch" in maps  # the process is a hospital's, torch mapped as it should be
-        assert "libarrow" not in maps and "pydantic_core" not in maps
-
-
 def test_unknown_baseline_is_refused(baselines: Baselines) -> None:
     with pytest.raises(ConfigError, match="fedavg"):
         run_baseline(baselines.fed, "fedsgd", STUDY, baselines.key)
