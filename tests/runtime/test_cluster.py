@@ -59,13 +59,19 @@ SCRIPT = textwrap.dedent("""
     titles = [title(p) for p in procs]
     resources = ray.cluster_resources()
     stop_ray()
-    alive = []
-    for pid in procs:
+
+    def running(pid):  # a zombie has exited; only its parent has not collected it yet
         try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            continue
-        alive.append(title(pid))
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    import time
+    deadline = time.monotonic() + 20  # a loaded machine may take a moment to end them
+    while any(running(pid) for pid in procs) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    alive = [title(pid) for pid in procs if running(pid)]
     print(json.dumps({"before": before, "started": started, "loaded": loaded,
                       "works": value == 42, "task_events": task_events,
                       "cpus": resources.get("CPU"), "gpus": resources.get("GPU", 0),
