@@ -118,6 +118,7 @@ def test_artifact_matches_source_and_pins() -> None:
     assert (CONTRACTS / "package-lock.json").is_file()
 
 
+@pytest.mark.slow
 @needs_build
 def test_fresh_compile_is_byte_identical(tmp_path: Path) -> None:
     """`chainlearn build-contract` reproduces the shipped artifact byte for byte."""

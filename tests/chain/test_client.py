@@ -156,6 +156,7 @@ def test_unknown_backend_and_missing_url() -> None:
         connect("rpc")
 
 
+@pytest.mark.slow
 def test_unreachable_rpc_url() -> None:
     with socket.socket() as sock:  # a loopback port that nothing listens on
         sock.bind(("127.0.0.1", 0))

@@ -74,6 +74,7 @@ def _last_round_start(report: GasReport) -> int:
     return starts[-1]
 
 
+@pytest.mark.slow
 def test_gas_does_not_grow_with_hospitals(chain: ChainConnection) -> None:
     """The 50th hospital's registration and submission cost within 1 % of the 3rd's."""
     big = measure_gas(chain, hospitals=50, rounds=1)
@@ -139,6 +140,7 @@ def test_cli_rejects_bad_counts(capsys: pytest.CaptureFixture[str]) -> None:
     assert "at least 1" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_command_exits_quickly_with_its_output_and_exit_code(tmp_path) -> None:
     # the installed command ends with os._exit after the exit handlers: its output must still
     # arrive whole through a pipe, and errors must keep their exit code
@@ -172,6 +174,7 @@ def test_trust_round_target(trust_report: GasReport) -> None:
     assert len(round_ops) == 3 * (3 + 3 * 3)  # start, reveal phase, ensemble + 3 per hospital
 
 
+@pytest.mark.slow
 def test_trust_gas_does_not_grow_with_hospitals(chain: ChainConnection,
                                                 trust_report: GasReport) -> None:
     """The 50th hospital's commit, reveal and audit cost within 1 % of the 3rd's; the owner's

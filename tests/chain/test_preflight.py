@@ -54,6 +54,7 @@ def test_attach_checks_code_and_refuses_a_used_deployment(anvil: ChainConnection
     assert anvil.w3.eth.block_number == block  # refused without sending anything
 
 
+@pytest.mark.slow
 def test_dead_port_is_one_error_not_a_traceback() -> None:
     with pytest.raises(ChainError, match=r"no JSON-RPC node answered at http://127\.0\.0\.1:9"):
         check_chain("rpc", "http://127.0.0.1:9", None)

@@ -33,6 +33,7 @@ def pure(chain: ChainConnection) -> FLCoordinatorClient:
     return FLCoordinatorClient.deploy(chain, trust=TRUST)
 
 
+@pytest.mark.slow
 @settings(max_examples=600, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(
@@ -100,6 +101,7 @@ def stage(chain: ChainConnection,
     yield client, tester.take_snapshot()
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(scenario=st.lists(plans, min_size=3, max_size=3))

@@ -54,6 +54,8 @@ def test_model_types(coordinator: FLCoordinatorClient) -> None:
     ]
 
 
+@pytest.mark.slow
+@pytest.mark.slow
 @settings(
     max_examples=500,
     deadline=None,

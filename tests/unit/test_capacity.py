@@ -94,6 +94,7 @@ def test_classify_custom_thresholds_and_validation() -> None:
         classify(float("nan"))
 
 
+@pytest.mark.slow
 def test_unthrottled_benchmark_result_is_consistent() -> None:
     result = run_benchmark(steps=10, warmup=2, batch_size=8, threads=1)
     assert (result.steps, result.batch_size) == (10, 8)
@@ -162,6 +163,7 @@ def test_virtual_mode_reports_the_target_exactly_and_fast() -> None:
     assert result.compute_seconds < result.seconds
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("target", "tier"), [(40.0, Tier.WEAK), (150.0, Tier.MEDIUM)])
 def test_sleep_mode_measured_throughput_within_15_percent(target: float, tier: Tier) -> None:
     # targets far below this machine's speed (~1000 samples/s single-threaded), so the cap binds

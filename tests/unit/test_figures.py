@@ -73,6 +73,7 @@ def _assert_real_files(paths: list[Path]) -> None:
             assert float(pixels[..., :3].std()) > 0.05  # not a blank canvas
 
 
+@pytest.mark.slow
 def test_make_figures_writes_every_figure_as_pdf_and_png(tmp_path: Path) -> None:
     written = figures.make_figures(synthetic_results(), tmp_path / "figs", dpi=DPI)
     names = sorted(p.name for p in written)
@@ -118,6 +119,7 @@ def test_png_output_is_deterministic(tmp_path: Path) -> None:
     assert outputs[0] == outputs[1]
 
 
+@pytest.mark.slow
 def test_cli_figures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write_parquet_atomic(synthetic_results(), tmp_path / "run" / "results.parquet")
     code = cli.main(["figures", str(tmp_path / "run"), "--no-sensitivity", "--dpi", str(DPI)])

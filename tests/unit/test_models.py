@@ -166,6 +166,7 @@ def test_models_from_scratch_use_default_batchnorm_momentum(tmp_path: Path) -> N
         0.01}
 
 
+@pytest.mark.slow
 def test_mobilenet_from_scratch_predicts_both_classes_after_a_short_run() -> None:
     # 64 steps: with the stock momentum the running statistics stay near their
     # initial values and evaluation-mode predictions collapse to one class

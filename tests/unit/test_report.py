@@ -50,6 +50,7 @@ def _chromium() -> str | None:
     return None
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(_chromium() is None or shutil.which("chromedriver") is None,
                     reason="needs Debian's chromium and chromium-driver (.ci/run installs them)")
 def test_report_renders_every_table_and_figure_in_headless_chromium(tmp_path: Path) -> None:

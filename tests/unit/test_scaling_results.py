@@ -133,6 +133,7 @@ def test_table_averages_rounds_and_keeps_run_metrics() -> None:
     assert "71,000" in lines[2] and "100.0" in lines[2]
 
 
+@pytest.mark.slow
 def test_figure_is_written_as_pdf_and_png(tmp_path: Path) -> None:
     paths = save_scaling_figure(_frame(), tmp_path)
     assert sorted(p.name for p in paths) == ["scaling.pdf", "scaling.png"]

@@ -219,6 +219,7 @@ def test_cpu_eval_batch_follows_the_architecture_and_keeps_the_probabilities(
                                predict_proba(model, xt, batch_size=EVAL_BATCH), atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("arch", "channels_last"), [
     ("tiny_cnn:8", True), ("mobilenet_v3_small", True), ("resnet50", False)])
 def test_cpu_memory_format_follows_the_architecture(
