@@ -31,15 +31,17 @@ def ours_for(cfg: RunConfig, hardware: Mapping[str, str], *,
     order).
 
     ``attendance``: hardware tier label -> attendance probability (default: the config's);
-    ``inputs``: the variant's (:class:`~chainlearn_ray.methods.ours.Ours`); a ``fresh`` variant
-    reuses each hospital's PoC measurement.
+    ``inputs``: the variant's, or settings replacing the config's (see
+    :class:`~chainlearn_ray.methods.ours.Ours`); a ``fresh`` variant reuses each hospital's PoC
+    measurement.
     """
     rates = attendance or {t: c.attendance for t, c in cfg.tiers.items()}
     poc = PocSettings(cfg.poc.steps, cfg.poc.warmup, cfg.poc.batch_size, cfg.poc.weak_below,
                       cfg.poc.medium_below, reuse=bool(inputs.get("fresh", False)))
-    return Ours(list(hardware), epochs=cfg.train.epochs, seed=cfg.seed,
-                attendance={h: rates[t] for h, t in hardware.items()},
-                deadline=cfg.runtime.deadline, poc=poc, **inputs)
+    settings: dict[str, Any] = {
+        "epochs": cfg.train.epochs, "seed": cfg.seed, "deadline": cfg.runtime.deadline,
+        "poc": poc, "attendance": {h: rates[t] for h, t in hardware.items()}, **inputs}
+    return Ours(list(hardware), **settings)
 
 
 def make_method(method: str, study: StudyConfig) -> FederatedMethod:
