@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chainlearn_ray.experiment.sweep import SweepPlan
+from chainlearn_ray.experiment.sweep_plan import SweepPlan
 from chainlearn_ray.results.manifest import build_manifest
 from chainlearn_ray.results.store import SWEEP_RESULTS, finished_cells, write_json_atomic
 

@@ -19,7 +19,7 @@ from chainlearn_ray.errors import ChainlearnError, ConfigError
 from chainlearn_ray.experiment.config import RunConfig
 from chainlearn_ray.experiment.grid import Cell
 from chainlearn_ray.experiment.study import StudyConfig
-from chainlearn_ray.experiment.sweep import (
+from chainlearn_ray.experiment.sweep_plan import (
     SYNTHETIC_FOLDER,
     SweepPlan,
     load_sweep,

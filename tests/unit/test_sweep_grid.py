@@ -12,7 +12,7 @@ from chainlearn_ray.data.partition import ALPHAS
 from chainlearn_ray.errors import ConfigError
 from chainlearn_ray.experiment.config import PAPER_SEEDS
 from chainlearn_ray.experiment.grid import cell_name, parse_grid
-from chainlearn_ray.experiment.sweep import (
+from chainlearn_ray.experiment.sweep_plan import (
     expand_sweep,
     load_sweep,
     repo_root,
