@@ -22,14 +22,13 @@ from typing import Any, ClassVar
 
 from chainlearn_ray.errors import ChainlearnError, ConfigError, HospitalFailure
 from chainlearn_ray.hospital.spec import Behaviour
-from chainlearn_ray.methods.attacks import ClaimPolicy, verify_claim
+from chainlearn_ray.methods.attacks import ClaimPolicy, settle_claim
 from chainlearn_ray.methods.base import FederatedMethod
 from chainlearn_ray.methods.chain_port import ChainPort, Update
 from chainlearn_ray.methods.hosting import SiteSetup
 from chainlearn_ray.methods.messages import ClientResult, RoundConfig, TrainSettings
 from chainlearn_ray.methods.names import OURS
 from chainlearn_ray.methods.ours_round import OursRound
-from chainlearn_ray.protocol.poc import benchmark_hash
 from chainlearn_ray.protocol.rounds import RoundOutcome, draw_attendance, missed_deadline
 from chainlearn_ray.protocol.tiers import MEDIUM_BELOW, WEAK_BELOW, Tier
 from chainlearn_ray.results.rows import RunKey, round_rows
@@ -159,7 +158,11 @@ class Ours(FederatedMethod):
         virtual clock, or prepare the submission and ask the hospital to sign it."""
         h = result.hospital_id
         if result.phase == REGISTER:
-            res = self._checked_claim(h, dict(result.payload))
+            res = dict(result.payload)
+            res["claimed_tier"] = res["tier"]
+            if self.verify_claims:  # the tier and benchmark hash the measurement supports
+                res = settle_claim(h, res, self.poc.weak_below, self.poc.medium_below,
+                                   self.claim_policy)
             self._claims[h], self.addresses[h] = res, res["address"]
             port = self.chain()
             return RoundConfig(0, SIGN_REGISTRATION, (res["tier"], res["bench_hash"],
@@ -302,21 +305,3 @@ class Ours(FederatedMethod):
         if self._round is None or self._round.round != round_:
             raise ConfigError(f"Ours: round {round_} is not open")
         return self._round
-
-    def _checked_claim(self, h: str, res: dict[str, Any]) -> dict[str, Any]:
-        """``res`` with ``claimed_tier`` set and, when claims are verified, the tier and
-        benchmark hash its measurement supports."""
-        res["claimed_tier"] = claimed = res["tier"]
-        if not self.verify_claims:
-            return res
-        poc = self.poc
-        tier = verify_claim(claimed, res["throughput"], res["steps"], res["batch_size"],
-                            res["bench_hash"], poc.weak_below, poc.medium_below,
-                            policy=self.claim_policy)
-        if tier.label != claimed:
-            res["tier"] = tier.label
-            res["bench_hash"] = benchmark_hash(res["throughput"], res["steps"],
-                                               res["batch_size"], tier)
-            logger.warning("%s claimed %s; its benchmark says %s: registered %s", h, claimed,
-                           tier.label, tier.label)
-        return res

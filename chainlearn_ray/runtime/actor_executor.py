@@ -18,7 +18,7 @@ from ray.exceptions import RayActorError, RayTaskError
 
 from chainlearn_ray.errors import ChainlearnError
 from chainlearn_ray.methods.messages import ClientResult, RoundConfig
-from chainlearn_ray.runtime.driver import StepFailed
+from chainlearn_ray.runtime.executor import StepFailed
 from chainlearn_ray.runtime.scheduling import EarlyStart, start_order
 
 logger = logging.getLogger(__name__)

@@ -14,74 +14,22 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Any
 
 from chainlearn_ray.errors import ChainlearnError, HospitalFailure
 from chainlearn_ray.methods.base import FederatedMethod
 from chainlearn_ray.methods.messages import ClientResult, RoundConfig
 from chainlearn_ray.protocol.rounds import FAILED, TIMED_OUT, RoundOutcome
+from chainlearn_ray.runtime.executor import Ahead, Executor, StepFailed
 from chainlearn_ray.runtime.scheduling import NoAhead
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["Driver", "ServerClock"]
+
 #: Seconds a follow-up (a signature) may take once every primary step of a phase is back.
 FOLLOW_UP_TIMEOUT = 60.0
-
-
-class StepFailed(ChainlearnError):
-    """A client step failed where it ran (its process died, or the step raised)."""
-
-
-class Ahead(Protocol):
-    """The next round's early start (see :class:`~chainlearn_ray.runtime.scheduling.
-    EarlyStart`)."""
-
-    def start_ready(self, through: Callable[[str], bool]) -> None:
-        """Start what may start, given who is through the current round."""
-        ...
-
-
-class Executor(Protocol):
-    """Where client steps run. Handles are opaque to the driver."""
-
-    def order(self, clients: Sequence[str], config: RoundConfig) -> list[str]:
-        """The order the steps of ``clients`` start (and are accepted) in."""
-        ...
-
-    def start(self, client: str, config: RoundConfig) -> Any:
-        """Start one client's step (or take the one started ahead for it); returns a handle."""
-        ...
-
-    def wait(self, handles: Sequence[Any], timeout: float | None) -> Any | None:
-        """One finished handle of ``handles``, or ``None`` after ``timeout`` seconds."""
-        ...
-
-    def result(self, handle: Any) -> ClientResult:
-        """The finished step's result; :class:`StepFailed` when it failed."""
-        ...
-
-    def await_up(self, clients: Sequence[str], timeout: float) -> dict[str, str]:
-        """Wait until the processes of ``clients`` answer; client -> why, for those still
-        down after ``timeout`` seconds."""
-        ...
-
-    def abandon(self, client: str) -> None:
-        """Give up on a client's running step (its process is restarted)."""
-        ...
-
-    def measuring(self) -> bool:
-        """Whether timed steps are still queued or running."""
-        ...
-
-    def started_ahead(self, round_: int) -> set[str]:
-        """Clients whose step of ``round_`` was started ahead."""
-        ...
-
-    def ahead(self, config: RoundConfig, attending: Sequence[str],
-              current: Sequence[str]) -> Ahead:
-        """An early start of ``config`` for ``attending`` while ``current`` finish a round."""
-        ...
 
 
 class ServerClock:

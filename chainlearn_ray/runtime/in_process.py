@@ -14,7 +14,7 @@ from chainlearn_ray.hospital.site import Hospital
 from chainlearn_ray.learning.threads import torch_threads
 from chainlearn_ray.methods.hosting import HostedClient
 from chainlearn_ray.methods.messages import ClientResult, RoundConfig
-from chainlearn_ray.runtime.driver import StepFailed
+from chainlearn_ray.runtime.executor import StepFailed
 from chainlearn_ray.runtime.scheduling import NoAhead, start_order
 
 logger = logging.getLogger(__name__)

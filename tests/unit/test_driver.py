@@ -16,7 +16,8 @@ from chainlearn_ray.errors import ChainlearnError, HospitalFailure
 from chainlearn_ray.methods.base import FederatedMethod
 from chainlearn_ray.methods.messages import ClientResult, RoundConfig, TrainSettings
 from chainlearn_ray.protocol.rounds import ATTENDED, RoundOutcome
-from chainlearn_ray.runtime.driver import Driver, StepFailed
+from chainlearn_ray.runtime.driver import Driver
+from chainlearn_ray.runtime.executor import StepFailed
 from chainlearn_ray.runtime.in_process import InProcessExecutor
 from chainlearn_ray.runtime.scheduling import EarlyStart, NoAhead, start_order
 
