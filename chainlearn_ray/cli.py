@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("sweep", "fan an experiment grid out over Ray Tune into Parquet"),
     "stats": ("stats", "tables and paired significance tests from a results folder"),
     "figures": ("figures", "PDF/PNG figures from a results folder"),
+    "report": ("report", "one self-contained HTML report (tables, figures, manifest)"),
     "scale": ("scale", "scaling study: cost per round against the number of hospitals"),
 }
 

@@ -7,7 +7,8 @@ contract address (SPEC.md §5.2).
 
 from __future__ import annotations
 
-from eth_hash.auto import keccak
+from eth_abi import encode as abi_encode
+from eth_utils import keccak
 
 from chainlearn_ray.errors import ChainlearnError, ConfigError
 from chainlearn_ray.protocol.tiers import Tier
@@ -24,24 +25,20 @@ def poc_digest(
     The contract recomputes it and checks an EIP-191 signature over it
     (``MessageHashUtils.toEthSignedMessageHash(digest)``).
     """
+    from chainlearn_ray.chain.signing import address_bytes
+
     if len(bench_hash) != 32:
         raise ConfigError("benchmark hash must be exactly 32 bytes")
     if not 0 <= int(chain_id) < 2**256:
         raise ConfigError(f"chain id {chain_id} is not a uint256")
-    # abi.encode of static types: each value one 32-byte big-endian word
-    words = (_address_word(contract), int(chain_id).to_bytes(32, "big"),
-             _address_word(hospital), int(Tier.parse(tier)).to_bytes(32, "big"), bytes(bench_hash))
-    return bytes(keccak(b"".join(words)))
-
-
-def _address_word(address: str) -> bytes:
-    """An ``address`` as its ABI word (left-padded to 32 bytes)."""
-    from chainlearn_ray.chain.signing import address_bytes
-
     try:
-        return address_bytes(address).rjust(32, b"\0")
+        contract_raw, hospital_raw = address_bytes(contract), address_bytes(hospital)
     except ChainlearnError as exc:
         raise ConfigError(str(exc)) from None
+    encoded = abi_encode(["address", "uint256", "address", "uint8", "bytes32"],
+                         [contract_raw, int(chain_id), hospital_raw, int(Tier.parse(tier)),
+                          bytes(bench_hash)])
+    return bytes(keccak(encoded))
 
 
 def sign_poc(

@@ -6,7 +6,12 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Final
 
-from eth_hash.auto import keccak
+import rlp
+from eth_abi import encode
+from eth_account import Account
+from eth_account.typed_transactions import TypedTransaction
+from eth_utils import function_signature_to_4byte_selector
+from hexbytes import HexBytes
 
 from chainlearn_ray.chain.signing import address_bytes, checksum_address, sign_transaction_fields
 from chainlearn_ray.errors import ChainError, ConfigError
@@ -16,7 +21,10 @@ logger = logging.getLogger(__name__)
 
 #: Solidity signature of the hospital's only transaction (enums are ``uint8`` in the ABI).
 SUBMIT_UPDATE_SIGNATURE: Final = "submitUpdate(bytes32,uint256,uint256,uint8)"
-SUBMIT_UPDATE_SELECTOR: Final = bytes(keccak(SUBMIT_UPDATE_SIGNATURE.encode()))[:4]
+SUBMIT_UPDATE_SELECTOR: Final = bytes(function_signature_to_4byte_selector(SUBMIT_UPDATE_SIGNATURE))
+
+#: ABI types of ``submitUpdate``'s arguments, in order.
+SUBMIT_UPDATE_TYPES: Final = ("bytes32", "uint256", "uint256", "uint8")
 
 #: Fields a transaction dict must carry before a hospital signs it.
 REQUIRED_FIELDS: Final = ("to", "data", "nonce", "gas", "chainId")
@@ -47,9 +55,8 @@ def encode_submit_update(
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10_000:
             raise ConfigError(f"{name} must be an integer in 0..10000, got {value!r}")
     kind = ModelType(int(model_type))
-    # static ABI types: one 32-byte big-endian word each
-    words = [bytes(model_hash), *(int(v).to_bytes(32, "big") for v in (confidence, ece, kind))]
-    return SUBMIT_UPDATE_SELECTOR + b"".join(words)
+    args = (bytes(model_hash), confidence, ece, int(kind))
+    return SUBMIT_UPDATE_SELECTOR + encode(SUBMIT_UPDATE_TYPES, args)
 
 
 def _as_bytes(data: Any) -> bytes:
@@ -115,16 +122,14 @@ def sign_transaction(
 
 
 def recover_sender(raw: bytes) -> tuple[str, int]:
-    """The sender address and nonce of a signed raw transaction."""
-    from eth_account import Account
-    from eth_account.typed_transactions import TypedTransaction
-    from hexbytes import HexBytes
+    """The sender and nonce of a signed raw transaction (typed or legacy).
 
+    The sender is ``Account.recover_transaction(raw)``; the nonce is read with eth-account's
+    ``TypedTransaction`` (typed envelopes) or ``rlp`` (legacy: the list's first item).
+    """
     sender = Account.recover_transaction(raw)
     if raw and raw[0] < 0x7F:
         nonce = int(TypedTransaction.from_bytes(HexBytes(raw)).as_dict()["nonce"])
     else:
-        import rlp
-
         nonce = int.from_bytes(rlp.decode(raw)[0], "big")
     return checksum_address(sender), nonce

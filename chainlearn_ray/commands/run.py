@@ -100,8 +100,9 @@ def _ensure_synthetic(cfg: Any) -> Any:
     """Write the synthetic dataset into the data folder when it is not there yet."""
     import dataclasses
 
+    from chainlearn_ray.data.catalog import dataset_filename
     from chainlearn_ray.data.medmnist import resolve_data_dir
-    from chainlearn_ray.data.synthetic import dataset_filename, write_synthetic
+    from chainlearn_ray.data.synthetic import write_synthetic
     from chainlearn_ray.experiment.config import replace
 
     root = resolve_data_dir(cfg.data.data_dir)

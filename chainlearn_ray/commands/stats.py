@@ -31,6 +31,18 @@ SENSITIVITY_ECE = 1000
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``chainlearn stats``."""
+    add_table_arguments(parser)
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="folder for the Parquet and CSV tables (default RESULTS/stats)",
+    )
+
+
+def add_table_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments that choose what the tables show (shared with ``chainlearn report``)."""
     parser.add_argument(
         "results",
         type=Path,
@@ -41,26 +53,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--baseline", default="ours", help="method the others are compared with (default ours)"
     )
-    parser.add_argument("--gwei", type=float, default=20.0, help="gas price in gwei (default 20)")
     parser.add_argument(
-        "--eth-usd", type=float, default=2000.0, help="ETH price in US dollars (default 2000)"
-    )
+        "--gwei", type=float, default=None,
+        help="gas price in gwei (default: the study's, from the results' manifest, else the "
+        "study default)")
+    parser.add_argument(
+        "--eth-usd", type=float, default=None,
+        help="ETH price in US dollars (default: the study's, from the results' manifest, else "
+        "the study default)")
     parser.add_argument(
         "--n-boot", type=int, default=10_000, help="bootstrap resamples (default 10000)"
     )
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="folder for the Parquet and CSV tables (default RESULTS/stats)",
-    )
 
 
 def default_out(results: Path, leaf: str) -> Path:
     """``RESULTS/<leaf>``, or ``<folder of the file>/<leaf>`` when RESULTS is a file."""
     return (results.parent if results.is_file() else results) / leaf
+
+
+def resolve_prices(args: argparse.Namespace) -> None:
+    """Fill ``args.gwei`` / ``args.eth_usd`` left unset: from the ``study`` section of the
+    results' ``manifest.json`` (a sweep's), else the study defaults, so ``stats`` prices gas as
+    the study that produced the results did."""
+    import json
+
+    from chainlearn_ray.experiment.study import StudyConfig
+
+    defaults = StudyConfig()
+    study: dict[str, Any] = {}
+    manifest = default_out(args.results, "manifest.json")
+    if manifest.is_file():
+        try:
+            study = dict(json.loads(manifest.read_text()).get("study") or {})
+        except (OSError, ValueError, AttributeError):
+            logger.warning("could not read the study prices from %s", manifest)
+    if args.gwei is None:
+        args.gwei = float(study.get("gas_price_gwei", defaults.gas_price_gwei))
+    if args.eth_usd is None:
+        args.eth_usd = float(study.get("eth_price_usd", defaults.eth_price_usd))
 
 
 def _present(name: str, table: pd.DataFrame, args: argparse.Namespace) -> str:
@@ -124,6 +155,9 @@ def _present(name: str, table: pd.DataFrame, args: argparse.Namespace) -> str:
         note = f"Priced at {args.gwei:g} gwei and {args.eth_usd:,.2f} USD/ETH.\n\n"
         return note + t.to_markdown(view, fmts)
     if name == "paired_tests":
+        from chainlearn_ray.results.stats import ADJUSTMENT, MIN_PAIRS
+        from chainlearn_ray.results.tables import DASH
+
         view = pd.DataFrame(
             {
                 "Dataset": table["dataset"],
@@ -132,23 +166,35 @@ def _present(name: str, table: pd.DataFrame, args: argparse.Namespace) -> str:
                 "n": table["n"],
                 "Δ mean": table["mean_diff"],
                 "95% CI (bootstrap)": [
-                    f"[{_signed(lo)}, {_signed(hi)}]"
+                    DASH if lo != lo else f"[{_signed(lo)}, {_signed(hi)}]"
                     for lo, hi in zip(table["ci_low"], table["ci_high"], strict=True)
                 ],
+                "r (rank-biserial)": table["rank_biserial"],
                 "Wilcoxon p": table["wilcoxon_p"],
+                f"Wilcoxon p ({ADJUSTMENT})": table["wilcoxon_p_holm"],
+                "d_z": table["effect_dz"],
                 "t-test p": table["ttest_p"],
+                f"t-test p ({ADJUSTMENT})": table["ttest_p_holm"],
                 "min p": table["min_p"],
                 "Note": table["note"],
             }
         )
-        test_fmts: dict[str, Callable[[Any], str]] = {"Δ mean": _signed}
-        test_fmts.update({c: t.format_p for c in ("Wilcoxon p", "t-test p", "min p")})
+        test_fmts: dict[str, Callable[[Any], str]] = {
+            c: _signed for c in ("Δ mean", "r (rank-biserial)", "d_z")}
+        test_fmts.update({c: t.format_p for c in (
+            "Wilcoxon p", f"Wilcoxon p ({ADJUSTMENT})", "t-test p", f"t-test p ({ADJUSTMENT})",
+            "min p")})
         base = t.display_name(args.baseline)
         note = (
-            f"Differences are method − {base} in {args.metric}, paired by seed (pooled rows pair "
-            f"by α and seed). Exact two-sided Wilcoxon signed-rank test; 'min p' is the "
-            f"smallest p it can reach with n non-zero pairs (2/2^n): with n ≤ 5 no result can "
-            f"be significant at 0.05.\n\n"
+            f"Differences are method − {base} in {args.metric}, paired by seed; pooled rows are "
+            f"blocked by seed (each seed's differences averaged over α first, so n counts "
+            f"seeds). Exact two-sided Wilcoxon signed-rank test with its rank-biserial effect "
+            f"size r; 'min p' is the smallest p it can reach with n non-zero pairs (2/2^n): "
+            f"with n ≤ 5 no result can be significant at 0.05. The paired t-test (effect size "
+            f"Cohen's d_z) and the bootstrap interval are shown only from {MIN_PAIRS} pairs "
+            f"on: below that an interval is little more than the range of the differences. "
+            f"{ADJUSTMENT}-adjusted p-values control the family-wise error within the table's "
+            f"cell rows, and separately within its pooled rows.\n\n"
         )
         return note + t.to_markdown(view, test_fmts)
     if name == "sensitivity":
@@ -212,40 +258,57 @@ def build_tables(df: pd.DataFrame, args: argparse.Namespace) -> dict[str, pd.Dat
     }
 
 
+def sections(
+    df: pd.DataFrame, args: argparse.Namespace
+) -> list[tuple[str, str, pd.DataFrame, str]]:
+    """Every section as ``(name, heading, numeric table, Markdown)``; the Markdown of a section
+    without data says why it is skipped. ``args`` as :func:`add_arguments` parses them."""
+    from chainlearn_ray.results import tables
+
+    resolve_prices(args)
+    built = build_tables(df, args)
+    out = []
+    for name, title, missing in SECTIONS:
+        table = built[name]
+        heading = title
+        if name == "main":
+            heading += f" ({args.metric} of each method's final predictor)"
+        if table.empty:
+            text = f"_Section skipped: {missing}._"
+        else:
+            shown = tables.summary_wide(table) if name == "main" else table
+            text = _present(name, shown, args)
+        out.append((name, heading, table, text))
+    return out
+
+
+def describe(df: pd.DataFrame) -> str:
+    """One line: rows, runs, datasets and seeds of a results frame."""
+    seeds = sorted(df["seed"].unique())
+    return (
+        f"{len(df):,} rows; {df['run_id'].nunique()} run(s); datasets "
+        f"{', '.join(sorted(df['dataset'].unique())) or '—'}; seeds "
+        f"{', '.join(str(s) for s in seeds) or '—'}; mean ± sample std (ddof 1) over seeds."
+    )
+
+
 def main(args: argparse.Namespace) -> int:
     """Run ``chainlearn stats``: print Markdown tables, write Parquet + CSV; return 0."""
-    from chainlearn_ray.results import tables
     from chainlearn_ray.results.store import read_results, write_table_atomic
 
     df = read_results(args.results)
     out_dir = args.out or default_out(args.results, "stats")
-    built = build_tables(df, args)
-    seeds = sorted(df["seed"].unique())
-    lines = [
-        f"# Results: {args.results}",
-        "",
-        f"{len(df):,} rows; {df['run_id'].nunique()} run(s); datasets "
-        f"{', '.join(sorted(df['dataset'].unique())) or '—'}; seeds "
-        f"{', '.join(str(s) for s in seeds) or '—'}; mean ± sample std (ddof 1) over seeds.",
-    ]
+    lines = [f"# Results: {args.results}", "", describe(df)]
     written: list[Path] = []
-    for name, title, missing in SECTIONS:
-        table = built[name]
-        heading = f"## {title}"
-        if name == "main":
-            heading += f" ({args.metric} of each method's final predictor)"
-        lines += ["", heading, ""]
+    for name, heading, table, text in sections(df, args):
+        lines += ["", f"## {heading}", "", text]
         for suffix in (".parquet", ".csv"):
-            stale = out_dir / f"{name}{suffix}"
-            if table.empty and stale.is_file():
-                stale.unlink()
-        if table.empty:
-            lines.append(f"_Section skipped: {missing}._")
-            continue
-        shown = tables.summary_wide(table) if name == "main" else table
-        lines.append(_present(name, shown, args))
-        for suffix in (".parquet", ".csv"):
-            written.append(write_table_atomic(table, out_dir / f"{name}{suffix}"))
+            path = out_dir / f"{name}{suffix}"
+            if table.empty:
+                if path.is_file():
+                    path.unlink()
+            else:
+                written.append(write_table_atomic(table, path))
     sys.stdout.write("\n".join(lines) + "\n")
     print(f"wrote {len(written)} table files to {out_dir}", file=sys.stderr)
     logger.info("stats tables written to %s", out_dir)

@@ -1,7 +1,7 @@
 """Fan an experiment grid (datasets × non-IID levels × seeds) out over Ray Tune into Parquet.
 
 Each (dataset, α, seed) cell is one Tune trial that runs every method of the file's ``study:``
-section; finished cells land atomically in ``OUT/results/dataset=<name>/<cell>.parquet``.
+section; finished cells land atomically in ``OUT/results/<dataset>/<cell>.parquet``.
 Re-running skips finished cells; read the results with ``chainlearn stats OUT`` and
 ``chainlearn figures OUT``.
 """

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import logging
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
-from typing import Any
 
 import numpy as np
 
-from chainlearn_ray.data.synthetic import META_CHANNELS, META_CLASSES, dataset_filename
+from chainlearn_ray.data.catalog import META_CHANNELS, META_CLASSES, dataset_filename, medmnist_info
 from chainlearn_ray.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -86,34 +82,6 @@ def resolve_data_dir(data_dir: str | Path | None = None) -> Path:
     if env:
         return Path(env).expanduser()
     return default_data_dir()
-
-
-@functools.cache
-def _info_module() -> ModuleType | None:
-    """``medmnist.info`` without importing the ``medmnist`` package.
-
-    Importing ``medmnist`` itself pulls in its dataset classes and scikit-learn (seconds);
-    the metadata table lives in the dependency-free ``medmnist/info.py``.
-    """
-    loaded = sys.modules.get("medmnist.info")
-    if loaded is not None:
-        return loaded
-    spec = importlib.util.find_spec("medmnist")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / "info.py"
-    info_spec = importlib.util.spec_from_file_location("_chainlearn_medmnist_info", path)
-    if info_spec is None or info_spec.loader is None:
-        return None
-    module = importlib.util.module_from_spec(info_spec)
-    info_spec.loader.exec_module(module)
-    return module
-
-
-def medmnist_info() -> dict[str, dict[str, Any]]:
-    """The ``medmnist`` package's ``INFO`` table (empty when the package is not installed)."""
-    module = _info_module()
-    return dict(getattr(module, "INFO", {})) if module is not None else {}
 
 
 def _download_url(flag: str, size: int) -> str:

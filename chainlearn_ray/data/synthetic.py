@@ -8,18 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
+from chainlearn_ray.data.catalog import META_CHANNELS, META_CLASSES, dataset_filename, medmnist_info
 from chainlearn_ray.errors import DataError
 
 logger = logging.getLogger(__name__)
 
-#: Extra keys this module writes next to the six MedMNIST arrays, read back by the loader.
-META_CLASSES = "meta_n_classes"
-META_CHANNELS = "meta_n_channels"
-
-
-def dataset_filename(flag: str, size: int = 28) -> str:
-    """MedMNIST file name: ``<flag>.npz`` at size 28, else ``<flag>_<size>.npz``."""
-    return f"{flag}.npz" if size == 28 else f"{flag}_{size}.npz"
 
 
 def _class_images(
@@ -116,8 +109,6 @@ def write_synthetic(
         raise DataError(f"need n_channels >= 1 and size >= 4, got {n_channels} and {size}")
     if min(n_train, n_val, n_test) < 1:
         raise DataError("every split needs at least one sample")
-    from chainlearn_ray.data.medmnist import medmnist_info
-
     if flag in medmnist_info():
         raise DataError(f"{flag!r} is a MedMNIST flag: choose another name for synthetic data")
     root = Path(data_dir)

@@ -169,7 +169,7 @@ def parse_grid(section: Any) -> SweepGrid:
             name = str(entry["name"])
             extra = _dotted(name, "sweep.datasets overrides", entry.get("overrides"))
             if "synthetic" in entry:
-                from chainlearn_ray.data.medmnist import medmnist_info
+                from chainlearn_ray.data.catalog import medmnist_info
 
                 if name in medmnist_info():
                     raise ConfigError(f"sweep dataset {name!r} is a MedMNIST flag: give the "

@@ -182,7 +182,7 @@ def load_sweep(
 
 def _matches(path: Path, spec: SyntheticData, size: int) -> bool:
     """Whether an existing synthetic file has the splits, classes and channels of ``spec``."""
-    from chainlearn_ray.data.synthetic import META_CHANNELS, META_CLASSES
+    from chainlearn_ray.data.catalog import META_CHANNELS, META_CLASSES
 
     try:
         with np.load(path) as arrays:
@@ -206,7 +206,8 @@ def write_synthetic_data(plan: SweepPlan) -> list[Path]:
     list of pathlib.Path
         The dataset files the cells read.
     """
-    from chainlearn_ray.data.synthetic import dataset_filename, write_synthetic
+    from chainlearn_ray.data.catalog import dataset_filename
+    from chainlearn_ray.data.synthetic import write_synthetic
 
     written: list[Path] = []
     needed = sorted({(c.dataset, c.config.data.size) for c in plan.cells

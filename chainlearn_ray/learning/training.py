@@ -25,7 +25,6 @@ from chainlearn_ray.learning.models import (
     EVAL_BATCH,
     draws_global_rng,
 )
-from chainlearn_ray.learning.optim import adam
 from chainlearn_ray.learning.rng import reseed, seeded
 from chainlearn_ray.learning.threads import synchronize, torch_threads
 
@@ -83,26 +82,9 @@ def set_determinism(seed: int, threads: int = 1) -> None:
     np.random.seed(seed % 2**32)
     reseed(seed)
     torch.set_num_threads(int(threads))
-    _deterministic_kernels()
+    torch.use_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True
-
-
-def _deterministic_kernels() -> None:
-    """``torch.use_deterministic_algorithms(True, warn_only=True)`` without its side import.
-
-    The public call also sets TorchInductor's ``deterministic`` option and imports
-    ``torch._inductor`` (and with it TorchDynamo) to do so: about 2.3 s of CPU in every hospital
-    process, for a compiler this package never invokes. The kernel switch is the same call; the
-    inductor option is set too whenever inductor has been loaded by someone else.
-    """
-    import sys
-
-    set_flag = getattr(torch._C, "_set_deterministic_algorithms", None)
-    if set_flag is None or "torch._inductor.config" in sys.modules:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    else:
-        set_flag(True, warn_only=True)
 
 
 def _check_device(device: str) -> torch.device:
@@ -202,7 +184,12 @@ def _fit(
     channels_last = _channels_last(model, dev)
     model.train()
     x_dev, t_dev = _to_device(x, dev), target.to(dev)
-    optimizer = adam(model.parameters(), lr, dev)
+    # torch's Adam, implementation named so a change of torch's defaults cannot move trained
+    # weights: multi-tensor (foreach) on every device, never the fused kernel. On CPU foreach
+    # does the single-tensor default's arithmetic (same bits) in one call per operation rather
+    # than one per parameter, so threads training other hospitals wait less for the GIL; the
+    # fused CPU kernel rounds differently.
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, foreach=True, fused=False)
     gen = torch.Generator().manual_seed(seed)
     pacer: Pacer | None = throttle.training_pacer() if throttle is not None else None
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if cuda

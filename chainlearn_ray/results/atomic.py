@@ -29,10 +29,24 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
+def _umask() -> int:
+    """The process's file-creation mask (read without changing it where Linux allows)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0)  # elsewhere: read by setting, restored at once
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> Path:
     """Write ``path`` through a hidden temp file in the same folder, fsync, then rename over it.
 
-    A failure at any point removes the temp file and leaves a previous ``path`` untouched.
+    A failure at any point removes the temp file and leaves a previous ``path`` untouched. The
+    file gets the mode an ordinary ``open`` would give it (``0o666`` less the umask), so
+    colleagues on a shared cluster read results as they read checkpoints; the temp file itself
+    starts private.
 
     Parameters
     ----------
@@ -56,6 +70,7 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import logging
 import textwrap
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any, Final
 
 import numpy as np
 import pandas as pd
-from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator
@@ -20,8 +18,10 @@ from chainlearn_ray.protocol.tiers import TIERS
 from chainlearn_ray.results.atomic import write_atomic
 from chainlearn_ray.results.sensitivity import sensitivity_table
 from chainlearn_ray.results.stats import summary_table
+from chainlearn_ray.results.styles import TIER_COLORS, method_style
 from chainlearn_ray.results.tables import (
     ABLATION_PREFIX,
+    ATTACK_PREFIX,
     alpha_label,
     communication_table,
     display_name,
@@ -31,43 +31,12 @@ from chainlearn_ray.results.tables import (
 
 logger = logging.getLogger(__name__)
 
-#: Fixed colour of each known method, so a method looks the same in every figure.
-METHOD_COLORS: Final = {
-    "centralized": "#4d4d4d",
-    "local_weak": "#c7e9c0",
-    "local_medium": "#74c476",
-    "local_strong": "#238b45",
-    "local_best": "#00441b",
-    "fedavg": "#1f77b4",
-    "fedprox": "#9ecae1",
-    "fedmd": "#9467bd",
-    "equal_weight": "#ff7f0e",
-    "ours": "#d62728",
-    "ours_dropout": "#ff9896",
-    "ablation:no_capmul": "#8c564b",
-    "ablation:no_conf": "#e377c2",
-    "ablation:no_ece": "#bcbd22",
-    "ablation:no_bonus": "#17becf",
-    "ablation:no_poc": "#7f7f7f",
-    "attack:lazy": "#8c6d31",
-    "attack:inflated": "#e7969c",
-    "attack:spoof_no_poc": "#6b6ecf",
-    "attack:spoof_poc": "#393b79",
-}
-TIER_COLORS: Final = {"weak": "#74c476", "medium": "#1f77b4", "strong": "#d62728"}
+#: Method drawn as a reference line rather than a bar (predicts the training majority class).
+MAJORITY: Final = "majority"
 FORMATS: Final = ("pdf", "png")
 #: Resolution of the PNG files (the PDF files are vector graphics).
 DPI: Final = 200
 _BINARY: Final = ("B", "KiB", "MiB", "GiB", "TiB")
-
-
-def method_color(method: str) -> str:
-    """Colour of ``method``: fixed for known methods, a stable tab20 pick for others."""
-    if method in METHOD_COLORS:
-        return METHOD_COLORS[method]
-    cmap = colormaps["tab20"]
-    r, g, b, _ = cmap(zlib.crc32(method.encode()) % 20)
-    return f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}"
 
 
 def _seeds_note(counts: pd.Series) -> str:
@@ -79,8 +48,11 @@ def _seeds_note(counts: pd.Series) -> str:
 def _grouped_bars(ax: Axes, summary: pd.DataFrame, methods: Sequence[str]) -> dict[str, Any]:
     """Bars of one dataset: groups = alphas (mild to severe), one bar per method, ±1 std."""
     alphas = sorted(summary["alpha"].unique(), reverse=True)
-    width = min(0.8 / max(len(methods), 1), 0.3)
     handles: dict[str, Any] = {}
+    if MAJORITY in methods:
+        handles.update(_majority_line(ax, summary, alphas))
+        methods = [m for m in methods if m != MAJORITY]
+    width = min(0.8 / max(len(methods), 1), 0.3)
     for i, method in enumerate(methods):
         rows = summary[summary["method"] == method].set_index("alpha").reindex(alphas)
         if rows["mean"].isna().all():
@@ -93,7 +65,8 @@ def _grouped_bars(ax: Axes, summary: pd.DataFrame, methods: Sequence[str]) -> di
             width,
             yerr=std,
             capsize=2,
-            color=method_color(method),
+            color=method_style(method).color,
+            hatch=method_style(method).hatch,
             edgecolor="black",
             linewidth=0.4,
             error_kw={"elinewidth": 0.8},
@@ -106,6 +79,18 @@ def _grouped_bars(ax: Axes, summary: pd.DataFrame, methods: Sequence[str]) -> di
     return handles
 
 
+def _majority_line(ax: Axes, summary: pd.DataFrame, alphas: Sequence[float]) -> dict[str, Any]:
+    """The majority-class rate of each non-IID group as a dashed line across its bars."""
+    rows = summary[summary["method"] == MAJORITY].set_index("alpha").reindex(alphas)
+    handle = None
+    for i, value in enumerate(rows["mean"].to_numpy()):
+        if np.isfinite(value):
+            (handle,) = ax.plot([i - 0.45, i + 0.45], [value, value], linestyle="--",
+                                color=method_style(MAJORITY).color, linewidth=1.2,
+                                label="Majority class")
+    return {} if handle is None else {MAJORITY: handle}
+
+
 def _suptitle(fig: Figure, text: str) -> None:
     """Figure title, each line wrapped to the figure's width so nothing is clipped."""
     width = max(40, int(fig.get_figwidth() * 10))
@@ -115,10 +100,10 @@ def _suptitle(fig: Figure, text: str) -> None:
 
 def _legend(fig: Figure, handles: dict[str, Any], methods: Sequence[str]) -> None:
     """One legend below the panels, methods in canonical order."""
-    ordered = [m for m in methods if m in handles]
+    ordered = [m for m in [MAJORITY, *methods] if m in handles]
     fig.legend(
         [handles[m] for m in ordered],
-        [display_name(m) for m in ordered],
+        ["Majority class" if m == MAJORITY else display_name(m) for m in ordered],
         loc="outside lower center",
         ncol=min(len(ordered), 6, max(2, int(fig.get_figwidth() // 1.8))),
         frameon=False,
@@ -136,9 +121,9 @@ def _bar_figure(summary: pd.DataFrame, title: str, ylabel: str, *, unit_max: boo
         handles.update(_grouped_bars(ax, summary[summary["dataset"] == dataset], methods))
         ax.set_title(dataset)
         ax.set_ylabel(ylabel)
-        if unit_max:
+        if unit_max:  # room for the whiskers, which may pass 1.0: nothing is clipped
             top = float((summary["mean"] + summary["std"].fillna(0.0)).max())
-            ax.set_ylim(0.0, min(1.0, max(top * 1.05, 0.05)))
+            ax.set_ylim(0.0, max(top * 1.05, 0.05))
     _suptitle(
         fig, f"{title}\n{_seeds_note(summary['n'])}; bars = mean, whiskers = ±1 sample std (ddof 1)"
     )
@@ -161,12 +146,12 @@ def metric_figure(df: pd.DataFrame, metric: str = "accuracy") -> Figure | None:
     return _bar_figure(summary, title, ylabel, unit_max=True)
 
 
-def ablation_figure(df: pd.DataFrame, baseline: str = "ours") -> Figure | None:
-    """Accuracy (top) and ECE (bottom) of the baseline and each ablation; None without data."""
+def _versus_figure(df: pd.DataFrame, prefix: str, baseline: str, title: str) -> Figure | None:
+    """Accuracy (top) and ECE (bottom) of ``baseline`` and every ``prefix*`` method."""
     panels = []
     for metric, label in (("accuracy", "test accuracy (fraction)"), ("ece", "ECE (fraction)")):
         summary = summary_table(df, None, metric)
-        keep = summary["method"].str.startswith(ABLATION_PREFIX)
+        keep = summary["method"].str.startswith(prefix)
         if keep.any():
             panels.append((metric, label, summary[keep | (summary["method"] == baseline)]))
     if not panels:
@@ -180,19 +165,30 @@ def ablation_figure(df: pd.DataFrame, baseline: str = "ours") -> Figure | None:
     grid = fig.subplots(len(panels), len(datasets), squeeze=False)
     handles: dict[str, Any] = {}
     for row, (metric, label, summary) in enumerate(panels):
+        top = float((summary["mean"] + summary["std"].fillna(0.0)).max())
         for col, dataset in enumerate(datasets):
             ax = grid[row][col]
             handles.update(_grouped_bars(ax, summary[summary["dataset"] == dataset], methods))
             ax.set_title(f"{dataset}: {'ECE' if metric == 'ece' else metric}")
             ax.set_ylabel(label)
+            ax.set_ylim(0.0, max(top * 1.05, 0.05))  # whiskers are never clipped
     n_note = _seeds_note(pd.concat([p[2]["n"] for p in panels]))
-    _suptitle(
-        fig,
-        f"Ablations of the weight formula vs {display_name(baseline)}\n"
-        f"{n_note}; bars = mean, whiskers = ±1 sample std (ddof 1)",
-    )
+    _suptitle(fig, f"{title}\n{n_note}; bars = mean, whiskers = ±1 sample std (ddof 1)")
     _legend(fig, handles, methods)
     return fig
+
+
+def ablation_figure(df: pd.DataFrame, baseline: str = "ours") -> Figure | None:
+    """Accuracy (top) and ECE (bottom) of the baseline and each ablation; None without data."""
+    return _versus_figure(df, ABLATION_PREFIX, baseline,
+                          f"Ablations of the weight formula vs {display_name(baseline)}")
+
+
+def attack_figure(df: pd.DataFrame, baseline: str = "ours") -> Figure | None:
+    """Accuracy (top) and ECE (bottom) of the honest baseline and each attack; None without
+    data."""
+    return _versus_figure(df, ATTACK_PREFIX, baseline,
+                          f"Attacks on the protocol vs honest {display_name(baseline)}")
 
 
 def _bytes_tick(value: float, _pos: object = None) -> str:
@@ -215,7 +211,7 @@ def communication_figure(df: pd.DataFrame) -> Figure | None:
     for ax, dataset in zip(axes, datasets, strict=True):
         part = table[table["dataset"] == dataset].reset_index(drop=True)
         x = np.arange(len(part))
-        colors = [method_color(m) for m in part["method"]]
+        colors = [method_style(m).color for m in part["method"]]
         ax.bar(x - 0.2, part["bytes_up"], 0.4, color=colors, edgecolor="black", linewidth=0.4)
         ax.bar(
             x + 0.2,
@@ -246,7 +242,7 @@ def communication_figure(df: pd.DataFrame) -> Figure | None:
 def sensitivity_figure(confidence: int = 8500, ece: int = 1000, max_rounds: int = 5) -> Figure:
     """Weight against rounds per tier: full attendance (left) and the dropout case (right)."""
     table = sensitivity_table(confidence, ece, max_rounds)
-    fig = Figure(figsize=(10.0, 4.2), layout="constrained")
+    fig = Figure(figsize=(10.0, 5.4), layout="constrained")
     left, right = fig.subplots(1, 2, sharey=True)
     for tier in TIERS:
         rows = table[table["tier"] == tier.label]
@@ -270,10 +266,11 @@ def sensitivity_figure(confidence: int = 8500, ece: int = 1000, max_rounds: int 
         )
     left.set_title("every round attended")
     right.set_title("dropout: attends each round with probability p")
-    for ax, where in ((left, "upper left"), (right, "lower right")):
+    for ax in (left, right):  # legends below the panels, never over a curve
         ax.set_xlabel("rounds elapsed r")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small", loc=where)
+        ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2,
+                  frameon=False)
     left.set_ylabel("ensemble weight (fixed point, 10000 = 1.0)")
     _suptitle(
         fig,
@@ -296,6 +293,29 @@ def save_figure(fig: Figure, out_dir: str | Path, stem: str, dpi: int = DPI) -> 
     return paths
 
 
+def drawn_figures(
+    df: pd.DataFrame, baseline: str = "ours", *, sensitivity: bool = True
+) -> list[tuple[str, Figure]]:
+    """``(stem, figure)`` of every figure the results support (see :func:`make_figures`)."""
+    builders = {
+        "accuracy": lambda: metric_figure(df, "accuracy"),
+        "ece": lambda: metric_figure(df, "ece"),
+        "ablation": lambda: ablation_figure(df, baseline),
+        "attacks": lambda: attack_figure(df, baseline),
+        "communication": lambda: communication_figure(df),
+    }
+    if sensitivity:
+        builders["sensitivity"] = sensitivity_figure
+    drawn = []
+    for stem, build in builders.items():
+        fig = build()
+        if fig is None:
+            logger.info("figure %s skipped: the results hold no rows for it", stem)
+        else:
+            drawn.append((stem, fig))
+    return drawn
+
+
 def make_figures(
     df: pd.DataFrame,
     out_dir: str | Path,
@@ -307,7 +327,8 @@ def make_figures(
     """Draw every figure the results support and write each as PDF and PNG into ``out_dir``.
 
     Figures: ``accuracy`` and ``ece`` (main methods per dataset × non-IID level),
-    ``ablation`` (baseline vs ``ablation:*``), ``communication`` (bytes per hospital per
+    ``ablation`` (baseline vs ``ablation:*``), ``attacks`` (honest baseline vs ``attack:*``),
+    ``communication`` (bytes per hospital per
     round), and ``sensitivity`` (the weight formula, independent of the results). A figure
     whose rows are absent is skipped with a log message.
 
@@ -329,20 +350,8 @@ def make_figures(
     list of pathlib.Path
         The written files.
     """
-    builders = {
-        "accuracy": lambda: metric_figure(df, "accuracy"),
-        "ece": lambda: metric_figure(df, "ece"),
-        "ablation": lambda: ablation_figure(df, baseline),
-        "communication": lambda: communication_figure(df),
-    }
-    if sensitivity:
-        builders["sensitivity"] = sensitivity_figure
     written: list[Path] = []
-    for stem, build in builders.items():
-        fig = build()
-        if fig is None:
-            logger.info("figure %s skipped: the results hold no rows for it", stem)
-            continue
+    for stem, fig in drawn_figures(df, baseline, sensitivity=sensitivity):
         written.extend(save_figure(fig, out_dir, stem, dpi))
     logger.info("wrote %d figure files to %s", len(written), out_dir)
     return written

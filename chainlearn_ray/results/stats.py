@@ -33,6 +33,12 @@ ALPHA_LEVEL: Final = 0.05
 _DIFF_DECIMALS: Final = 12
 #: Largest number of non-zero tied differences whose exact null distribution is enumerated.
 _MAX_EXACT_TIES: Final = 200
+#: Fewest pairs for which a t-test and a bootstrap interval are reported: below it the
+#: interval is little more than the range of the differences and the t-test has almost no
+#: degrees of freedom, so both would read as evidence they are not.
+MIN_PAIRS: Final = 5
+#: How p-values are adjusted within a table's family of comparisons against the baseline.
+ADJUSTMENT: Final = "Holm"
 
 _CELL = ["dataset", "alpha", "seed", "method"]
 
@@ -238,6 +244,46 @@ def bootstrap_ci(
     return (float(low), float(high))
 
 
+def holm(pvalues: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Holm's step-down adjustment of a family of p-values (NaN entries are not in the family).
+
+    The i-th smallest of the m p-values is multiplied by ``m - i`` (i from 0), running maxima
+    keep the order, and values are capped at 1; the family-wise error rate is then controlled
+    at the level the adjusted values are compared with.
+    """
+    p = np.asarray(pvalues, dtype=np.float64)
+    out = np.full(p.shape, math.nan)
+    finite = np.flatnonzero(np.isfinite(p))
+    if finite.size == 0:
+        return out
+    order = finite[np.argsort(p[finite], kind="stable")]
+    m = order.size
+    adjusted = np.minimum(1.0, np.maximum.accumulate(p[order] * (m - np.arange(m))))
+    out[order] = adjusted
+    return out
+
+
+def effect_dz(diffs: np.ndarray) -> float:
+    """Cohen's d_z of paired differences: mean / sample std (NaN for n < 2 or no spread)."""
+    d = np.asarray(diffs, dtype=np.float64)
+    if d.size < 2:
+        return math.nan
+    sd = float(np.std(d, ddof=1))
+    return math.nan if sd == 0.0 or not math.isfinite(sd) else float(d.mean()) / sd
+
+
+def rank_biserial(diffs: np.ndarray) -> float:
+    """Matched-pairs rank-biserial correlation (R+ − R−) / (R+ + R−) over non-zero differences
+    (the Wilcoxon test's effect size, in [−1, 1]; NaN without a non-zero difference)."""
+    d = np.round(np.asarray(diffs, dtype=np.float64), _DIFF_DECIMALS)
+    d = d[np.isfinite(d) & (d != 0.0)]
+    if d.size == 0:
+        return math.nan
+    ranks = sps.rankdata(np.abs(d))
+    r_plus, total = float(ranks[d > 0].sum()), float(ranks.sum())
+    return (2.0 * r_plus - total) / total
+
+
 def _paired_ttest(diffs: np.ndarray) -> tuple[float, float, str]:
     """Paired t statistic and p from the differences; NaN when undefined (n < 2, zero spread)."""
     if diffs.size < 2:
@@ -268,16 +314,18 @@ def _test_row(
     n = int(diffs.size)
     notes: list[str] = []
     wil = wilcoxon_exact(diffs) if n else WilcoxonResult(math.nan, math.nan, 0, "no pairs")
-    t_stat, t_p, t_note = _paired_ttest(diffs)
-    if t_note:
-        notes.append(t_note)
-    low, high = bootstrap_ci(diffs, n_boot, _comparison_seed(seed, dataset, alpha, method))
+    t_stat, t_p, low, high = math.nan, math.nan, math.nan, math.nan
+    if n >= MIN_PAIRS:
+        t_stat, t_p, t_note = _paired_ttest(diffs)
+        if t_note:
+            notes.append(t_note)
+        low, high = bootstrap_ci(diffs, n_boot, _comparison_seed(seed, dataset, alpha, method))
     min_p = min_exact_pvalue(wil.n_nonzero)
     too_small = min_p >= ALPHA_LEVEL
     if n == 0:
         notes.append("no seeds in common")
-    elif n < 2:
-        notes.append("one pair: no t-test or interval")
+    elif n < MIN_PAIRS:
+        notes.append(f"{n} pair(s) < {MIN_PAIRS}: no t-test or interval")
     if wil.n_nonzero < n:
         notes.append(f"{n - wil.n_nonzero} zero difference(s) dropped by Wilcoxon")
     if n and too_small:
@@ -290,6 +338,8 @@ def _test_row(
         "mean_method": float(pairs["value_method"].mean()) if n else math.nan,
         "mean_baseline": float(pairs["value_base"].mean()) if n else math.nan,
         "mean_diff": float(diffs.mean()) if n else math.nan,
+        "effect_dz": effect_dz(diffs) if n >= MIN_PAIRS else math.nan,
+        "rank_biserial": rank_biserial(diffs),
         "ci_low": low,
         "ci_high": high,
         "wilcoxon_stat": wil.statistic,
@@ -313,12 +363,16 @@ def paired_tests(
     """Paired tests of every other method against ``baseline``, matched by seed.
 
     For each dataset × alpha cell (pairs = seeds both methods ran) and, when a dataset has
-    several alphas, pooled over its alphas (pairs = matching alpha and seed; ``alpha`` NaN,
-    ``scope`` ``"pooled"``): the exact two-sided Wilcoxon signed-rank test
-    (:func:`wilcoxon_exact`), the paired t-test, and a seeded percentile-bootstrap 95 % CI of
-    the mean difference ``method − baseline``. ``min_p`` = 2 / 2**n (n = non-zero
-    differences) is the smallest p the exact test can reach; ``n_too_small`` flags
-    ``min_p >= 0.05`` (n <= 5: five seeds can never be significant at 0.05).
+    several alphas, pooled over its alphas (``alpha`` NaN, ``scope`` ``"pooled"``; blocked by
+    seed: each seed's differences are averaged over the alphas both methods ran first, so a
+    seed is one pair, never one per alpha): the exact two-sided Wilcoxon signed-rank test
+    (:func:`wilcoxon_exact`) with its rank-biserial effect size, and, from
+    :data:`MIN_PAIRS` pairs on, the paired t-test with Cohen's d_z and a seeded
+    percentile-bootstrap 95 % CI of the mean difference ``method − baseline``. ``min_p`` =
+    2 / 2**n (n = non-zero differences) is the smallest p the exact test can reach;
+    ``n_too_small`` flags ``min_p >= 0.05`` (n <= 5: five seeds can never be significant at
+    0.05). ``*_p_holm`` are Holm-adjusted within each scope's family (every cell comparison of
+    the table is one family, every pooled comparison another).
 
     Parameters
     ----------
@@ -365,11 +419,16 @@ def paired_tests(
                 row = _test_row(dataset, float(alpha), method, cell, n_boot, seed)
                 rows.append({"scope": "cell", **row})
             if len(alphas) > 1:
-                row = _test_row(dataset, math.nan, method, mine, n_boot, seed)
+                blocked = mine.groupby("seed", as_index=False)[["value_method", "value_base"]]
+                row = _test_row(dataset, math.nan, method, blocked.mean(), n_boot, seed)
                 rows.append({"scope": "pooled", **row})
     if not rows:
         return pd.DataFrame(columns=_TEST_COLUMNS)
     table = pd.DataFrame(rows)
+    for column in ("wilcoxon_p", "ttest_p"):
+        table[f"{column}_holm"] = math.nan
+        for _, family in table.groupby("scope").groups.items():
+            table.loc[family, f"{column}_holm"] = holm(table.loc[family, column].to_numpy())
     table["display"] = table["method"].map(display_name)
     table["baseline"] = baseline
     table["metric"] = metric
@@ -377,6 +436,8 @@ def paired_tests(
 
 
 _TEST_KEYS: Final = ["dataset", "alpha", "scope", "method", "display", "baseline", "metric", "n"]
-_TEST_MEANS: Final = ["mean_method", "mean_baseline", "mean_diff", "ci_low", "ci_high"]
-_TEST_P: Final = ["wilcoxon_stat", "wilcoxon_p", "wilcoxon_method", "ttest_stat", "ttest_p"]
+_TEST_MEANS: Final = ["mean_method", "mean_baseline", "mean_diff", "effect_dz", "rank_biserial",
+                      "ci_low", "ci_high"]
+_TEST_P: Final = ["wilcoxon_stat", "wilcoxon_p", "wilcoxon_p_holm", "wilcoxon_method",
+                  "ttest_stat", "ttest_p", "ttest_p_holm"]
 _TEST_COLUMNS: Final = [*_TEST_KEYS, *_TEST_MEANS, *_TEST_P, "min_p", "n_too_small", "note"]

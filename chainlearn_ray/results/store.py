@@ -27,15 +27,16 @@ RUN_RESULTS = "results.parquet"
 SWEEP_RESULTS = "results"
 #: Manifest written next to the results of a run or a sweep.
 MANIFEST = "manifest.json"
-#: Prefix of a dataset partition folder (``dataset=<name>``).
-PARTITION_PREFIX = "dataset="
+#: Prefix of a dataset folder in sweeps written before dataset folders took the plain name
+#: (``dataset=<name>``, which pandas and pyarrow read as a second ``dataset`` column); still read.
+LEGACY_PARTITION_PREFIX = "dataset="
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=+-]*$")
 
 _LAYOUTS = (
     f"a run folder with {RUN_RESULTS}, a sweep folder with "
-    f"{SWEEP_RESULTS}/{PARTITION_PREFIX}<name>/<cell>.parquet, a single .parquet file, "
-    f"or a directory of {PARTITION_PREFIX}<name> partitions or .parquet files"
+    f"{SWEEP_RESULTS}/<dataset>/<cell>.parquet, a single .parquet file, "
+    "or a directory of <dataset> folders or .parquet files"
 )
 
 
@@ -122,12 +123,9 @@ def _visible(path: Path) -> bool:
 
 
 def _parquet_files(folder: Path) -> list[Path]:
-    """Results files of a dataset directory: its partitions' files or its own .parquet files."""
-    partitions = sorted(
-        p for p in folder.iterdir() if p.is_dir() and p.name.startswith(PARTITION_PREFIX)
-    )
+    """Results files of a dataset directory: its dataset folders' files, then its own files."""
     files: list[Path] = []
-    for part in partitions:
+    for part in sorted(p for p in folder.iterdir() if p.is_dir() and _visible(p)):
         files.extend(_walk_parquet(part))
     own = (p for p in folder.iterdir() if p.is_file() and p.suffix == ".parquet" and _visible(p))
     files.extend(sorted(own))
@@ -145,16 +143,17 @@ def _walk_parquet(folder: Path) -> Iterator[Path]:
             yield entry
 
 
-def _partition_dataset(file: Path) -> str:
-    """Dataset name from the nearest ``dataset=<name>`` folder above ``file`` ("" if none)."""
-    for parent in file.parents:
-        if parent.name.startswith(PARTITION_PREFIX):
-            return parent.name[len(PARTITION_PREFIX) :]
-    return ""
+def _folder_dataset(file: Path, root: Path | None) -> str:
+    """Dataset name of the folder holding ``file`` inside the dataset directory ``root`` (its
+    first folder below ``root``; "" for a file directly in ``root`` or read on its own)."""
+    if root is None or file.parent == root:
+        return ""
+    name = file.relative_to(root).parts[0]
+    return name.removeprefix(LEGACY_PARTITION_PREFIX)
 
 
-def _read_file(file: Path) -> pd.DataFrame:
-    """One results file as a conformed frame; empty ``dataset`` values come from its partition."""
+def _read_file(file: Path, root: Path | None = None) -> pd.DataFrame:
+    """One results file as a conformed frame; empty ``dataset`` values come from its folder."""
     try:
         table = pq.read_table(file)
     except (OSError, pa.ArrowException) as exc:
@@ -165,27 +164,28 @@ def _read_file(file: Path) -> pd.DataFrame:
             f"{file} is not a results file: it lacks the column(s) {missing} (expected {_LAYOUTS})"
         )
     frame = conform(table.select(list(COLUMNS)).to_pandas())
-    partition = _partition_dataset(file)
-    if partition:
-        frame.loc[frame["dataset"] == "", "dataset"] = partition
+    folder = _folder_dataset(file, root)
+    if folder:
+        frame.loc[frame["dataset"] == "", "dataset"] = folder
     return frame
 
 
-def _results_files(path: Path) -> list[Path]:
-    """The results files a path stands for, by layout (see :func:`read_results`)."""
+def _results_files(path: Path) -> tuple[list[Path], Path | None]:
+    """The results files a path stands for, by layout (see :func:`read_results`), and the
+    dataset directory they lie in (None for a single file)."""
     if path.is_file():
         if path.suffix != ".parquet":
             raise DataError(f"{path} is not a .parquet file; expected {_LAYOUTS}")
-        return [path]
+        return [path], None
     if not path.is_dir():
         raise DataError(f"results path {path} does not exist; expected {_LAYOUTS}")
     run_file = path / RUN_RESULTS
     if run_file.is_file():
-        return [run_file]
+        return [run_file], None
     sweep_dir = path / SWEEP_RESULTS
     if sweep_dir.is_dir():
-        return _parquet_files(sweep_dir)
-    return _parquet_files(path)
+        return _parquet_files(sweep_dir), sweep_dir
+    return _parquet_files(path), path
 
 
 def read_results(path: str | os.PathLike[str]) -> pd.DataFrame:
@@ -195,12 +195,13 @@ def read_results(path: str | os.PathLike[str]) -> pd.DataFrame:
 
     * a single ``.parquet`` file;
     * a run folder holding ``results.parquet`` (its ``manifest.json`` is not read);
-    * a sweep folder holding ``results/dataset=<name>/<cell>.parquet``;
-    * a dataset directory: ``dataset=<name>/...`` partitions and/or ``.parquet`` files directly
-      inside it (for example a sweep's ``results/`` folder or one of its partitions).
+    * a sweep folder holding ``results/<dataset>/<cell>.parquet``;
+    * a dataset directory: ``<dataset>/...`` folders and/or ``.parquet`` files directly inside
+      it (for example a sweep's ``results/`` folder or one of its dataset folders).
 
     Hidden and temp files (names starting with ``.`` or ``_``) are skipped. Rows whose
-    ``dataset`` is empty take the name of their ``dataset=<name>`` partition.
+    ``dataset`` is empty take the name of their dataset folder. Sweeps written with
+    ``dataset=<name>`` folders read the same way.
 
     Parameters
     ----------
@@ -218,10 +219,10 @@ def read_results(path: str | os.PathLike[str]) -> pd.DataFrame:
         When the path does not exist, holds no results file, or a file is not a results file.
     """
     root = Path(path)
-    files = _results_files(root)
+    files, folder = _results_files(root)
     if not files:
         raise DataError(f"no results found at {root}: expected {_LAYOUTS}")
-    frames = [_read_file(file) for file in files]
+    frames = [_read_file(file, folder) for file in files]
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     logger.debug("read %d rows from %d file(s) under %s", len(frame), len(files), root)
     return conform(frame)
@@ -237,10 +238,17 @@ def _check_name(kind: str, name: str) -> None:
 
 
 def cell_path(root: str | os.PathLike[str], dataset: str, cell_name: str) -> Path:
-    """Path of a sweep cell's file: ``root/results/dataset=<dataset>/<cell_name>.parquet``."""
+    """Path of a sweep cell's file: ``root/results/<dataset>/<cell_name>.parquet``.
+
+    The folder takes the dataset's plain name, not the ``dataset=<name>`` of Hive partitioning:
+    every file already holds its ``dataset`` column, and pandas, pyarrow, DuckDB and Polars
+    read the folder as it is (a Hive folder would add a second, clashing ``dataset`` column).
+    """
     _check_name("dataset", dataset)
     _check_name("cell name", cell_name)
-    return Path(root) / SWEEP_RESULTS / f"{PARTITION_PREFIX}{dataset}" / f"{cell_name}.parquet"
+    if dataset.startswith(LEGACY_PARTITION_PREFIX):
+        raise DataError(f"dataset {dataset!r} cannot start with {LEGACY_PARTITION_PREFIX!r}")
+    return Path(root) / SWEEP_RESULTS / dataset / f"{cell_name}.parquet"
 
 
 def append_cell(
@@ -285,11 +293,12 @@ def append_cell(
 
 
 def finished_cells(root: str | os.PathLike[str]) -> set[str]:
-    """Names (file stems) of the cells stored in the sweep folder ``root``, in every partition.
+    """Names (file stems) of the cells stored in the sweep folder ``root``, in every dataset
+    folder.
 
     Temp files of unfinished writes are not counted; a missing folder has no cells.
     """
     results = Path(root) / SWEEP_RESULTS
     if not results.is_dir():
         return set()
-    return {file.stem for file in _parquet_files(results) if _partition_dataset(file)}
+    return {file.stem for file in _parquet_files(results) if _folder_dataset(file, results)}

@@ -184,7 +184,7 @@ def run_sweep(path_or_config: str | Path | SweepPlan, out_dir: str | Path, *,
     path_or_config:
         Experiment YAML file with a ``sweep:`` section, or an expanded :class:`SweepPlan`.
     out_dir:
-        Sweep folder: ``results/dataset=<name>/<cell>.parquet`` (written atomically when a cell
+        Sweep folder: ``results/<dataset>/<cell>.parquet`` (written atomically when a cell
         finishes), ``sweep_manifest.json``, ``cells/`` (per-cell work folders and manifests),
         ``data/`` (synthetic datasets) and ``tune/`` (Tune's experiment state).
     address:

@@ -41,6 +41,24 @@ def test_signature_recovers_the_hospital_and_binds_the_deployment() -> None:
     assert Account.recover_message(encode_defunct(primitive=other_chain), signature=sig) != address
 
 
+def test_poc_digest_and_signature_keep_the_earlier_bytes() -> None:
+    """Hex vectors from the hand-encoded ``abi.encode`` words this digest used before."""
+    h = benchmark_hash(500.0, 50, 16, Tier.STRONG)
+    assert h.hex() == "51c61fb3f97f26781a1cb216ca347670589a008e680a2877fd6c6ec5d328ef58"
+    address = Account.from_key(KEY).address
+    assert poc_digest(address, Tier.STRONG, h, 1337, CONTRACT).hex() == (
+        "f75e49155a744cf836245e106fd9e5a8c37a4a1b385fdcf018d93c13055531c5")
+    any_case = poc_digest(address.lower(), "weak", h, 31337, CONTRACT.upper().replace("0X", "0x"))
+    assert any_case.hex() == "dc51ff802922cb9ce720883b8f9cdd12ecd6e891cb5ab4b8ea5fa6d0c9f99a11"
+    assert sign_poc(KEY, Tier.STRONG, h, 1337, CONTRACT).hex() == (
+        "0eb9ecf82a1ef4fa1b22174dc18203ab1788515b9c173eb28a7c60eeb9943134"
+        "1e75effe7f229c56021696fa5f054f045ab4a4b8c612e3fbf44e1071225bea981c")
+    with pytest.raises(ConfigError, match="20-byte"):
+        poc_digest("0x1234", Tier.STRONG, h, 1337, CONTRACT)
+    with pytest.raises(ConfigError, match="uint256"):
+        poc_digest(address, Tier.STRONG, h, 2**256, CONTRACT)
+
+
 @pytest.mark.parametrize(
     ("throughput", "tier"),
     [(0.0, Tier.WEAK), (99.999, Tier.WEAK), (100.0, Tier.MEDIUM), (299.99, Tier.MEDIUM),

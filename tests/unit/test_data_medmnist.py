@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from chainlearn_ray.data.medmnist import (
-    DATA_ENV,
-    default_data_dir,
-    load_dataset,
-    medmnist_info,
-    resolve_data_dir,
-)
+from chainlearn_ray.data.catalog import medmnist_info
+from chainlearn_ray.data.medmnist import DATA_ENV, default_data_dir, load_dataset, resolve_data_dir
+from chainlearn_ray.data.synthetic import write_synthetic
 from chainlearn_ray.errors import DataError
 from tests.shared_data import SHARED_DATA
 
@@ -137,6 +134,19 @@ def test_env_folder_is_used_by_the_loader(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_medmnist_info_is_the_packages_table() -> None:
+    import medmnist
+
     info = medmnist_info()
+    assert info == medmnist.INFO
     assert info["pneumoniamnist"]["n_channels"] == 1
     assert len(info["dermamnist"]["label"]) == 7
+
+
+def test_without_medmnist_synthetic_files_still_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "medmnist", None)  # import medmnist raises ImportError
+    assert medmnist_info() == {}
+    write_synthetic(tmp_path, n_classes=3, n_train=12, n_val=6, n_test=6, seed=0)
+    data = load_dataset("synthetic", tmp_path)
+    assert (data.n_classes, len(data.train), len(data.val), len(data.test)) == (3, 12, 6, 6)

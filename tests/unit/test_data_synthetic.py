@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from chainlearn_ray.data.catalog import dataset_filename
 from chainlearn_ray.data.medmnist import load_dataset
-from chainlearn_ray.data.synthetic import dataset_filename, write_synthetic
+from chainlearn_ray.data.synthetic import write_synthetic
 from chainlearn_ray.errors import DataError
 
 

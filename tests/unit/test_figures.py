@@ -10,7 +10,7 @@ import pytest
 from matplotlib.image import imread
 
 from chainlearn_ray import cli
-from chainlearn_ray.results import figures
+from chainlearn_ray.results import figures, styles
 from chainlearn_ray.results.schema import rows_to_frame
 from chainlearn_ray.results.store import write_parquet_atomic
 
@@ -101,8 +101,9 @@ def test_accuracy_figure_content() -> None:
     # Two alphas x three methods = six bars, coloured per method.
     bars = axes[0].patches
     assert len(bars) == 6
-    assert figures.method_color("ours") == "#d62728"
-    assert figures.method_color("custom") == figures.method_color("custom")
+    looks = {(tuple(b.get_facecolor()), b.get_hatch()) for b in bars}
+    assert len(looks) == 3  # one look per method
+    assert styles.method_style("custom") == styles.method_style("custom")
 
 
 def test_png_output_is_deterministic(tmp_path: Path) -> None:
@@ -126,3 +127,49 @@ def test_cli_figures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     for line in printed:
         assert Path(line).parent == tmp_path / "run" / "figures"
     _assert_real_files([Path(line) for line in printed])
+
+
+def test_every_known_method_has_its_own_colour_blind_safe_look() -> None:
+    looks = [(s.color, s.hatch) for s in styles.METHOD_STYLES.values()]
+    assert len(set(looks)) == len(looks)  # colour and hatch together tell every method apart
+    lines = [(s.color, s.marker) for s in styles.METHOD_STYLES.values()]
+    assert len(set(lines)) == len(lines)
+    assert {s.color for s in styles.METHOD_STYLES.values()} <= set(styles.PALETTE.values())
+    from chainlearn_ray.methods.names import METHODS
+
+    assert set(METHODS) <= set(styles.METHOD_STYLES)
+
+
+def _rows(method: str, values: list[float], **extra: object) -> list[dict[str, object]]:
+    return [dict(run_id=f"r{seed}", dataset="pneumoniamnist", alpha=0.1, seed=seed,
+                 method=method, round=3, hospital="ensemble", tier="", metric="accuracy",
+                 value=v, **extra) for seed, v in enumerate(values)]
+
+
+def test_whiskers_are_not_clipped_and_the_majority_class_is_a_line() -> None:
+    rows = _rows("ours", [0.99, 0.80, 0.99]) + _rows("fedavg", [0.7, 0.72, 0.71])
+    rows += _rows("majority", [0.625, 0.625, 0.625])
+    fig = figures.metric_figure(rows_to_frame(rows), "accuracy")
+    assert fig is not None
+    ax = fig.get_axes()[0]
+    top = 0.9266666 + float(np.std([0.99, 0.80, 0.99], ddof=1))
+    assert top > 1.0 and ax.get_ylim()[1] >= top  # the whisker above 1.0 stays visible
+    majority = [line for line in ax.get_lines() if line.get_label() == "Majority class"]
+    assert [line.get_ydata()[0] for line in majority] == [pytest.approx(0.625)]
+    assert len(ax.patches) == 2  # the majority rate is no bar
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels[0] == "Majority class"
+
+
+def test_attack_figure_and_sensitivity_legends_outside() -> None:
+    rows = _rows("ours", [0.8, 0.82, 0.81]) + _rows("attack:inflated", [0.6, 0.62, 0.61])
+    fig = figures.attack_figure(rows_to_frame(rows))
+    assert fig is not None and "Attacks" in fig.get_suptitle()
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["Ours", "Inflated"]
+    assert figures.attack_figure(rows_to_frame(_rows("ours", [0.8]))) is None
+    sens = figures.sensitivity_figure()
+    for ax in sens.get_axes():
+        legend = ax.get_legend()
+        box = legend.get_bbox_to_anchor().transformed(ax.transAxes.inverted())
+        assert box.y1 <= 0.0  # anchored below the axes: no curve is covered
+

@@ -15,7 +15,7 @@ from chainlearn_ray import cli
 from chainlearn_ray.errors import ConfigError
 from chainlearn_ray.results import stats, tables
 from chainlearn_ray.results.schema import rows_to_frame
-from chainlearn_ray.results.store import append_cell, write_parquet_atomic
+from chainlearn_ray.results.store import append_cell, write_json_atomic, write_parquet_atomic
 
 OURS = [0.80, 0.82, 0.84, 0.86, 0.88]
 GAPS = [0.01, 0.02, 0.03, 0.04, 0.05]
@@ -122,21 +122,80 @@ def test_six_pairs_can_reach_significance() -> None:
     assert bool(row["n_too_small"]) is False
 
 
-def test_pooled_rows_pair_by_alpha_and_seed() -> None:
+def test_pooled_rows_are_blocked_by_seed() -> None:
     rows = []
     for alpha in (1.0, 0.1):
         for seed in SEEDS:
             rows.append(_row("ours", seed, 0.8, alpha=alpha))
-            rows.append(_row("fedavg", seed, 0.78, alpha=alpha))
+            rows.append(_row("fedavg", seed, 0.78 - 0.01 * seed * (alpha == 0.1), alpha=alpha))
     table = stats.paired_tests(rows_to_frame(rows), n_boot=500)
     assert table["scope"].tolist() == ["cell", "cell", "pooled"]
     assert table["alpha"].iloc[:2].tolist() == [1.0, 0.1] and math.isnan(table["alpha"].iloc[2])
     pooled = table.iloc[2]
-    assert pooled["n"] == 10
-    # Ten equal differences: all tied, exact p = 2 / 2**10; identical differences: no t-test.
-    assert pooled["wilcoxon_p"] == pytest.approx(2 / 1024)
-    assert pooled["wilcoxon_method"] == "exact (ties)"
-    assert math.isnan(pooled["ttest_p"]) and "t-test undefined" in pooled["note"]
+    # One pair per seed (the two alphas averaged first), not one per seed and alpha.
+    assert pooled["n"] == len(SEEDS)
+    per_seed = [(-0.02 + (-0.02 - 0.01 * s)) / 2 for s in SEEDS]
+    assert pooled["mean_diff"] == pytest.approx(float(np.mean(per_seed)))
+    assert pooled["wilcoxon_p"] == pytest.approx(sps.wilcoxon(per_seed).pvalue)
+    assert pooled["ttest_p"] == pytest.approx(sps.ttest_1samp(per_seed, 0.0).pvalue)
+
+
+def test_identical_differences_have_no_t_test() -> None:
+    rows = [_row("ours", s, 0.8) for s in SEEDS] + [_row("fedavg", s, 0.78) for s in SEEDS]
+    row = stats.paired_tests(rows_to_frame(rows), n_boot=500).iloc[0]
+    assert row["wilcoxon_p"] == pytest.approx(2 / 2 ** len(SEEDS))
+    assert row["wilcoxon_method"] == "exact (ties)"
+    assert math.isnan(row["ttest_p"]) and "t-test undefined" in row["note"]
+
+
+def test_fewer_than_five_pairs_give_no_interval_or_t_test() -> None:
+    rows = [_row("ours", s, 0.8) for s in range(4)]
+    rows += [_row("fedavg", s, 0.8 - 0.01 * (s + 1)) for s in range(4)]
+    row = stats.paired_tests(rows_to_frame(rows), n_boot=500).iloc[0]
+    assert row["n"] == 4
+    assert math.isnan(row["ci_low"]) and math.isnan(row["ci_high"])
+    assert math.isnan(row["ttest_p"]) and math.isnan(row["ttest_stat"])
+    assert "< 5" in row["note"]
+    assert row["wilcoxon_p"] == pytest.approx(2 / 16)  # the exact test still reports
+
+
+def test_holm_known_answers() -> None:
+    adjusted = stats.holm([0.01, 0.04, 0.03, 0.005])
+    # sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 -> 0.02, 0.03, 0.06, 0.04 -> running max
+    assert adjusted == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    with_nan = stats.holm([0.2, math.nan, 0.6])
+    assert with_nan[0] == pytest.approx(0.4) and math.isnan(with_nan[1])
+    assert with_nan[2] == pytest.approx(0.6)
+    assert stats.holm([0.9, 0.8]) == pytest.approx([1.0, 1.0])  # 0.8 * 2 capped at 1
+
+
+def test_effect_sizes_known_answers() -> None:
+    d = np.array([-0.01, -0.02, -0.03, -0.04, -0.05])
+    dz = stats.effect_dz(d)
+    assert dz == pytest.approx(d.mean() / d.std(ddof=1))
+    # d_z * sqrt(n) is the paired t statistic
+    assert dz * math.sqrt(d.size) == pytest.approx(sps.ttest_1samp(d, 0.0).statistic)
+    assert stats.rank_biserial(d) == pytest.approx(-1.0)
+    mixed = np.array([1.0, -2.0, 3.0, 4.0])  # ranks 1, 2, 3, 4: R+ = 8, R- = 2
+    assert stats.rank_biserial(mixed) == pytest.approx((8 - 2) / 10)
+    assert math.isnan(stats.effect_dz(np.array([0.1]))) and math.isnan(stats.rank_biserial([0.0]))
+
+
+def test_paired_tests_adjust_p_within_each_scope() -> None:
+    rng = np.random.default_rng(1)
+    rows = []
+    for alpha in (1.0, 0.1):
+        for s in range(6):
+            rows.append(_row("ours", s, 0.8, alpha=alpha))
+            for m, shift in (("fedavg", -0.02), ("fedprox", 0.0), ("fedmd", 0.01)):
+                rows.append(_row(m, s, 0.8 + shift + float(rng.normal(0, 0.01)), alpha=alpha))
+    table = stats.paired_tests(rows_to_frame(rows), n_boot=200)
+    for _, family in table.groupby("scope"):
+        expected = stats.holm(family["wilcoxon_p"].to_numpy())
+        assert family["wilcoxon_p_holm"].to_numpy() == pytest.approx(expected)
+        assert (family["wilcoxon_p_holm"] >= family["wilcoxon_p"] - 1e-12).all()
+        assert family["ttest_p_holm"].to_numpy() == pytest.approx(
+            stats.holm(family["ttest_p"].to_numpy()))
 
 
 def test_unmatched_seeds_and_single_pairs() -> None:
@@ -146,6 +205,7 @@ def test_unmatched_seeds_and_single_pairs() -> None:
     one = table.loc["fedavg"]
     assert one["n"] == 1 and one["wilcoxon_p"] == pytest.approx(1.0)
     assert math.isnan(one["ttest_p"]) and math.isnan(one["ci_low"])
+    assert "1 pair(s) < 5" in one["note"]
     none = table.loc["fedprox"]
     assert none["n"] == 0 and math.isnan(none["wilcoxon_p"])
     assert "no seeds in common" in none["note"]
@@ -307,7 +367,8 @@ def test_cli_stats_prints_sections_and_writes_tables(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _write_run(tmp_path)
-    code = cli.main(["stats", str(tmp_path), "--n-boot", "500", "--gwei", "10"])
+    code = cli.main(["stats", str(tmp_path), "--n-boot", "500", "--gwei", "10",
+                     "--eth-usd", "2000"])
     out = capsys.readouterr().out
     assert code == 0
     for title in ("## Main", "## Ablations", "## Communication", "## Gas", "## Paired tests"):
@@ -349,3 +410,17 @@ def test_display_names_cover_exactly_the_methods_the_study_writes() -> None:
     from chainlearn_ray.methods.names import METHODS
 
     assert tables.METHOD_ORDER == METHODS
+
+
+def test_cli_stats_prices_gas_as_the_study_did(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _write_run(tmp_path)
+    assert cli.main(["stats", str(tmp_path), "--n-boot", "500"]) == 0
+    # no manifest: the study defaults (20 gwei, 3000 USD/ETH): 252464 gas -> $15.15
+    assert "$15.15" in capsys.readouterr().out
+    write_json_atomic({"study": {"gas_price_gwei": 10.0, "eth_price_usd": 2000.0}},
+                      tmp_path / "manifest.json")
+    assert cli.main(["stats", str(tmp_path), "--n-boot", "500"]) == 0
+    assert "$5.05" in capsys.readouterr().out
+

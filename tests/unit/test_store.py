@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -143,7 +145,7 @@ def test_sweep_cells_layouts_and_replacement(tmp_path: Path) -> None:
     store.append_cell(a, sweep, "pneumoniamnist", "pneumoniamnist_a0.5_s42")
     store.append_cell(b, sweep, "pneumoniamnist", "pneumoniamnist_a0.1_s42")
     path = store.append_cell(c, sweep, "dermamnist", "dermamnist_a0.5_s142")
-    assert path == sweep / "results" / "dataset=dermamnist" / "dermamnist_a0.5_s142.parquet"
+    assert path == sweep / "results" / "dermamnist" / "dermamnist_a0.5_s142.parquet"
     store.write_json_atomic({"cells": 3}, sweep / store.MANIFEST)
     assert store.finished_cells(sweep) == {
         "pneumoniamnist_a0.5_s42",
@@ -156,7 +158,7 @@ def test_sweep_cells_layouts_and_replacement(tmp_path: Path) -> None:
     assert set(whole["dataset"]) == {"pneumoniamnist", "dermamnist"}
     # The results/ folder itself and a single partition are dataset directories.
     pd.testing.assert_frame_equal(store.read_results(sweep / "results"), whole)
-    part = store.read_results(sweep / "results" / "dataset=pneumoniamnist")
+    part = store.read_results(sweep / "results" / "pneumoniamnist")
     assert set(part["alpha"]) == {0.1, 0.5} and set(part["dataset"]) == {"pneumoniamnist"}
 
     # Re-writing a cell replaces it rather than adding rows.
@@ -181,7 +183,7 @@ def test_append_cell_fills_empty_dataset_and_rejects_foreign_rows(tmp_path: Path
 
 def test_temp_files_are_not_read_or_counted(tmp_path: Path) -> None:
     store.append_cell(_frame(), tmp_path, "pneumoniamnist", "cell1")
-    part = tmp_path / "results" / "dataset=pneumoniamnist"
+    part = tmp_path / "results" / "pneumoniamnist"
     (part / ".cell2.parquet.abc.tmp").write_bytes(b"partial")
     (part / ".hidden.parquet").write_bytes(b"partial")
     assert store.finished_cells(tmp_path) == {"cell1"}
@@ -272,3 +274,66 @@ def test_rows_convert_as_frames_do_and_are_written_without_pandas(tmp_path: Path
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+def _sweep_of_two_datasets(root: Path) -> pd.DataFrame:
+    store.append_cell(_frame("pneumoniamnist", 0.5, 42), root, "pneumoniamnist", "p_a0.5_s42")
+    store.append_cell(_frame("pneumoniamnist", 0.1, 42), root, "pneumoniamnist", "p_a0.1_s42")
+    store.append_cell(_frame("dermamnist", 0.5, 142), root, "dermamnist", "d_a0.5_s142")
+    return store.read_results(root)
+
+
+def test_sweep_dataset_reads_in_pandas_pyarrow_duckdb_and_polars(tmp_path: Path) -> None:
+    ours = _sweep_of_two_datasets(tmp_path)
+    folder = tmp_path / "results"
+    expected = sorted(zip(ours["dataset"], ours["alpha"], ours["value"], strict=True))
+
+    def same(frame: pd.DataFrame) -> None:
+        assert list(frame.columns).count("dataset") == 1
+        got = sorted(zip(frame["dataset"].astype(str), frame["alpha"], frame["value"],
+                         strict=True))
+        assert got == expected
+
+    same(pd.read_parquet(folder))
+    import pyarrow.dataset as ds
+
+    same(ds.dataset(folder, format="parquet").to_table().to_pandas())
+    readers = 2
+    try:
+        import duckdb
+    except ImportError:
+        pass
+    else:
+        same(duckdb.sql(f"SELECT * FROM read_parquet('{folder}/**/*.parquet')").df())
+        readers += 1
+    try:
+        import polars as pl
+    except ImportError:
+        pass
+    else:
+        same(pl.read_parquet(folder / "**" / "*.parquet").to_pandas())
+        readers += 1
+    print(f"read by {readers} libraries")
+
+
+def test_legacy_dataset_folders_still_read(tmp_path: Path) -> None:
+    frame = _frame("pneumoniamnist").assign(dataset="")
+    legacy = tmp_path / "results" / "dataset=pneumoniamnist" / "cell1.parquet"
+    store.write_parquet_atomic(frame, legacy)
+    assert set(store.read_results(tmp_path)["dataset"]) == {"pneumoniamnist"}
+    assert store.finished_cells(tmp_path) == {"cell1"}
+
+
+def test_results_files_follow_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        path = store.write_parquet_atomic(_frame(), tmp_path / "r.parquet")
+        manifest = store.write_json_atomic({"a": 1}, tmp_path / "manifest.json")
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644
+        assert stat.S_IMODE(manifest.stat().st_mode) == 0o644
+        os.umask(0o077)
+        private = store.write_json_atomic({"a": 1}, tmp_path / "private.json")
+        assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    finally:
+        os.umask(old)
+
