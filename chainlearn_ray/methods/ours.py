@@ -30,7 +30,7 @@ from chainlearn_ray.methods.messages import ClientResult, RoundConfig, TrainSett
 from chainlearn_ray.methods.names import OURS
 from chainlearn_ray.methods.ours_round import OursRound
 from chainlearn_ray.protocol.rounds import RoundOutcome, draw_attendance, missed_deadline
-from chainlearn_ray.protocol.tiers import MEDIUM_BELOW, WEAK_BELOW, Tier
+from chainlearn_ray.protocol.tiers import Tier
 from chainlearn_ray.results.rows import RunKey, round_rows
 
 logger = logging.getLogger(__name__)
@@ -44,17 +44,18 @@ SIGN = "sign"
 
 @dataclass(frozen=True)
 class PocSettings:
-    """The Proof-of-Capacity benchmark (K timed steps at batch B) and the tier thresholds.
+    """The Proof-of-Capacity benchmark (``warmup`` untimed, then K = ``steps`` timed steps at
+    batch B = ``batch_size``) and the tier thresholds; the run config holds their defaults.
 
     ``reuse``: a hospital reports its previous measurement again when K and B match (a new
     deployment of the same hardware only needs a new signature).
     """
 
-    steps: int = 50
-    warmup: int = 5
-    batch_size: int = 16
-    weak_below: float = WEAK_BELOW
-    medium_below: float = MEDIUM_BELOW
+    steps: int
+    warmup: int
+    batch_size: int
+    weak_below: float
+    medium_below: float
     reuse: bool = False
 
 
@@ -75,7 +76,7 @@ class Ours(FederatedMethod):
         Simulated seconds a round's training may take (``None``: no deadline); a later
         hospital is *late* and submits nothing.
     poc:
-        The benchmark settings.
+        The benchmark settings (needed for the set-up).
     verify_claims, claim_policy:
         Check each capacity claim against its benchmark record (PoC on), correcting or refusing
         a claim it does not support; without it every claim is accepted.
@@ -96,7 +97,7 @@ class Ours(FederatedMethod):
         super().__init__()
         self.hospitals, self.epochs, self.seed = list(hospitals), int(epochs), int(seed)
         self.attendance = dict(attendance or {})
-        self.deadline, self.poc = deadline, poc or PocSettings()
+        self.deadline, self.poc = deadline, poc
         self.verify_claims, self.claim_policy = verify_claims, claim_policy
         self.behaviours, self.fresh = dict(behaviours or {}), fresh
         self.port: ChainPort | None = None
@@ -140,6 +141,8 @@ class Ours(FederatedMethod):
         if phase == RESET:
             return RoundConfig(0, RESET, dict(self.behaviours), setup=self._setup())
         if phase == REGISTER:
+            if self.poc is None:
+                raise ConfigError("Ours needs its PoC settings to register hospitals")
             return RoundConfig(0, REGISTER, self.poc, setup=self._setup(), timed=True)
         opening = self.chain().start_round()
         self._round = OursRound(round_, self.hospitals, opening)
@@ -160,7 +163,7 @@ class Ours(FederatedMethod):
         if result.phase == REGISTER:
             res = dict(result.payload)
             res["claimed_tier"] = res["tier"]
-            if self.verify_claims:  # the tier and benchmark hash the measurement supports
+            if self.verify_claims and self.poc is not None:  # what the measurement supports
                 res = settle_claim(h, res, self.poc.weak_below, self.poc.medium_below,
                                    self.claim_policy)
             self._claims[h], self.addresses[h] = res, res["address"]

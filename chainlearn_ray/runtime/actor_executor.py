@@ -24,6 +24,22 @@ from chainlearn_ray.runtime.scheduling import EarlyStart, start_order
 logger = logging.getLogger(__name__)
 
 
+#: Requests whose payload is smaller travel inside the call (Ray inlines arguments up to
+#: about 100 KB); larger ones (a global model) are put into the object store once.
+INLINE_BYTES = 64 * 1024
+
+
+def _payload_bytes(payload: Any) -> int:
+    """Bytes of the arrays and tensors in ``payload`` (mappings and sequences are walked)."""
+    if isinstance(payload, Mapping):
+        return sum(_payload_bytes(v) for v in payload.values())
+    if isinstance(payload, (list, tuple)):
+        return sum(_payload_bytes(v) for v in payload)
+    if hasattr(payload, "nbytes"):  # numpy arrays and torch tensors
+        return int(payload.nbytes)
+    return 0
+
+
 class _Step:
     """A step placed (or queued) on an actor: ``ref`` is set once it is sent."""
 
@@ -99,16 +115,21 @@ class ActorExecutor:
     def _send(self, step: _Step) -> None:
         actor = self.hosts[step.client]
         config = step.config
-        if config.aside:  # beside the process's other work, passed by value
+        if config.aside:  # beside the process's other work
             step.ref = actor.step_aside.remote(step.client, config)
-            return
-        # one copy in the object store per request, however many clients receive it; the
-        # latest two are kept (the config is held, so its id is not reused meanwhile)
+        elif _payload_bytes(config.payload) < INLINE_BYTES:  # travels inside the call
+            step.ref = actor.step.remote(step.client, config)
+        else:  # one copy in the object store, however many clients receive it
+            step.ref = actor.step.remote(step.client, self._put(config))
+
+    def _put(self, config: RoundConfig) -> Any:
+        """The object-store copy of ``config``; the latest two are kept (each held with its
+        config, so the id is not reused meanwhile)."""
         if id(config) not in self._puts:
             while len(self._puts) >= 2:
                 del self._puts[next(iter(self._puts))]
             self._puts[id(config)] = (config, ray.put(config))
-        step.ref = actor.step.remote(step.client, self._puts[id(config)][1])
+        return self._puts[id(config)][1]
 
     def _pump(self) -> None:
         """Send queued timed steps: at most ``concurrency`` at once, and a process at most as
