@@ -28,7 +28,7 @@ from typing import Any  # noqa: E402
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """FedAvg through ``open_federation`` + ``run_baseline``; wall seconds of every phase."""
-    from chainlearn_ray.experiment.config import load_config
+    from chainlearn_ray.experiment.loading import load_config
     from chainlearn_ray.results.rows import RunKey
     from chainlearn_ray.runtime.cluster import ensure_ray, stop_ray
     from chainlearn_ray.runtime.federation import open_federation

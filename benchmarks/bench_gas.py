@@ -5,10 +5,14 @@ estimate, fees) and relays the hospital-signed bytes (send, receipt); the hospit
 timed apart. Wall time and the process's CPU time are both reported: on a shared machine the
 CPU time is the steadier figure.
 
+``--mode trust`` times the trust mode's hospital transactions instead (commit, reveal; the
+median over all of them, with the stake deposits and withdrawals) and reports its round gas.
+
 Usage::
 
     python benchmarks/bench_gas.py                       # embedded chain, 3 hospitals, 10 rounds
     python benchmarks/bench_gas.py --chain anvil --hospitals 10 --rounds 5
+    python benchmarks/bench_gas.py --mode trust
 """
 
 from __future__ import annotations
@@ -31,7 +35,11 @@ def main() -> None:
     parser.add_argument("--chain", default="embedded", choices=["embedded", "anvil"])
     parser.add_argument("--hospitals", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--mode", default="seed", choices=["seed", "trust"])
     args = parser.parse_args()
+    if args.mode == "trust":
+        _trust(args)
+        return
 
     from chainlearn_ray.chain.backends import connect
     from chainlearn_ray.chain.client import FLCoordinatorClient
@@ -50,7 +58,7 @@ def main() -> None:
         conn.fund_many([account.address for account, _ in members], 10**18)
         for account, tier in members:
             bench = benchmark_hash(100.0, 50, 16, tier)
-            sig = sign_poc(account.key, tier, bench, client.chain_id, client.address)
+            sig = sign_poc(account.key, tier, bench, client.chain_id, client.address, name="bench")
             client.register_hospital(account.address, "bench", tier, bench, sig)
         for rnd in range(args.rounds):
             gas = client.start_round().gas_used
@@ -77,6 +85,19 @@ def main() -> None:
     print(f"coordinator CPU ms per submission:  {_quantiles(cpu)}")
     print(f"hospital signing ms:                {_quantiles(signing)}")
     print(f"round gas (first, last): {round_gas[0]:,} {round_gas[-1]:,}")
+
+
+def _trust(args: argparse.Namespace) -> None:
+    """Trust mode: the coordinator's median time per relayed hospital transaction, round gas."""
+    from chainlearn_ray.chain.backends import connect
+    from chainlearn_ray.chain.trust_gas import measure_trust_gas
+
+    with connect(args.chain) as conn:
+        report = measure_trust_gas(conn, hospitals=args.hospitals, rounds=args.rounds, seed=1)
+    print(f"chain {args.chain}, trust mode, {args.hospitals} hospitals, {args.rounds} rounds")
+    print(f"coordinator wall ms per hospital transaction (median): "
+          f"{report.coordinator_ms_per_submission:.1f}")
+    print(f"round gas (first, last): {report.round_total_first:,} {report.round_total_steady:,}")
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from plain_loop import add_arguments, plain_loop
 
 def chainlearn_run(args: argparse.Namespace) -> dict[str, Any]:
     """The same job through ``run_simulation`` (Ray start and contract deployment included)."""
-    from chainlearn_ray.experiment.config import load_config
+    from chainlearn_ray.experiment.loading import load_config
     from chainlearn_ray.runtime.simulation import run_simulation
 
     t0 = time.perf_counter()

@@ -44,7 +44,7 @@ def main() -> None:
     args = p.parse_args()
 
     from chainlearn_ray.commands.scale import load_study
-    from chainlearn_ray.experiment.config import load_config
+    from chainlearn_ray.experiment.loading import load_config
     from chainlearn_ray.results.scaling_report import (
         chain_seconds_per_submission,
         format_scaling_table,

@@ -79,7 +79,14 @@ export function compile() {
     settings: {
       ...SETTINGS,
       outputSelection: {
-        [SOURCE_NAME]: { [CONTRACT_NAME]: ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"] },
+        [SOURCE_NAME]: {
+          [CONTRACT_NAME]: [
+            "abi",
+            "evm.bytecode.object",
+            "evm.deployedBytecode.object",
+            "evm.deployedBytecode.immutableReferences",
+          ],
+        },
       },
     },
   };
@@ -98,6 +105,12 @@ export function compile() {
     compiler: { name: "solc-js", version: solc.version() },
     contractName: CONTRACT_NAME,
     deployedBytecode: `0x${contract.evm.deployedBytecode.object}`,
+    // Byte ranges of the runtime code that the constructor fills with immutable values (the
+    // deployment's mode and parameters): zero here, so a deployed contract's code differs there.
+    immutableReferences: Object.values(contract.evm.deployedBytecode.immutableReferences || {})
+      .flat()
+      .map(({ start, length }) => ({ length, start }))
+      .sort((a, b) => a.start - b.start),
     dependencies: { "@openzeppelin/contracts": ozPackage.version },
     settings: SETTINGS,
     source: `contracts/${SOURCE_NAME}`,

@@ -40,6 +40,9 @@ class ContractArtifact:
         Compiler settings (optimizer, EVM version, ...).
     source_sha256:
         SHA-256 (hex) of ``contracts/FLCoordinator.sol`` at build time.
+    immutable_ranges:
+        ``(start, length)`` byte ranges of the runtime code holding immutable values, which the
+        constructor fills in (zeros in ``deployed_bytecode``).
     """
 
     abi: tuple[dict[str, Any], ...]
@@ -48,6 +51,18 @@ class ContractArtifact:
     compiler_version: str
     settings: dict[str, Any]
     source_sha256: str
+    immutable_ranges: tuple[tuple[int, int], ...] = ()
+
+    def matches_deployed(self, code: bytes) -> bool:
+        """Whether ``code`` (a deployed contract's runtime code) is this build's, immutable
+        values aside."""
+        expected = bytearray.fromhex(self.deployed_bytecode.removeprefix("0x"))
+        actual = bytearray(code)
+        if len(actual) != len(expected):
+            return False
+        for start, length in self.immutable_ranges:
+            actual[start : start + length] = bytes(length)
+        return actual == expected
 
     def error_abis(self) -> tuple[dict[str, Any], ...]:
         """The ABI entries of the contract's custom errors."""
@@ -91,6 +106,9 @@ def _load_cached(path: Path) -> ContractArtifact:
             compiler_version=str(data["compiler"]["version"]),
             settings=dict(data["settings"]),
             source_sha256=str(data["sourceSha256"]),
+            immutable_ranges=tuple(
+                (int(r["start"]), int(r["length"])) for r in data.get("immutableReferences", ())
+            ),
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise ArtifactError(

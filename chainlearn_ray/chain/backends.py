@@ -172,6 +172,27 @@ class ChainConnection:
             if self.wait_for_receipt(tx_hash)["status"] != 1:
                 raise ChainError(f"funding transaction {tx_hash.hex()} failed")
 
+    def set_next_block_timestamp(self, timestamp: int) -> None:
+        """Mine the next block at ``timestamp`` (development chains only: the embedded chain's
+        ``time_travel``, anvil's and hardhat's ``evm_setNextBlockTimestamp``)."""
+        if self.backend == "embedded":
+            tester = getattr(self.w3.provider, "ethereum_tester", None)
+            if tester is None:
+                raise ChainError("this embedded chain has no eth-tester to move its clock")
+            try:
+                tester.time_travel(int(timestamp))
+            except Exception as exc:
+                raise ChainError(f"cannot move the embedded chain's clock: {exc}") from exc
+            return
+        response = self.w3.provider.make_request(
+            "evm_setNextBlockTimestamp", [int(timestamp)]  # type: ignore[arg-type]
+        )
+        if response.get("error"):
+            raise ChainError(
+                f"the node refused evm_setNextBlockTimestamp({timestamp}): {response['error']}; "
+                "only development nodes (anvil, hardhat) can move their clock"
+            )
+
     def send_as_owner(self, fields: dict[str, Any]) -> bytes:
         """Sign ``fields`` with the owner key (next local nonce, current fees) and send them.
 
@@ -183,29 +204,34 @@ class ChainConnection:
         bytes
             The transaction hash.
         """
+        return self.send_as(self.owner, fields)
+
+    def send_as(self, account: LocalAccount, fields: dict[str, Any]) -> bytes:
+        """Like :meth:`send_as_owner`, signed by ``account`` (a verifier or an auditor key the
+        coordinator holds)."""
         try:
-            return self._sign_and_send(fields)
+            return self._sign_and_send(account, fields)
         except Exception as exc:
-            self.nonces.resync(self.owner.address)
+            self.nonces.resync(account.address)
             if "nonce" not in str(exc).lower():
                 raise
-            logger.info("owner nonce was stale (%s); re-reading it", exc)
+            logger.info("nonce of %s was stale (%s); re-reading it", account.address, exc)
         try:
-            return self._sign_and_send(fields)
+            return self._sign_and_send(account, fields)
         except Exception:
-            self.nonces.resync(self.owner.address)
+            self.nonces.resync(account.address)
             raise
 
-    def _sign_and_send(self, fields: dict[str, Any]) -> bytes:
+    def _sign_and_send(self, account: LocalAccount, fields: dict[str, Any]) -> bytes:
         tx = {
             "value": 0,
             **fields,
-            "nonce": self.nonces.reserve(self.owner.address),
+            "nonce": self.nonces.reserve(account.address),
             "chainId": self.chain_id,
             "type": 2,
             **self.fee_fields(),
         }
-        signed = self.owner.sign_transaction(tx)  # type: ignore[arg-type]
+        signed = account.sign_transaction(tx)  # type: ignore[arg-type]
         return bytes(self.w3.eth.send_raw_transaction(signed.raw_transaction))
 
     def close(self) -> None:

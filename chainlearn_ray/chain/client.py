@@ -8,12 +8,15 @@ from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Any, TypeVar
 
+from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 from web3.contract import Contract
 
 from chainlearn_ray.chain.artifact import ContractArtifact, load_artifact
 from chainlearn_ray.chain.backends import ChainConnection
 from chainlearn_ray.chain.reverts import RevertDecoder
+from chainlearn_ray.chain.trust import SEED_CONFIG_ABI, TrustConfig
+from chainlearn_ray.chain.trust_client import TrustOperations
 from chainlearn_ray.chain.tx import encode_submit_update, recover_sender
 from chainlearn_ray.errors import ChainError, ConfigError, ContractRevertError
 from chainlearn_ray.protocol.tiers import ModelType, Tier
@@ -77,13 +80,14 @@ def _gas_limit(estimate: int) -> int:
     return estimate + max(estimate // 4, 25_000)
 
 
-class FLCoordinatorClient:
+class FLCoordinatorClient(TrustOperations):
     """The FLCoordinator contract at ``address`` on ``conn``.
 
     Owner transactions are signed with ``conn.owner``; hospital transactions are prepared here
     as plain dicts, signed by the hospital (:func:`chainlearn_ray.chain.tx.sign_transaction`)
     and relayed with :meth:`send_raw`. Every mined transaction is appended to
-    :attr:`receipts`.
+    :attr:`receipts`. The trust-mode operations come from
+    :class:`~chainlearn_ray.chain.trust_client.TrustOperations`.
     """
 
     def __init__(
@@ -102,13 +106,21 @@ class FLCoordinatorClient:
     # ------------------------------------------------------------------ construction
     @classmethod
     def deploy(
-        cls, conn: ChainConnection, artifact: ContractArtifact | None = None
+        cls,
+        conn: ChainConnection,
+        artifact: ContractArtifact | None = None,
+        trust: TrustConfig | None = None,
     ) -> FLCoordinatorClient:
-        """Deploy a new FLCoordinator owned by ``conn.owner`` and return its client."""
+        """Deploy a new FLCoordinator owned by ``conn.owner`` and return its client.
+
+        ``trust`` selects trust mode with its parameters; ``None`` (the default) deploys the
+        seed protocol. The mode cannot change afterwards.
+        """
         art = artifact or load_artifact()
         factory = conn.w3.eth.contract(abi=list(art.abi), bytecode=art.bytecode)
-        data = factory.constructor().data_in_transaction
-        result, receipt = _send_owner(conn, None, data, "deploy", None)
+        config = trust.to_abi() if trust is not None else SEED_CONFIG_ABI
+        data = factory.constructor(config).data_in_transaction
+        result, receipt = _send_signed(conn, conn.owner, None, data, "deploy", None)
         address = receipt.get("contractAddress")
         if not address:
             raise ChainError("contract deployment produced no contract address")
@@ -124,7 +136,7 @@ class FLCoordinatorClient:
         """Client of an FLCoordinator already deployed at ``address`` (its code is checked)."""
         code = conn.w3.eth.get_code(to_checksum_address(address))
         art = artifact or load_artifact()
-        if bytes(code) != bytes.fromhex(art.deployed_bytecode.removeprefix("0x")):
+        if not art.matches_deployed(bytes(code)):
             raise ChainError(
                 f"the code at {address} is not this FLCoordinator build: deploy a new one, or "
                 "use the artifact it was deployed from"
@@ -151,9 +163,27 @@ class FLCoordinatorClient:
             raise ConfigError("prediction hash must be exactly 32 bytes")
         return self._owner_tx("recordEnsemblePrediction", [prediction_hash, int(participant_count)])
 
-    def _owner_tx(self, fn_name: str, args: list[Any]) -> TxResult:
+    def transfer_ownership(self, new_owner: str) -> TxResult:
+        """Offer ownership to ``new_owner`` (owner transaction); it moves on
+        :meth:`accept_ownership` (``Ownable2Step``)."""
+        return self._owner_tx("transferOwnership", [to_checksum_address(new_owner)])
+
+    def accept_ownership(self) -> TxResult:
+        """Accept a pending ownership transfer (sent by ``conn.owner``, the pending owner)."""
+        return self._owner_tx("acceptOwnership", [])
+
+    def _owner_tx(self, fn_name: str, args: list[Any], value: int = 0) -> TxResult:
+        return self._tx_as(self.conn.owner, fn_name, args, value)
+
+    def _tx_as(
+        self, account: LocalAccount, fn_name: str, args: list[Any], value: int = 0
+    ) -> TxResult:
+        """Send ``fn_name(args)`` signed by a key the coordinator holds (owner, verifier,
+        auditor) and wait until it is mined."""
         data = self.contract.encode_abi(fn_name, args)
-        result, _ = _send_owner(self.conn, self.address, data, fn_name, self._reverts)
+        result, _ = _send_signed(
+            self.conn, account, self.address, data, fn_name, self._reverts, value
+        )
         self.receipts.append(result)
         return result
 
@@ -182,15 +212,27 @@ class FLCoordinatorClient:
             Plain data: ``to``, ``data`` (hex), ``value``, ``nonce``, ``gas``, ``chainId``,
             ``type`` and EIP-1559 fee fields.
         """
-        sender = to_checksum_address(hospital_address)
         data = encode_submit_update(model_hash, confidence, ece, model_type)
-        call = {"from": sender, "to": self.address, "data": data}
+        return self._prepare(hospital_address, data, 0, fees, block)
+
+    def _prepare(
+        self,
+        sender_address: str,
+        data: bytes,
+        value: int,
+        fees: Mapping[str, int] | None,
+        block: int | None,
+    ) -> dict[str, Any]:
+        """An unsigned transaction from ``sender_address`` to the contract, its gas estimated
+        (a call the contract rejects raises :class:`ContractRevertError`)."""
+        sender = to_checksum_address(sender_address)
+        call = {"from": sender, "to": self.address, "data": data, "value": int(value)}
         at = "latest" if block is None else int(block)
         estimate = self._guard(lambda: int(self.conn.w3.eth.estimate_gas(call, at)))  # type: ignore[arg-type]
         return {
             "to": self.address,
             "data": "0x" + data.hex(),
-            "value": 0,
+            "value": int(value),
             "nonce": self.conn.nonces.peek(sender),
             "gas": _gas_limit(estimate),
             "chainId": self.chain_id,
@@ -285,6 +327,10 @@ class FLCoordinatorClient:
         """``owner()``."""
         return to_checksum_address(self._call("owner"))
 
+    def pending_owner(self) -> str:
+        """``pendingOwner()``: the account that may accept ownership (zero address if none)."""
+        return to_checksum_address(self._call("pendingOwner"))
+
     # ------------------------------------------------------------------ helpers
     def _call(self, fn_name: str, *args: Any) -> Any:
         fn = self.contract.get_function_by_name(fn_name)(*args)
@@ -327,17 +373,18 @@ def _result(operation: str, receipt: Any, sender: str) -> TxResult:
     )
 
 
-def _send_owner(
+def _send_signed(
     conn: ChainConnection,
+    account: LocalAccount,
     to: str | None,
     data: str | bytes,
     operation: str,
     reverts: RevertDecoder | None,
+    value: int = 0,
 ) -> tuple[TxResult, Any]:
-    """Estimate, sign with the owner key, send and wait; reverts become ContractRevertError."""
-    owner = conn.owner
+    """Estimate, sign with ``account``, send and wait; reverts become ContractRevertError."""
     payload = data if isinstance(data, str) else "0x" + data.hex()
-    call: dict[str, Any] = {"from": owner.address, "data": payload}
+    call: dict[str, Any] = {"from": account.address, "data": payload, "value": int(value)}
     if to is not None:
         call["to"] = to
     try:
@@ -350,7 +397,7 @@ def _send_owner(
     fields = {key: value for key, value in call.items() if key != "from"}
     fields["gas"] = _gas_limit(estimate)
     try:
-        tx_hash = conn.send_as_owner(fields)
+        tx_hash = conn.send_as(account, fields)
     except Exception as exc:
         decoded = reverts.from_exception(exc) if reverts else None
         if decoded is not None:
@@ -359,4 +406,4 @@ def _send_owner(
     receipt = conn.wait_for_receipt(tx_hash)
     if receipt["status"] != 1:
         raise ContractRevertError("unknown", (), f"{operation} failed on-chain")
-    return _result(operation, receipt, owner.address), receipt
+    return _result(operation, receipt, account.address), receipt

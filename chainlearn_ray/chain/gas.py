@@ -1,4 +1,5 @@
-"""Gas measurement of the FLCoordinator contract on a live chain; table, JSON and Parquet forms."""
+"""Gas measurement of the FLCoordinator contract on a live chain (seed mode; trust mode in
+:mod:`chainlearn_ray.chain.trust_gas`); table, JSON and Parquet forms."""
 
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ REFERENCE_GAS: Final = {
 }
 #: Reference gas of one 3-hospital round.
 REFERENCE_ROUND_GAS: Final = 901_265
+#: Targets of one steady 3-hospital round, by mode.
+ROUND_TARGET: Final = {"seed": 300_000, "trust": 600_000}
 ROUND_OPERATIONS: Final = ("startNewRound", "submitUpdate", "recordEnsemblePrediction")
 OPERATIONS: Final = ("deploy", "registerHospital", *ROUND_OPERATIONS)
 #: Tiers given to measured hospitals, in turn.
@@ -75,10 +78,13 @@ class GasReport:
     eth_usd: float
     coordinator_ms_per_submission: float
     receipts: tuple[TxResult, ...] = field(repr=False, default=())
+    mode: str = "seed"
 
     def to_json(self) -> dict[str, Any]:
         """The report as one JSON-serialisable object."""
         return {
+            "mode": self.mode,
+            "round_total_target": ROUND_TARGET[self.mode],
             "operations": [asdict(row) for row in self.rows],
             "round_total_first": self.round_total_first,
             "round_total_steady": self.round_total_steady,
@@ -128,8 +134,9 @@ def measure_gas(
     conn.fund_many([account.address for account, _ in members], _FUNDING_WEI)
     for i, (account, tier) in enumerate(members):
         bench = benchmark_hash(_THROUGHPUT[tier], 50, 16, tier)
-        signature = sign_poc(account.key, tier, bench, client.chain_id, client.address)
-        client.register_hospital(account.address, f"hospital-{i:03d}", tier, bench, signature)
+        name = f"hospital-{i:03d}"
+        signature = sign_poc(account.key, tier, bench, client.chain_id, client.address, name=name)
+        client.register_hospital(account.address, name, tier, bench, signature)
     per_round: list[dict[str, list[int]]] = []
     coordinator_s: list[float] = []
     for rnd in range(1, rounds + 1):
@@ -177,7 +184,12 @@ def measure_gas(
 
 
 def _row(
-    operation: str, first: Sequence[int], steady: Sequence[int], gwei: float, eth_usd: float
+    operation: str,
+    first: Sequence[int],
+    steady: Sequence[int],
+    gwei: float,
+    eth_usd: float,
+    mode: str = "seed",
 ) -> GasRow:
     gas_first = round(statistics.fmean(first))
     gas_steady = round(statistics.fmean(steady))
@@ -188,7 +200,7 @@ def _row(
         gas_steady_max=max(steady),
         usd_first=usd(gas_first, gwei, eth_usd),
         usd_steady=usd(gas_steady, gwei, eth_usd),
-        reference_gas=REFERENCE_GAS.get(operation),
+        reference_gas=REFERENCE_GAS.get(operation) if mode == "seed" else None,
     )
 
 
@@ -198,8 +210,9 @@ def render_table(report: GasReport) -> str:
         f"{'operation':<26}{'gas first':>12}{'gas steady':>12}{'steady max':>12}"
         f"{'USD steady':>12}{'reference':>12}"
     )
+    mode = "" if report.mode == "seed" else f" ({report.mode} mode)"
     lines = [
-        f"FLCoordinator gas on {report.backend} (chain id {report.chain_id}), "
+        f"FLCoordinator gas{mode} on {report.backend} (chain id {report.chain_id}), "
         f"{report.hospitals} hospitals, {report.rounds} rounds, "
         f"{report.gwei:g} gwei, {report.eth_usd:g} USD/ETH",
         header,
@@ -213,15 +226,24 @@ def render_table(report: GasReport) -> str:
         )
     total_usd = usd(report.round_total_steady, report.gwei, report.eth_usd)
     ref_round = f"{REFERENCE_ROUND_GAS:,}" if report.hospitals == 3 else "-"
+    if report.mode != "seed":
+        ref_round = "-"
     lines.append("-" * len(header))
     lines.append(
         f"{'one round (all ops)':<26}{report.round_total_first:>12,}"
         f"{report.round_total_steady:>12,}{'':>12}{total_usd:>12.4f}{ref_round:>12}"
     )
-    lines.append(
-        "reference: Solidity 0.8.24 contract with unpacked storage, first-time writes "
-        "(3-hospital round)."
-    )
+    if report.mode == "seed":
+        lines.append(
+            "reference: Solidity 0.8.24 contract with unpacked storage, first-time writes "
+            "(3-hospital round)."
+        )
+    else:
+        lines.append(
+            f"one {report.mode}-mode round: startNewRound, commitUpdate, startRevealPhase, "
+            "revealUpdate and reportAudit for every hospital, recordEnsemblePrediction; target "
+            f"{ROUND_TARGET[report.mode]:,} for 3 hospitals (steady)."
+        )
     lines.append(
         f"coordinator time per submission (prepare + relay, median): "
         f"{report.coordinator_ms_per_submission:.1f} ms"
@@ -242,12 +264,14 @@ def write_parquet(report: GasReport, path: Path) -> None:
             "gas_steady_max": report.round_total_steady,
             "usd_first": usd(report.round_total_first, report.gwei, report.eth_usd),
             "usd_steady": usd(report.round_total_steady, report.gwei, report.eth_usd),
-            "reference_gas": REFERENCE_ROUND_GAS if report.hospitals == 3 else None,
+            "reference_gas": (
+                REFERENCE_ROUND_GAS if report.hospitals == 3 and report.mode == "seed" else None
+            ),
         }
     )
     frame = pd.DataFrame(rows)
     frame["reference_gas"] = frame["reference_gas"].astype("Int64")
-    for key in ("hospitals", "rounds", "backend", "chain_id", "gwei", "eth_usd"):
+    for key in ("mode", "hospitals", "rounds", "backend", "chain_id", "gwei", "eth_usd"):
         frame[key] = getattr(report, key)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")

@@ -1,5 +1,6 @@
 """Measure the FLCoordinator contract's gas per operation (first time and steady state) on a
-chain backend, priced in USD, next to the reference contract's figures."""
+chain backend, priced in USD, next to the reference contract's figures; ``--mode trust``
+measures the trust mode (commit, reveal and audit for every hospital)."""
 
 from __future__ import annotations
 
@@ -44,6 +45,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "development key on chain id 31337)",
     )
     parser.add_argument(
+        "--mode",
+        choices=("seed", "trust"),
+        default="seed",
+        help="seed protocol (default), or trust mode: attested registration, stakes, commit, "
+        "reveal and audit for every hospital, rewards and withdrawals",
+    )
+    parser.add_argument(
         "--hospitals", type=_positive_int, default=3, help="hospitals to register (default 3)"
     )
     parser.add_argument("--rounds", type=_positive_int, default=3, help="rounds to run (default 3)")
@@ -63,10 +71,12 @@ def main(args: argparse.Namespace) -> int:
     """Run ``chainlearn gas``; return 0."""
     from chainlearn_ray.chain.backends import connect
     from chainlearn_ray.chain.gas import measure_gas, render_table, write_parquet
+    from chainlearn_ray.chain.trust_gas import measure_trust_gas
 
     backend = "rpc" if args.rpc_url else args.chain
+    measure = measure_trust_gas if args.mode == "trust" else measure_gas
     with connect(backend, rpc_url=args.rpc_url, owner_key=args.owner_key) as conn:
-        report = measure_gas(
+        report = measure(
             conn, hospitals=args.hospitals, rounds=args.rounds, gwei=args.gwei, eth_usd=args.eth_usd
         )
     if args.out is not None:

@@ -35,10 +35,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rpc-url", help="JSON-RPC URL of a node (implies --chain rpc)")
     p.add_argument("--contract", help="attach to an already deployed FLCoordinator address")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="training device")
+    p.add_argument("--clock", choices=["cost", "measured"],
+                   help="where simulated time comes from: cost (default; samples x seconds per "
+                        "sample of the architecture x the tier's slowdown, the same on any "
+                        "machine and load) or measured (measured compute time x a slowdown "
+                        "calibrated on this machine; for studies of real contention)")
+    p.add_argument("--cost-model", metavar="builtin|calibrate|ARCH=S,...",
+                   help="the cost clock's table: builtin (default, the reference machine), "
+                        "calibrate (measure this machine once, cached in ~/.cache/chainlearn) "
+                        "or entries replacing built-in ones, e.g. resnet50=0.02,"
+                        "poc_throughput=4000 (seconds per 28 px training sample; PoC samples/s)")
     p.add_argument("--throttle", choices=["virtual", "sleep"],
-                   help="hardware profiles on a virtual clock or by really sleeping")
+                   help="virtual (default): nothing sleeps; sleep: hospitals really sleep so "
+                        "their wall time follows the clock")
     p.add_argument("--round-timeout", type=float, help="wall seconds before a hospital is dropped")
-    p.add_argument("--deadline", type=float, help="virtual-clock seconds a hospital may take")
+    p.add_argument("--deadline", type=float,
+                   help="simulated seconds a hospital's round may take (see --clock)")
     p.add_argument("--dropout", action="store_true",
                    help="Ours-Dropout attendance (weak 1.0, medium 0.8, strong 0.6)")
     p.add_argument("--hospitals-per-actor", metavar="N|auto",
@@ -60,6 +72,7 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
         "runtime.address": args.address, "chain.backend": chain, "chain.rpc_url": args.rpc_url,
         "chain.contract": args.contract, "runtime.device": args.device,
         "runtime.throttle": args.throttle, "runtime.round_timeout": args.round_timeout,
+        "runtime.clock": args.clock, "runtime.cost_model": args.cost_model,
         "runtime.deadline": args.deadline, "runtime.hospitals_per_actor": args.hospitals_per_actor,
     }
     for label in ("weak", "medium", "strong"):
@@ -72,9 +85,12 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(args: argparse.Namespace) -> int:
     """Run (or, with --dry-run, plan) one simulation and print its summary."""
-    from chainlearn_ray.experiment.config import load_config
+    from chainlearn_ray.experiment.loading import load_config
 
     cfg = load_config(args.config, overrides(args))
+    from chainlearn_ray.chain.preflight import check_chain
+
+    check_chain(cfg.chain.backend, cfg.chain.rpc_url, cfg.chain.contract)
     if args.dataset == "synthetic" or cfg.data.dataset.startswith("synthetic"):
         cfg = _ensure_synthetic(cfg)
     if args.dry_run:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from chainlearn_ray.errors import ConfigError
-from chainlearn_ray.experiment.config import read_yaml_mapping
+from chainlearn_ray.experiment.loading import read_yaml_mapping
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(args: argparse.Namespace) -> int:
     """Run the study, print the table, write the figure."""
-    from chainlearn_ray.experiment.config import load_config
+    from chainlearn_ray.experiment.loading import load_config
     from chainlearn_ray.results.scaling_report import (
         chain_seconds_per_submission,
         format_scaling_table,

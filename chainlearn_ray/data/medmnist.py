@@ -119,10 +119,12 @@ def _labels(raw: np.ndarray, name: str, path: Path) -> np.ndarray:
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    import zipfile
+
     try:
         with np.load(path) as npz:
             return {key: npz[key] for key in npz.files}
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
         raise DataError(f"{path} is not a readable .npz file ({exc}); delete it and "
                         "download or write it again") from exc
 

@@ -5,14 +5,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
-import yaml
-
-from chainlearn_ray.data.partition import parse_alpha
-from chainlearn_ray.errors import ConfigError
-from chainlearn_ray.learning.hardware import THROTTLE_MODES
+from chainlearn_ray.errors import ChainlearnError, ConfigError
+from chainlearn_ray.learning.cost import POC_KEY, CostModel
+from chainlearn_ray.learning.hardware import CLOCKS, THROTTLE_MODES
 from chainlearn_ray.protocol.tiers import MEDIUM_BELOW, TIERS, WEAK_BELOW, Tier
 
 T = TypeVar("T")
@@ -25,6 +22,23 @@ PAPER_SEEDS: tuple[int, ...] = (42, 142, 242, 342, 442)
 CHAIN_BACKENDS = ("embedded", "anvil", "rpc")
 SPLIT_MODES = ("official", "reference_halved")
 DEVICES = ("auto", "cpu", "cuda")
+
+#: The virtual clock's reference table: seconds to train on one 28 px sample (forward, backward
+#: and Adam step at batch 32, one torch thread, CPU time) on the reference machine, a 2-core
+#: Intel Xeon VM with torch 2.14: the best of five runs of ``python
+#: benchmarks/bench_cost_model.py`` (the machine was shared; single runs varied by up to 1.5x).
+#: Other sizes scale by pixel count; ``tiny_cnn:<w>`` is ``tiny_cnn × (1 + (w² + w) / 272) / 2``
+#: (see :mod:`chainlearn_ray.learning.cost`).
+REFERENCE_SECONDS_PER_SAMPLE: dict[str, float] = {
+    "tiny_cnn": 2.5e-4,
+    "mobilenet_v3_small": 1.9e-3,
+    "efficientnet_b0": 6.5e-3,
+    "resnet50": 1.9e-2,
+}
+#: PoC throughput of the same reference machine (samples/s; K 50, B 16, one thread, CPU time;
+#: the best of the same runs). A tier's hardware slowdown on the cost-model clock is this over
+#: its ``target_throughput``.
+REFERENCE_POC_THROUGHPUT: float = 5000.0
 
 
 @dataclass(frozen=True)
@@ -41,8 +55,9 @@ class TierConfig:
     resources:
         Extra Ray custom resources per actor, e.g. ``{"tier_strong": 1}``.
     target_throughput:
-        Proof-of-Capacity samples/s the simulated hardware delivers (``None``: the machine's
-        own speed). The hardware profile slows the benchmark and training to match it.
+        Proof-of-Capacity samples/s the simulated hardware delivers (``None``: the reference
+        machine's speed on the cost clock, this machine's on the measured clock). Its ratio to
+        the reference (or this machine's) PoC throughput slows training to match.
     gpu_memory_gb:
         GPU memory budget of one hospital (checked against ``runtime.gpu_memory_gb``).
     threads:
@@ -118,13 +133,34 @@ class ChainConfig:
 
 @dataclass(frozen=True)
 class RuntimeConfig:
-    """Ray placement, device, time limits and the simulated clock."""
+    """Ray placement, device, time limits and the simulated clock.
+
+    Attributes
+    ----------
+    clock:
+        Where simulated time comes from. ``"cost"``: a cost model of the work done (samples ×
+        seconds per sample of the architecture × the tier's slowdown), the same on any machine
+        and under any load. ``"measured"``: measured compute time scaled by a slowdown
+        calibrated on this machine (for studies of real contention).
+    cost_model:
+        The cost-model clock's table: ``"builtin"`` (:data:`REFERENCE_SECONDS_PER_SAMPLE`,
+        :data:`REFERENCE_POC_THROUGHPUT`), ``"calibrate"`` (measured once on this machine and
+        cached) or a mapping ``{arch: seconds per 28 px sample, ..., poc_throughput: samples/s}``
+        whose entries replace the built-in ones.
+    throttle:
+        ``"virtual"`` (nothing sleeps) or ``"sleep"`` (hospitals really sleep so their wall time
+        follows the clock).
+    deadline:
+        Simulated seconds a hospital's round may take before it counts as late.
+    """
 
     address: str | None = None
     device: str = "cpu"
     round_timeout: float | None = None
     deadline: float | None = None
     throttle: str = "virtual"
+    clock: str = "cost"
+    cost_model: str | Mapping[str, float] = "builtin"
     coordinator_cpus: float = 0.5
     fit_cpus: bool = True
     gpu_memory_gb: float | None = None
@@ -175,153 +211,6 @@ def _to_plain(obj: Any) -> Any:
     return obj
 
 
-def parse_tier_counts(text: str) -> dict[str, int]:
-    """``"weak:4,medium:4,strong:4"`` → ``{"weak": 4, "medium": 4, "strong": 4}``."""
-    counts = {t.label: 0 for t in TIERS}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        name, sep, number = part.partition(":")
-        if not sep:
-            raise ConfigError(f"--tiers entry {part!r} must look like weak:4")
-        label = Tier.parse(name).label
-        try:
-            counts[label] = int(number)
-        except ValueError:
-            raise ConfigError(f"--tiers count {number!r} for {label} is not an integer") from None
-    return counts
-
-
-def spread_hospitals(n: int) -> dict[str, int]:
-    """``n`` hospitals spread over the tiers as evenly as possible (weak gets leftovers first)."""
-    if n < 1:
-        raise ConfigError(f"--hospitals must be at least 1, got {n}")
-    base, extra = divmod(n, len(TIERS))
-    return {t.label: base + (1 if i < extra else 0) for i, t in enumerate(TIERS)}
-
-
-def _build(cls: type[T], data: Any, where: str) -> T:
-    """Build dataclass ``cls`` from a mapping, rejecting unknown keys with the valid ones."""
-    if data is None:
-        return cls()
-    if is_dataclass(data):
-        return data  # type: ignore[return-value]
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{where} must be a mapping, got {type(data).__name__}")
-    known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - set(known))
-    if unknown:
-        raise ConfigError(
-            f"unknown key(s) {unknown} in {where}; valid keys: {', '.join(sorted(known))}"
-        )
-    return cls(**dict(data))
-
-
-def _tiers(data: Any) -> dict[str, TierConfig]:
-    tiers = dict(DEFAULT_TIERS)
-    if data is None:
-        return tiers
-    if not isinstance(data, Mapping):
-        raise ConfigError("tiers must map weak/medium/strong to tier settings")
-    for name, spec in data.items():
-        label = Tier.parse(name).label
-        if isinstance(spec, TierConfig):
-            tiers[label] = spec
-            continue
-        merged = {**_to_plain(tiers[label]), **dict(spec or {})}
-        tiers[label] = _build(TierConfig, merged, f"tiers.{label}")
-    return tiers
-
-
-def _runtime_section(section: Any) -> Any:
-    """The runtime section with ``hospitals_per_actor`` given as text (CLI) made a number."""
-    if not isinstance(section, Mapping):
-        return section
-    out = dict(section)
-    per = out.get("hospitals_per_actor")
-    if isinstance(per, str) and per.strip().isdigit():
-        out["hospitals_per_actor"] = int(per)
-    return out
-
-
-def from_dict(raw: Mapping[str, Any]) -> RunConfig:
-    """Build and validate a :class:`RunConfig` from nested plain data (e.g. parsed YAML)."""
-    raw = dict(raw or {})
-    known = {f.name for f in fields(RunConfig)}
-    unknown = sorted(set(raw) - known - {"sweep", "study", "description"})
-    if unknown:
-        raise ConfigError(f"unknown top-level key(s) {unknown}; valid keys: {sorted(known)}")
-    hospitals = raw.get("hospitals", {"weak": 1, "medium": 1, "strong": 1})
-    if isinstance(hospitals, int):
-        hospitals = spread_hospitals(hospitals)
-    elif isinstance(hospitals, str):
-        hospitals = parse_tier_counts(hospitals)
-    elif isinstance(hospitals, Mapping):
-        hospitals = {Tier.parse(k).label: int(v) for k, v in hospitals.items()}
-    else:
-        raise ConfigError("hospitals must be a number, 'weak:1,medium:1,strong:1' or a mapping")
-    data = dict(raw.get("data") or {})
-    if "alpha" in data:
-        data["alpha"] = parse_alpha(data["alpha"])
-    cfg = RunConfig(
-        name=str(raw.get("name", "run")),
-        seed=int(raw.get("seed", 42)),
-        hospitals={t.label: int(hospitals.get(t.label, 0)) for t in TIERS},
-        tiers=_tiers(raw.get("tiers")),
-        data=_build(DataConfig, data, "data"),
-        train=_build(TrainConfig, raw.get("train"), "train"),
-        poc=_build(PoCConfig, raw.get("poc"), "poc"),
-        chain=_build(ChainConfig, raw.get("chain"), "chain"),
-        runtime=_build(RuntimeConfig, _runtime_section(raw.get("runtime")), "runtime"),
-    )
-    validate(cfg)
-    return cfg
-
-
-def read_yaml_mapping(path: str | Path, example: str = "experiments/quick.yaml"
-                      ) -> dict[str, Any]:
-    """The top-level mapping of a YAML experiment file (empty file: ``{}``).
-
-    Raises
-    ------
-    ConfigError
-        When the file is missing, not YAML, or not a mapping at the top level.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"config file {p} does not exist (try {example})")
-    try:
-        loaded = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p} is not valid YAML: {exc}") from None
-    if not isinstance(loaded, Mapping):
-        raise ConfigError(f"{p} must contain a mapping at the top level")
-    return dict(loaded)
-
-
-def load_config(
-    path: str | Path | None = None, overrides: Mapping[str, Any] | None = None
-) -> RunConfig:
-    """Load a YAML experiment file (or the defaults) and apply dotted-key ``overrides``.
-
-    Parameters
-    ----------
-    path:
-        YAML file, or ``None`` for the built-in defaults.
-    overrides:
-        ``{"train.rounds": 5, "data.dataset": "synthetic", "hospitals": "weak:4"}``; ``None``
-        values are ignored so CLI flags that were not given leave the file's values alone.
-    """
-    raw: dict[str, Any] = read_yaml_mapping(path) if path is not None else {}
-    for key, value in (overrides or {}).items():
-        if value is None:
-            continue
-        node = raw
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return from_dict(raw)
-
-
 def replace(cfg: RunConfig, **sections: Any) -> RunConfig:
     """A validated copy of ``cfg`` with whole fields or sections replaced."""
     new = dataclasses.replace(cfg, **sections)
@@ -329,8 +218,78 @@ def replace(cfg: RunConfig, **sections: Any) -> RunConfig:
     return new
 
 
+def builtin_cost_model() -> CostModel:
+    """The reference table of the cost-model clock (:data:`REFERENCE_SECONDS_PER_SAMPLE`)."""
+    return CostModel(REFERENCE_SECONDS_PER_SAMPLE, REFERENCE_POC_THROUGHPUT, "builtin")
+
+
+def configured_cost_model(cost: Any) -> CostModel:
+    """The cost model of a ``builtin`` or mapping ``runtime.cost_model`` (``calibrate``: see
+    :func:`chainlearn_ray.experiment.clock.cost_model_of`)."""
+    if isinstance(cost, str) and cost == "builtin":
+        return builtin_cost_model()
+    if isinstance(cost, Mapping):
+        try:
+            return CostModel.from_table(cost, builtin_cost_model(), "config")
+        except ConfigError as exc:
+            raise ConfigError(f"runtime.cost_model: {exc}") from None
+    raise ConfigError(
+        f"runtime.cost_model must be builtin (the reference table, the same on every machine), "
+        f"calibrate (measure this machine once and cache it) or a mapping of architecture -> "
+        f"seconds per 28 px training sample (optionally {POC_KEY}: samples/s), got {cost!r}")
+
+
+_KINDS: Final = {"int": "a whole number", "float": "a number", "str": "text",
+                 "bool": "true or false"}
+
+
+def _accepts(value: Any, kind: str) -> bool:
+    """Whether ``value`` is of the annotation part ``kind`` (int, float, str, bool, None)."""
+    if kind == "None":
+        return value is None
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "float":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind == "str":
+        return isinstance(value, str)
+    return True  # containers and other types are checked where they are used
+
+
+def check_types(section: Any, where: str) -> None:
+    """Raise :class:`ConfigError` for a field whose value is not of its annotated type (YAML's
+    ``rounds: "three"`` or ``rounds: 2.7``), naming the setting and what it takes."""
+    for f in fields(section):
+        value = getattr(section, f.name)
+        if is_dataclass(value):
+            check_types(value, f"{where}{f.name}.")
+            continue
+        kinds = [k.strip() for k in str(f.type).split("|")]
+        unchecked = any(k not in (*_KINDS, "None") for k in kinds)
+        if unchecked or any(_accepts(value, k) for k in kinds):
+            continue
+        wanted = " or ".join(_KINDS.get(k, "null") for k in kinds)
+        raise ConfigError(f"{where}{f.name} must be {wanted}, got {value!r}")
+
+
+def check_arch(arch: str, where: str) -> None:
+    """Raise :class:`ConfigError` unless ``arch`` names a known architecture."""
+    from chainlearn_ray.learning.models import parse_arch
+
+    try:
+        parse_arch(arch)
+    except ChainlearnError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
 def validate(cfg: RunConfig) -> None:
     """Raise :class:`ConfigError` on any invalid or inconsistent value."""
+    check_types(cfg, "")
+    for label, tier_cfg in cfg.tiers.items():
+        check_types(tier_cfg, f"tiers.{label}.")
+        check_arch(tier_cfg.arch, f"tiers.{label}.arch")
     if cfg.n_hospitals < 1:
         raise ConfigError("at least one hospital is needed (e.g. --hospitals 3)")
     if any(v < 0 for v in cfg.hospitals.values()):
@@ -374,6 +333,19 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError(f"runtime.device must be one of {DEVICES}")
     if r.throttle not in THROTTLE_MODES:
         raise ConfigError(f"runtime.throttle must be one of {THROTTLE_MODES}")
+    if r.clock not in CLOCKS:
+        raise ConfigError(
+            f"runtime.clock must be cost (simulated time from a per-sample cost model: the same "
+            f"on every machine, e.g. --clock cost) or measured (scaled measured compute time, "
+            f"for studies of real contention), got {r.clock!r}")
+    if not (isinstance(r.cost_model, str) and r.cost_model == "calibrate"):
+        cost = configured_cost_model(r.cost_model)
+        if r.clock == "cost":
+            for label, tier in cfg.tiers.items():
+                try:
+                    cost.base_cost(tier.arch)
+                except ConfigError as exc:
+                    raise ConfigError(f"tiers.{label}.arch: {exc}") from None
     if r.hospitals_per_actor != "auto" and not (
         isinstance(r.hospitals_per_actor, int) and r.hospitals_per_actor >= 1
     ):

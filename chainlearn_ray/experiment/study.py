@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from chainlearn_ray.errors import ConfigError
-from chainlearn_ray.experiment.config import read_yaml_mapping
+from chainlearn_ray.experiment.loading import read_yaml_mapping
 from chainlearn_ray.methods import names
 
 logger = logging.getLogger(__name__)

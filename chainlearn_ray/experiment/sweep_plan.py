@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 
 from chainlearn_ray.errors import ConfigError
-from chainlearn_ray.experiment.config import from_dict, read_yaml_mapping
 from chainlearn_ray.experiment.grid import (
     Cell,
     SweepGrid,
@@ -22,6 +21,7 @@ from chainlearn_ray.experiment.grid import (
     cell_name,
     parse_grid,
 )
+from chainlearn_ray.experiment.loading import from_dict, read_yaml_mapping
 from chainlearn_ray.experiment.study import StudyConfig, study_from_dict
 
 logger = logging.getLogger(__name__)

@@ -68,6 +68,10 @@ class Hospital:
         self.contract: str | None = None
         self.model: Any = None
         self.throttle: Any = None
+        if spec.cost_model is not None:  # the cost-model clock: nothing to calibrate
+            from chainlearn_ray.learning.hardware import Throttle
+
+            self.throttle = Throttle.from_cost_model(self._profile(), spec.cost_model)
         self.rounds_trained = 0
         self.poc: Any = None
         self._restore()
@@ -144,7 +148,8 @@ class Hospital:
                 and int(result.batch_size) == batch_size):
             profile = self._profile()
             # One run serves both purposes: the PoC clock is capped at the profile's target,
-            # and the run's raw compute time calibrates the training slow-down of this hospital.
+            # and on the measured clock the run's raw compute time calibrates the training
+            # slow-down of this hospital (on the cost-model clock the throttle is already set).
             result = run_benchmark(
                 steps=steps, warmup=warmup, batch_size=batch_size, device=self.spec.device,
                 seed=self.spec.seed, throttle=self.throttle or Throttle(profile, 1.0),
@@ -173,12 +178,14 @@ class Hospital:
 
     def sign_registration(self, tier: str, bench_hash: bytes, chain_id: int,
                           contract: str) -> bytes:
-        """Sign the PoC statement for ``tier`` on this deployment, and adopt ``tier``."""
+        """Sign the PoC statement for ``tier`` on this deployment under this hospital's id (the
+        name it is registered under), and adopt ``tier``."""
         from chainlearn_ray.chain.statements import sign_poc
 
         self.tier = Tier.parse(tier)
         self.contract = contract
-        signature = sign_poc(self._key, self.tier, bench_hash, chain_id, contract)
+        signature = sign_poc(self._key, self.tier, bench_hash, chain_id, contract,
+                             name=self.spec.hospital_id)
         self._ensure_model()
         self._checkpoint()
         return signature
@@ -229,7 +236,8 @@ class Hospital:
         Under a behaviour with ``total_epochs`` it trains only what is left of that budget; with
         ``reported`` it reports those metrics (the measured ones stay in ``extra``).
         """
-        from chainlearn_ray.learning.training import model_hash, predict_proba, train
+        from chainlearn_ray.learning.hashing import model_hash
+        from chainlearn_ray.learning.training import predict_proba, train
         from chainlearn_ray.protocol.metrics import accuracy, reliability
 
         self._inject_fault(round_)
@@ -334,7 +342,7 @@ class Hospital:
             self._ensure_model()
             self.model.load_state_dict(state["model"])
         self.rounds_trained = int(state.get("rounds_trained", 0))
-        if state.get("slowdown") is not None:
+        if state.get("slowdown") is not None and self.spec.cost_model is None:
             from chainlearn_ray.learning.hardware import Throttle
 
             self.throttle = Throttle.from_slowdown(self._profile(), float(state["slowdown"]))

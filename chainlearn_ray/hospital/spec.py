@@ -11,6 +11,7 @@ import numpy as np
 from eth_hash.auto import keccak
 
 from chainlearn_ray.errors import ConfigError
+from chainlearn_ray.learning.cost import CostModel
 from chainlearn_ray.protocol.tiers import Tier
 
 
@@ -29,6 +30,11 @@ class HospitalSpec:
     arch_by_tier:
         Model architecture for each tier label; the model follows the tier the PoC measured,
         because the contract only accepts the model type of the registered tier.
+    target_throughput, threads, throttle, device:
+        The hardware profile (see :class:`chainlearn_ray.learning.hardware.HardwareProfile`).
+    cost_model:
+        Prices the hospital's simulated time (the cost-model clock); ``None``: the measured
+        clock, calibrated by the hospital's first PoC.
     """
 
     hospital_id: str
@@ -41,6 +47,7 @@ class HospitalSpec:
     target_throughput: float | None = None
     threads: int = 1
     throttle: str = "virtual"
+    cost_model: CostModel | None = None
     device: str = "cpu"
     batch_size: int = 32
     lr: float = 1e-3

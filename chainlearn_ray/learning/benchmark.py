@@ -62,8 +62,9 @@ def run_benchmark(
     seed:
         Seeds the network and the batch.
     throttle:
-        Hardware throttle: caps the throughput at the profile's target (see module docs); its
-        profile's threads are used.
+        Hardware throttle: caps the throughput at the profile's target (see
+        :mod:`chainlearn_ray.learning.hardware`; on the cost-model clock the result is the
+        target exactly); its profile's threads are used.
     weak_below, medium_below:
         Tier thresholds in samples/s.
     threads:
@@ -92,16 +93,12 @@ def run_benchmark(
         y = torch.randint(0, 10, (batch_size,), generator=gen).to(device)
     with torch_threads(throttle.threads if throttle is not None else threads):
         loss_fn = torch.nn.CrossEntropyLoss()
+        optimizer = torch.optim.SGD(net.parameters(), lr=0.01)
 
-        params = list(net.parameters())
-
-        def one_step() -> None:  # plain SGD, lr 0.01 (torch.optim would import TorchDynamo)
-            net.zero_grad(set_to_none=True)
+        def one_step() -> None:
+            optimizer.zero_grad(set_to_none=True)
             loss_fn(net(x), y).backward()
-            with torch.no_grad():
-                for p in params:
-                    if p.grad is not None:
-                        p.add_(p.grad, alpha=-0.01)
+            optimizer.step()
 
         for _ in range(warmup):
             one_step()
@@ -116,7 +113,9 @@ def run_benchmark(
         synchronize(device)
         wall = time.perf_counter() - start
     compute = pacer.compute_seconds if pacer is not None else wall
-    seconds = pacer.simulated_seconds if pacer is not None and pacer.mode == "virtual" else wall
+    # the simulated clock, unless a measured throttle really slept (then wall time is the truth)
+    clocked = pacer is not None and (pacer.mode == "virtual" or pacer.priced)
+    seconds = pacer.simulated_seconds if pacer is not None and clocked else wall
     throughput = steps * batch_size / seconds
     tier = classify(throughput, weak_below, medium_below)
     return PoCResult(throughput, steps, batch_size, seconds, tier,

@@ -2,29 +2,33 @@
 
 Hardware profiles make simulated hospitals on one machine really differ. A
 :class:`HardwareProfile` names the torch threads, the device and the PoC throughput the
-simulated hardware delivers (``target_throughput``, samples/s). :meth:`Throttle.calibrate` runs
-the benchmark once unthrottled under the profile's threads and device and derives the
-slow-down factor ``slowdown = max(1, unthrottled / target)``. The throttle then acts as follows.
+simulated hardware delivers (``target_throughput``, samples/s). A :class:`Throttle` turns the
+profile into a clock, in one of two ways (``Throttle.clock``).
 
-* **PoC: a throughput cap.** The benchmark's clock may not run ahead of the target: after every
-  timed step the simulated elapsed time is ``max(compute, samples / target)``, so a machine
-  faster than the target measures the target (to within sleep granularity), and a machine that
-  is slower than its target measures its own, lower, speed. Pacing against the target itself
-  rather than ``slowdown × compute`` keeps the measurement stable on a loaded machine whose
-  speed drifts between calibration and benchmark.
-* **Training: a slow-down factor.** Every training step of
-  :func:`chainlearn_ray.learning.training.train` is charged ``slowdown × compute`` seconds,
-  so a Weak hospital trains ``slowdown`` times slower than the bare machine, whatever its
-  model.
+* ``"cost"`` (:meth:`Throttle.from_cost_model`): simulated time is priced from the work done
+  by a :class:`~chainlearn_ray.learning.cost.CostModel`, never from wall time. The slow-down
+  of the profile is ``reference PoC throughput / target``; training is charged
+  ``samples × seconds per sample of the architecture × slowdown``; the PoC is charged
+  ``samples / target``, so it reports the target exactly. Same configuration, same times, on
+  any machine and under any load.
+* ``"measured"`` (:meth:`Throttle.calibrate`): the benchmark runs once unthrottled under the
+  profile's threads and device and gives ``slowdown = max(1, unthrottled / target)``. The PoC
+  is a throughput cap: after every timed step the simulated elapsed time is
+  ``max(compute, samples / target)``, so a machine faster than the target measures the target,
+  and a slower one its own, lower, speed. Every training step is charged
+  ``slowdown × compute`` seconds. Times follow how busy the machine is: for studies of real
+  contention.
 
-Two clock modes (``HardwareProfile.mode``):
+Independently, two throttle modes (``HardwareProfile.mode``):
 
-* ``"sleep"``: the throttle really sleeps the difference after each step (oversleeping is
-  carried over), so wall time and measured throughput really drop.
+* ``"sleep"``: the throttle really sleeps the difference between the simulated and the
+  computed time after each step (oversleeping is carried over), so wall time and measured
+  throughput really drop.
 * ``"virtual"``: nothing sleeps; the PoC's reported seconds and the training's
-  ``simulated_seconds`` follow the same virtual clock, for fast simulations.
+  ``simulated_seconds`` follow the clock, for fast simulations.
 
-Both modes report ``simulated_seconds``; in sleep mode it matches the wall time.
+Both modes report ``simulated_seconds``; in sleep mode the wall time follows it (as long as
+the machine is faster than the simulated hardware).
 """
 
 from __future__ import annotations
@@ -37,12 +41,16 @@ from typing import Literal
 
 from chainlearn_ray.errors import ConfigError
 from chainlearn_ray.learning.benchmark import run_benchmark
+from chainlearn_ray.learning.cost import REFERENCE_SIDE, CostModel
 
 logger = logging.getLogger(__name__)
 
 ThrottleMode = Literal["sleep", "virtual"]
 #: Clock modes of a hardware profile.
 THROTTLE_MODES = ("virtual", "sleep")
+Clock = Literal["cost", "measured"]
+#: Where simulated time comes from: a cost model of the work done, or measured compute time.
+CLOCKS = ("cost", "measured")
 
 @dataclass(frozen=True)
 class HardwareProfile:
@@ -59,7 +67,7 @@ class HardwareProfile:
     device:
         ``"cpu"``, ``"cuda"`` or ``"cuda:<i>"``.
     mode:
-        ``"virtual"`` (scaled clock, nothing sleeps) or ``"sleep"`` (really slowed down).
+        ``"virtual"`` (nothing sleeps) or ``"sleep"`` (really slowed down to the clock).
     """
 
     name: str
@@ -89,26 +97,38 @@ class Pacer:
     Parameters
     ----------
     slowdown:
-        Factor applied to compute time (training).
+        Factor applied to compute time (training on the measured clock).
     cap:
         Throughput cap in samples/s (PoC), or ``None``.
     mode:
         ``"sleep"`` or ``"virtual"``.
+    sample_cost:
+        Simulated seconds charged per sample whatever the step computed (the cost-model clock),
+        or ``None`` to charge ``slowdown × compute``.
     """
 
     def __init__(self, slowdown: float = 1.0, cap: float | None = None,
-                 mode: ThrottleMode = "virtual") -> None:
+                 mode: ThrottleMode = "virtual", sample_cost: float | None = None) -> None:
         self.slowdown = float(slowdown)
         self.cap = cap
         self.mode = mode
+        self.sample_cost = sample_cost
         self.compute_seconds = 0.0
         self.slept_seconds = 0.0
         self.samples = 0
 
     @property
+    def priced(self) -> bool:
+        """Whether the clock is priced from the work done (cost model), not from compute time."""
+        return self.sample_cost is not None
+
+    @property
     def simulated_seconds(self) -> float:
         """Elapsed time of the simulated hardware so far."""
-        charged = self.slowdown * self.compute_seconds
+        if self.sample_cost is not None:
+            charged = self.samples * self.sample_cost
+        else:
+            charged = self.slowdown * self.compute_seconds
         if self.cap is not None:
             charged = max(charged, self.samples / self.cap)
         return charged
@@ -128,25 +148,34 @@ class Pacer:
 
 @dataclass(frozen=True)
 class Throttle:
-    """A calibrated hardware profile: how much slower than this machine the hospital runs.
+    """A hardware profile on a clock: how much slower than the reference the hospital runs.
 
     Attributes
     ----------
     profile:
         The simulated hardware.
     slowdown:
-        ``max(1, unthrottled / target)`` (1 without a target).
+        Measured clock: ``max(1, unthrottled / target)`` (1 without a target). Cost-model
+        clock: ``cost.poc_throughput / target`` (below 1 for hardware faster than the
+        reference machine).
     unthrottled_throughput:
         The machine's PoC throughput measured under the profile's threads and device, if
         calibrated.
+    cost:
+        The cost model pricing simulated time (``None``: the measured clock).
     """
 
     profile: HardwareProfile
     slowdown: float = 1.0
     unthrottled_throughput: float | None = field(default=None)
+    cost: CostModel | None = None
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.slowdown) and self.slowdown >= 1.0):
+        if self.cost is not None:
+            if not (math.isfinite(self.slowdown) and self.slowdown > 0):
+                raise ConfigError(f"throttle slowdown must be a finite positive number, got "
+                                  f"{self.slowdown}")
+        elif not (math.isfinite(self.slowdown) and self.slowdown >= 1.0):
             raise ConfigError(f"throttle slowdown must be a finite number >= 1, got "
                               f"{self.slowdown}")
 
@@ -156,9 +185,20 @@ class Throttle:
         return self.profile.mode
 
     @property
+    def clock(self) -> Clock:
+        """``"cost"`` (priced by a cost model) or ``"measured"`` (scaled compute time)."""
+        return "cost" if self.cost is not None else "measured"
+
+    @property
     def threads(self) -> int:
         """The profile's torch threads."""
         return self.profile.threads
+
+    @classmethod
+    def from_cost_model(cls, profile: HardwareProfile, cost: CostModel) -> Throttle:
+        """Throttle on the cost-model clock: nothing is measured, the slowdown is
+        ``cost.poc_throughput / target``."""
+        return cls(profile, cost.slowdown(profile.target_throughput), None, cost)
 
     @classmethod
     def from_profile(cls, profile: HardwareProfile, unthrottled_throughput: float) -> Throttle:
@@ -194,11 +234,27 @@ class Throttle:
         logger.debug("profile %s: unthrottled PoC %.1f samples/s", profile.name, bare.throughput)
         return cls.from_profile(profile, bare.throughput)
 
-    def training_pacer(self) -> Pacer:
-        """Clock for a training run: ``slowdown × compute``."""
-        return Pacer(self.slowdown, None, self.mode)
+    def training_pacer(self, arch: str | None = None, height: int = REFERENCE_SIDE,
+                       width: int = REFERENCE_SIDE) -> Pacer:
+        """Clock for a training run of model ``arch`` on ``height × width`` inputs.
+
+        Cost-model clock: ``slowdown × cost.per_sample(arch, height, width)`` per sample.
+        Measured clock: ``slowdown × compute`` (``arch`` and the size are not needed).
+        """
+        if self.cost is None:
+            return Pacer(self.slowdown, None, self.mode)
+        if arch is None:
+            raise ConfigError(
+                "the cost-model clock prices training by the model's architecture name, which "
+                "chainlearn_ray.learning.models.build_model records on the model: build it "
+                "that way, or use the measured clock (runtime.clock: measured)")
+        per_sample = self.cost.per_sample(arch, height, width) * self.slowdown
+        return Pacer(self.slowdown, None, self.mode, sample_cost=per_sample)
 
     def benchmark_pacer(self) -> Pacer:
-        """Clock for the PoC: capped at the profile's target (``slowdown × compute`` without)."""
+        """Clock for the PoC: capped at the profile's target (``slowdown × compute`` without);
+        on the cost-model clock exactly ``samples / target``."""
         target = self.profile.target_throughput
+        if self.cost is not None:
+            return Pacer(1.0, self.cost.poc_throughput_of(target), self.mode, sample_cost=0.0)
         return Pacer(1.0 if target is not None else self.slowdown, target, self.mode)

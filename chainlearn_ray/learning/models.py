@@ -20,6 +20,9 @@ logger = logging.getLogger(__name__)
 CPU_CHANNELS_LAST = "chainlearn_cpu_channels_last"
 #: Attribute :func:`build_model` sets on a model: its :attr:`Architecture.cpu_eval_batch`.
 CPU_EVAL_BATCH = "chainlearn_cpu_eval_batch"
+#: Attribute :func:`build_model` sets on a model: the architecture name it was built from
+#: (``"tiny_cnn:8"``), which the virtual clock's cost model prices.
+ARCH_NAME = "chainlearn_arch"
 #: Samples per forward pass when scoring, unless an architecture names its own for CPU.
 EVAL_BATCH = 256
 
@@ -347,6 +350,7 @@ def build_model(
         _scratch_batchnorm(model)
     setattr(model, CPU_CHANNELS_LAST, spec.cpu_channels_last)
     setattr(model, CPU_EVAL_BATCH, spec.cpu_eval_batch)
+    setattr(model, ARCH_NAME, str(arch).strip())
     return model
 
 

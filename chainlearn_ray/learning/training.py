@@ -1,15 +1,13 @@
-"""Local training, distillation and prediction loops, determinism, and canonical model hashes."""
+"""Local training, distillation and prediction loops, and determinism of those loops."""
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import random
-import struct
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +18,7 @@ from torch import Tensor, nn
 from chainlearn_ray.errors import ConfigError, DataError, ModelError, ResourceError
 from chainlearn_ray.learning.hardware import Pacer, Throttle
 from chainlearn_ray.learning.models import (
+    ARCH_NAME,
     CPU_CHANNELS_LAST,
     CPU_EVAL_BATCH,
     EVAL_BATCH,
@@ -30,8 +29,6 @@ from chainlearn_ray.learning.threads import synchronize, torch_threads
 
 logger = logging.getLogger(__name__)
 
-#: Version tag that starts :func:`state_dict_bytes`.
-STATE_TAG = b"chainlearn-state-v1"
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
@@ -51,7 +48,9 @@ class TrainStats:
     compute_seconds:
         Time spent computing steps (excludes throttle sleeps).
     simulated_seconds:
-        The hospital's clock: ``slowdown × compute_seconds`` under a throttle, else
+        The hospital's clock. Under a cost-model throttle ``samples × seconds per sample of
+        the architecture at the input size × slowdown`` (the same on any machine); under a
+        measured throttle ``slowdown × compute_seconds``; without a throttle
         ``compute_seconds``.
     final_loss:
         Mean training loss over the last epoch (sample-weighted).
@@ -191,7 +190,10 @@ def _fit(
     # fused CPU kernel rounds differently.
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, foreach=True, fused=False)
     gen = torch.Generator().manual_seed(seed)
-    pacer: Pacer | None = throttle.training_pacer() if throttle is not None else None
+    pacer: Pacer | None = None
+    if throttle is not None:  # the cost-model clock prices the architecture at this input size
+        pacer = throttle.training_pacer(getattr(model, ARCH_NAME, None), int(x.shape[-2]),
+                                        int(x.shape[-1]))
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if cuda
                 else contextlib.nullcontext())
     samples = steps = 0
@@ -260,7 +262,8 @@ def train(
     device:
         ``"cpu"`` or ``"cuda[:i]"``; CUDA runs bf16 autocast, channels-last and TF32.
     throttle:
-        Hardware throttle: slows training by its factor (really, or on the virtual clock).
+        Hardware throttle: sets the simulated clock (priced by its cost model, or its factor
+        times the measured compute time) and, in sleep mode, really slows training down.
     prox_mu, prox_reference:
         FedProx: adds ``(μ/2)·‖w − w_ref‖²`` over the parameters named in ``prox_reference``
         when ``prox_mu > 0``.
@@ -384,56 +387,3 @@ def predict_proba(
 
 
 # --------------------------------------------------------------------------- canonical bytes
-
-_INT_OF_SIZE = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
-
-
-def _tensor_bytes(t: Tensor) -> bytes:
-    """Raw little-endian bytes of a tensor in C order, whatever its device or memory format."""
-    flat = t.detach().to("cpu").contiguous().reshape(-1)
-    try:
-        arr = flat.numpy()
-    except TypeError:  # bfloat16, float8: no numpy dtype, same-size integers carry the bits
-        arr = flat.view(_INT_OF_SIZE[flat.element_size()]).numpy()
-    return arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
-
-
-def _state_parts(state: Mapping[str, Tensor]) -> Iterator[bytes]:
-    """The pieces of :func:`state_dict_bytes`, in order."""
-    keys = sorted(state)
-    yield STATE_TAG + struct.pack(">I", len(keys))
-    for key in keys:
-        t = state[key]
-        if not isinstance(t, Tensor):
-            raise ModelError(f"state entry {key!r} is not a tensor")
-        name, dtype = key.encode("utf-8"), str(t.dtype).removeprefix("torch.").encode("ascii")
-        data = _tensor_bytes(t)
-        yield (struct.pack(">I", len(name)) + name + struct.pack(">B", len(dtype)) + dtype
-               + struct.pack(">B", t.ndim) + struct.pack(f">{t.ndim}Q", *t.shape)
-               + struct.pack(">Q", len(data)))
-        yield data
-
-
-def _state_of(model_or_state: nn.Module | Mapping[str, Tensor]) -> Mapping[str, Tensor]:
-    if isinstance(model_or_state, nn.Module):
-        return model_or_state.state_dict()
-    return model_or_state
-
-
-def state_dict_bytes(state: nn.Module | Mapping[str, Tensor]) -> bytes:
-    """Canonical serialisation of a state dict (also the size of a model on the wire).
-
-    ``b"chainlearn-state-v1"`` ‖ entry count (u32), then per entry in sorted key order: key
-    length (u32) ‖ key UTF-8 ‖ dtype-name length (u8) ‖ dtype name ‖ ndim (u8) ‖ each dim (u64)
-    ‖ data length (u64) ‖ the values in C order, little-endian. All integers big-endian.
-    Independent of device, memory format and insertion order.
-    """
-    return b"".join(_state_parts(_state_of(state)))
-
-
-def model_hash(model_or_state: nn.Module | Mapping[str, Tensor]) -> bytes:
-    """SHA-256 of :func:`state_dict_bytes` (32 bytes, the contract's ``bytes32 modelHash``)."""
-    digest = hashlib.sha256()
-    for part in _state_parts(_state_of(model_or_state)):
-        digest.update(part)
-    return digest.digest()

@@ -32,8 +32,8 @@ class CommBytes(NamedTuple):
 
 
 def state_bytes(state: nn.Module | Mapping[str, Tensor]) -> int:
-    """Size of a model on the wire: ``len(training.state_dict_bytes(state))``."""
-    from chainlearn_ray.learning.training import state_dict_bytes
+    """Size of a model on the wire: ``len(hashing.state_dict_bytes(state))``."""
+    from chainlearn_ray.learning.hashing import state_dict_bytes
 
     return len(state_dict_bytes(state))
 

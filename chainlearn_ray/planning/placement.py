@@ -7,6 +7,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
+from chainlearn_ray.experiment.clock import cost_model_of
 from chainlearn_ray.experiment.config import RunConfig
 from chainlearn_ray.hospital.spec import HospitalSpec
 from chainlearn_ray.planning.resources import arch_cost, balance
@@ -21,6 +22,7 @@ def hospital_specs(cfg: RunConfig, data: Any, gpu_tiers: Collection[str] = (),
     hospitals train on a GPU; ``ckpt``: checkpoint folder (``None``: no checkpoints).
     """
     rgb = cfg.data.rgb
+    cost = cost_model_of(cfg)  # None on the measured clock
     specs = []
     for index, tier in enumerate(cfg.hospital_tiers()):
         tc = cfg.tiers[tier.label]
@@ -30,7 +32,7 @@ def hospital_specs(cfg: RunConfig, data: Any, gpu_tiers: Collection[str] = (),
             seed=cfg.seed, n_classes=data.n_classes,
             in_channels=3 if rgb else data.n_channels,
             target_throughput=tc.target_throughput, threads=tc.threads,
-            throttle=cfg.runtime.throttle,
+            throttle=cfg.runtime.throttle, cost_model=cost,
             device="cuda" if tier.label in gpu_tiers else "cpu",
             batch_size=cfg.train.batch_size, lr=cfg.train.lr, pretrained=cfg.train.pretrained,
             checkpoint_dir=None if ckpt is None else str(ckpt),

@@ -90,7 +90,8 @@ def file_sha256(path: str | Path) -> str:
 
 
 def build_manifest(config: dict[str, Any], **facts: Any) -> dict[str, Any]:
-    """The manifest dict: config, versions, git revision, plus ``facts`` (chain, data, status)."""
+    """The manifest dict: config, versions, git revision, plus ``facts`` (chain, data, status,
+    and ``clock``: the simulated clock, throttle and cost table a run used)."""
     return {
         "config": config,
         "versions": package_versions(),

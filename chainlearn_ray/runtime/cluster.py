@@ -5,17 +5,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib
-import importlib.util
-import inspect
 import logging
 import math
 import os
-import shutil
-import socket
-import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import ray
@@ -29,7 +24,6 @@ from chainlearn_ray.planning.resources import (
     arch_draws_rng,
     auto_packing,
 )
-from chainlearn_ray.runtime import raylet_watch
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +31,7 @@ logger = logging.getLogger(__name__)
 #: What Ray imports when a process first serializes anything (its serializers for pydantic
 #: models and Arrow data; 0.1-0.25 s): preloaded with the caller's modules, so the driver's
 #: first ``ray.put`` or actor call does not wait for them.
-_SERIALIZATION_MODULES = ("ray._common.pydantic_compat", "pyarrow.json", "pyarrow.ipc")
+_SERIALIZATION_MODULES = ("pydantic", "pyarrow.json", "pyarrow.ipc")
 
 #: side threads of :func:`ensure_ray` that may still be importing
 _PRELOADING: list[threading.Thread] = []
@@ -86,20 +80,31 @@ def _import_quietly(modules: Sequence[str], idle: bool) -> None:
             logger.debug("preloading %s failed", name, exc_info=True)
 
 
+#: ``ray.init`` arguments of every start: no dashboard, Ray's warnings only, worker output
+#: shown on the driver.
+RAY_INIT_OPTIONS: dict[str, Any] = {
+    "include_dashboard": False,
+    "logging_level": logging.WARNING,
+    "log_to_driver": True,
+    "configure_logging": True,
+}
+
+
 def _start_ray(address: str | None, num_cpus: int | None, num_gpus: int | None) -> bool:
+    """``ray.init`` with documented arguments and environment variables only.
+
+    Ray's ``uv run`` integration stays off (``RAY_ENABLE_UV_RUN_RUNTIME_ENV=0``) unless the
+    user set it: it would package the working directory for every worker. Token
+    authentication is left to Ray and the user: Ray reads ``RAY_AUTH_MODE`` once, when it is
+    imported, so only the user's environment can choose it (a new local node uses token
+    authentication by default and says so in a warning).
+    """
     os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
-    kwargs: dict[str, Any] = {
-        "include_dashboard": False,
-        "logging_level": logging.WARNING,
-        "log_to_driver": True,
-        "configure_logging": True,
-    }
     try:
         if address or os.environ.get("RAY_ADDRESS"):  # Ray joins RAY_ADDRESS when it is set
-            ray.init(address=address, **kwargs)
+            ray.init(address=address, **RAY_INIT_OPTIONS)
         else:
-            with _lean_local_node() as system_config:
-                ray.init(num_cpus=num_cpus, num_gpus=num_gpus, **system_config, **kwargs)
+            ray.init(num_cpus=num_cpus, num_gpus=num_gpus, **RAY_INIT_OPTIONS)
     except ConnectionError as exc:
         raise ResourceError(
             f"cannot reach a Ray cluster at {address!r}: {exc}. Start one with `ray start --head`"
@@ -116,222 +121,12 @@ def _start_ray(address: str | None, num_cpus: int | None, num_gpus: int | None) 
     return True
 
 
-#: Socket connections inside the node (the raylet to its object store, workers to the raylet)
-#: retry every 20 ms instead of every second, for the same 10 s in all. The raylet's first
-#: connection to its own object store races the thread that creates it and, when it loses,
-#: used to sleep a whole second (about one start in three here).
-_FAST_CONNECT = {"raylet_client_connect_timeout_milliseconds": 20,
-                 "raylet_client_num_connect_attempts": 500}
-
-
-#: Ray's own switch for task events: a report interval of 0 turns them off.
-_NO_TASK_EVENTS = {"RAY_task_events_report_interval_ms": "0"}
-
-
-@contextlib.contextmanager
-def _lean_local_node() -> Iterator[dict[str, Any]]:
-    """Start a local node without what a single-machine run never uses or waits for.
-
-    - The API server: with ``include_dashboard=False`` Ray still starts it, loading only its
-      usage-statistics module, and ``ray.init`` waits for it to come up (about 1.3 s here).
-      Ray runs on when that process fails to start; this makes it not start.
-    - The autoscaler monitor: a local node has nothing to scale (``ray start --no-monitor``).
-    - The raylet's wait for its agents' ports (about 1 s, both agents importing on a busy
-      machine) before it starts any worker. Without ``ray[default]`` the dashboard agent
-      reports "no port" for all three of its services; those answers are written before the
-      raylet starts, and the runtime-env agent gets a port chosen up front. Both agents still
-      start, beside the workers instead of before them.
-    - The dashboard agent of a minimal install (no ``ray[default]``): it tries each of its
-      modules, all failing for a missing package (1-1.5 CPU-seconds during the actors'
-      start), then only watches the raylet. :mod:`~chainlearn_ray.runtime.raylet_watch`
-      takes its place and does just that (on Linux). With ``ray[default]`` the agent runs as
-      usual.
-    - The runtime-env agent's start (about 0.8 CPU-seconds), until something needs it: only a
-      task or actor with a runtime environment does, and no run of this package has one.
-      :mod:`~chainlearn_ray.runtime.raylet_watch` holds its port and becomes the agent at
-      the first connection (on Linux).
-    - The dashboard agent (where it runs) and the log monitor run on idle CPU time (Linux's
-      SCHED_IDLE; nice 19 where that is not allowed). Ray starts them at the driver's priority
-      and its workers at 15, so on a busy machine their imports (2-3 CPU-seconds with the
-      runtime-env agent's) went ahead of the actors' start-up, which is what the run waits
-      for; at nice 19 they still took a third of a core from it. A runtime-env agent started
-      on demand runs at normal priority: someone waits for it.
-    - The one-second reconnect sleeps inside the node (:data:`_FAST_CONNECT`).
-    - Task events (:data:`_NO_TASK_EVENTS`): every process buffers a record of each task's
-      states and sends it to the GCS each second, for the dashboard, the state API and
-      ``ray.timeline``. A lean node runs no dashboard, and the driver's shutdown waited about
-      0.25 s for that last send in every run (now it mostly takes 0.01-0.02 s). A value the
-      user set for the variable stays.
-
-    Yields the extra ``ray.init`` keyword arguments. These are Ray internals: whatever is not
-    where this expects it starts as Ray starts it. Anyone who wants the dashboard starts Ray
-    with it (``ray start --head``) and joins it with ``--address auto``.
-    """
-    if os.environ.get("CHAINLEARN_FULL_RAY_START") == "1":
-        yield {}
-        return
-    try:
-        from ray._private import parameter, ray_constants, services, utils
-
-        raylet_module = importlib.import_module("ray._raylet")  # compiled; its stub lacks these
-        persist_port = raylet_module.persist_port
-        agent_port_files = tuple(getattr(raylet_module, name) for name in (
-            "METRICS_AGENT_PORT_NAME", "METRICS_EXPORT_PORT_NAME",
-            "DASHBOARD_AGENT_LISTEN_PORT_NAME"))
-        agents = {ray_constants.PROCESS_TYPE_DASHBOARD_AGENT,
-                  ray_constants.PROCESS_TYPE_RUNTIME_ENV_AGENT}
-        python_command = "_build_python_executable_command_memory_profileable"
-        original = {name: getattr(services, name) for name in (
-            "start_api_server", "start_raylet", "start_log_monitor", python_command)}
-        params_init = parameter.RayParams.__init__
-        raylet_signature = inspect.signature(original["start_raylet"])
-        dependency_error = utils.get_dashboard_dependency_error
-        missing = _missing_dashboard_dependency()
-        minimal = missing is not None or dependency_error() is not None
-    except (ImportError, AttributeError, TypeError, ValueError):
-        yield {}
-        return
-    idle = _idle_command_prefix()
-    linux = sys.platform.startswith("linux")  # where the stand-ins of raylet_watch run
-
-    def lean_params(self: Any, *args: Any, **kwargs: Any) -> None:
-        params_init(self, *args, **kwargs)
-        self.no_monitor = True
-
-    def dashboard_dependency_error() -> ImportError | None:
-        return missing or dependency_error()
-
-    def start_api_server(include_dashboard: bool | None, *args: Any, **kwargs: Any) -> Any:
-        if include_dashboard:
-            return original["start_api_server"](include_dashboard, *args, **kwargs)
-        return "", None  # what Ray itself returns when the server did not start
-
-    def start_raylet(*args: Any, **kwargs: Any) -> Any:
-        call = raylet_signature.bind(*args, **kwargs)
-        given = call.arguments
-        try:
-            if minimal and not given.get("metrics_agent_port") and not given.get(
-                    "metrics_export_port"):
-                # what the dashboard agent of a minimal Ray reports for each service
-                for name in agent_port_files:
-                    persist_port(given["session_dir"], given["node_id"], name, -1)
-                given.update(metrics_agent_port=-1, metrics_export_port=-1)
-                if not given.get("runtime_env_agent_port"):
-                    given["runtime_env_agent_port"] = _free_port()
-        except Exception:  # anything unexpected: the raylet waits for its agents as usual
-            logger.debug("starting the raylet with its agents' ports unknown", exc_info=True)
-            call = raylet_signature.bind(*args, **kwargs)
-        return original["start_raylet"](*call.args, **call.kwargs)
-
-    def agent_command(component: str, *args: Any, **kwargs: Any) -> Any:
-        if minimal and linux and component == ray_constants.PROCESS_TYPE_DASHBOARD_AGENT:
-            # the agent's own arguments follow, unused
-            return [sys.executable, "-S", raylet_watch.__file__]
-        command = original[python_command](component, *args, **kwargs)
-        if linux and component == ray_constants.PROCESS_TYPE_RUNTIME_ENV_AGENT:
-            # Ray appends the agent's program and arguments; it starts when first asked for
-            return [sys.executable, "-S", raylet_watch.__file__, "--on-demand", *command]
-        return [*idle, *command] if idle and component in agents else command
-
-    def start_log_monitor(*args: Any, **kwargs: Any) -> Any:
-        info = original["start_log_monitor"](*args, **kwargs)
-        _run_idle(info.process.pid)
-        return info
-
-    patches = [(parameter.RayParams, "__init__", lean_params),
-               (utils, "get_dashboard_dependency_error", dashboard_dependency_error),
-               *((services, name, f) for name, f in (
-                   ("start_api_server", start_api_server), ("start_raylet", start_raylet),
-                   ("start_log_monitor", start_log_monitor), (python_command, agent_command)))]
-    saved = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
-    for owner, name, f in patches:
-        setattr(owner, name, f)
-    # Ray's processes read it from their environment (each inherits it from the one starting
-    # it); as a system-config entry the driver's own core worker did not honour it here
-    unset = [k for k in _NO_TASK_EVENTS if k not in os.environ]
-    os.environ.update({k: _NO_TASK_EVENTS[k] for k in unset})
-    try:
-        yield {"_system_config": dict(_FAST_CONNECT)}
-    finally:
-        for owner, name, f in saved:
-            setattr(owner, name, f)
-        for k in unset:
-            os.environ.pop(k, None)
-
-
-def _idle_command_prefix() -> list[str]:
-    """A command prefix that runs a program on CPU time nothing else wants: ``chrt --idle 0``
-    (Linux's SCHED_IDLE) where it works here, else the lowest priority (``nice -n 19``), else
-    nothing. Tried once on ``true``: a prefix that failed would keep an agent from starting."""
-    for prefix in (["chrt", "--idle", "0"], ["nice", "-n", "19"]):
-        program = shutil.which(prefix[0])
-        if program is None:
-            continue
-        command = [program, *prefix[1:]]
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            if subprocess.run([*command, "true"], capture_output=True, timeout=10).returncode == 0:
-                return command
-    return []
-
-
-def _run_idle(pid: int) -> None:
-    """Put a running process on idle CPU time (SCHED_IDLE, else nice 19) if the OS lets us."""
-    try:
-        os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
-    except (AttributeError, OSError):
-        with contextlib.suppress(AttributeError, OSError):
-            os.setpriority(os.PRIO_PROCESS, pid, 19)
-
-
-#: Top-level packages Ray's dashboard needs (``ray.dashboard.optional_deps``).
-_DASHBOARD_PACKAGES = ("aiohttp", "aiohttp_cors", "grpc", "opencensus", "opentelemetry",
-                       "prometheus_client", "pydantic")
-
-
-def _missing_dashboard_dependency() -> ImportError | None:
-    """Which dashboard package is not installed, found without importing any of them.
-
-    Ray finds out by importing them all (aiohttp among them: 0.2-0.4 s of the driver's CPU
-    during ``ray.init``); None means all are there, and then Ray's own check decides.
-    """
-    for name in _DASHBOARD_PACKAGES:
-        if importlib.util.find_spec(name) is None:
-            return ModuleNotFoundError(f"No module named {name!r}", name=name)
-    return None
-
-
-def _free_port() -> int:
-    """A TCP port nothing listens on now (the kernel's pick for an ephemeral bind)."""
-    with socket.socket() as probe:
-        probe.bind(("", 0))
-        return int(probe.getsockname()[1])
-
-
 def stop_ray() -> None:
-    """``ray.shutdown()``, without its one-second wait on the autoscaler monitor.
-
-    On a node this process started, ``ray.shutdown`` stops the GCS before the autoscaler
-    monitor; the monitor then answers SIGTERM by trying to report to that GCS and is only
-    killed after a one-second grace period. A local single-node cluster keeps nothing in the
-    monitor, so it is killed first. Connected to a cluster started elsewhere (``ray start``),
-    this is plain ``ray.shutdown()``: only this driver disconnects.
-    """
-    if not ray.is_initialized():
-        return
-    try:  # Ray's node bookkeeping is internal: any change there falls back to plain shutdown
-        from ray._private import ray_constants
-        from ray._private import worker as ray_worker
-
-        node = ray_worker._global_node
-        monitors: list[Any] = (
-            node.all_processes.get(ray_constants.PROCESS_TYPE_MONITOR, []) if node else [])
-        for info in monitors:
-            if info.process.poll() is None:
-                info.process.kill()
-                info.process.wait(timeout=5)
-    except Exception:
-        logger.debug("could not stop the autoscaler monitor first", exc_info=True)
-    ray.shutdown()
+    """``ray.shutdown()`` if this process is connected: a node this process started stops
+    with all its processes; connected to a cluster started elsewhere (``ray start``), only
+    this driver disconnects."""
+    if ray.is_initialized():
+        ray.shutdown()
 
 
 def _plan(cfg: RunConfig, packing: dict[str, int], cluster: dict[str, float],

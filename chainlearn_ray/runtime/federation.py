@@ -22,6 +22,7 @@ from chainlearn_ray.results.rows import RunKey
 from chainlearn_ray.runtime.cluster import ensure_ray, plan_for, poc_concurrency, stop_ray
 from chainlearn_ray.runtime.coordinator_actor import CoordinatorActor
 from chainlearn_ray.runtime.hospital_actor import HospitalActor
+from chainlearn_ray.runtime.inputs import ActorInputs, InputStore
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +47,9 @@ class Federation:
         self.actors: list[Any] = []
         self.chain: dict[str, Any] = {}
         self.registrations: list[dict[str, Any]] = []
-        self._refs: list[Any] = []  # constructor arguments, alive as long as the actors
-        self._names: list[str] = []  # the hospital actors' names
+        self._refs: list[Any] = []  # the actors' constructor data, alive as long as the actors
+        self._store: Any = None  # the store the hospital actors fetch that data from
+        self._names: list[str] = []  # the names of the hospital actors and the input store
         #: Wall seconds of connecting to Ray and of starting the actors (contract included).
         self.timings: dict[str, float] = {}
 
@@ -137,10 +139,11 @@ class Federation:
                 ray.get(self.coordinator.close.remote(), timeout=30)
             except Exception:  # the run's own error matters more than cleanup's
                 logger.debug("coordinator close failed", exc_info=True)
-        for actor in [*self.actors, *([self.coordinator] if self.coordinator else [])]:
+        others = [a for a in (self.coordinator, self._store) if a is not None]
+        for actor in [*self.actors, *others]:
             ray.kill(actor)
         names, self._names = self._names, []
-        self.actors, self.coordinator, self._refs = [], None, []
+        self.actors, self.coordinator, self._refs, self._store = [], None, [], None
         if self.started_ray:
             stop_ray()
             self.started_ray = False
@@ -202,17 +205,25 @@ def open_federation(cfg: RunConfig, data: Any, part: Any, run_id: str, ckpt_dir:
         gpu_tiers = {t.label for t in cfg.hospital_tiers()
                      if plan.ray_options(t.label)["num_gpus"] > 0}
         fed.specs = specs = hospital_specs(cfg, data, gpu_tiers, ckpt_dir)
-        for opts, chunk in actor_groups(cfg, plan, specs, part, len(data.val) + len(data.test)):
+        groups = actor_groups(cfg, plan, specs, part, len(data.val) + len(data.test))
+        # Each process's shards and the evaluation splits reach it through the run's input
+        # store, by name (see runtime.inputs): a process that Ray restarts after a crash
+        # fetches them again, and no constructor argument lives in the object store.
+        inputs: dict[str, list[Any]] = {}
+        for _opts, chunk in groups:
             shards = [TrainShard(data.train.images[part.indices[s.index]],
                                  data.train.labels[part.indices[s.index]]) for s in chunk]
-            # Put explicitly and hold the reference for the whole run: Ray frees arguments it
-            # put itself once the first constructor ran, and a restart after a crash then
-            # cannot rebuild the actor (ray-project/ray#53727).
             fed._refs.append(ray.put(shards))
+            inputs[chunk[0].hospital_id] = [fed._refs[-1], evals_ref]
+        store = f"chainlearn-{run_id}-inputs"
+        fed._store = InputStore.options(name=store).remote(inputs)  # type: ignore[attr-defined]
+        fed._names.append(store)
+        for opts, chunk in groups:
             fed._names.append(f"chainlearn-{run_id}-{chunk[0].hospital_id}")
             actor = HospitalActor.options(  # type: ignore[attr-defined]
                 **opts, name=fed._names[-1],
-            ).remote(chunk, fed._refs[-1], evals_ref, opts.get("max_concurrency", 1))
+            ).remote(chunk, ActorInputs(store, chunk[0].hospital_id),
+                     opts.get("max_concurrency", 1))
             fed.actors.append(actor)
             fed.hosts.update({s.hospital_id: actor for s in chunk})
         fed.hosts = {s.hospital_id: fed.hosts[s.hospital_id] for s in specs}  # id order

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import sys
 import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -15,6 +14,7 @@ import ray
 from chainlearn_ray.errors import HospitalFailure
 from chainlearn_ray.hospital.site import EvalSplits, Hospital, HospitalSpec, TrainShard
 from chainlearn_ray.learning.threads import pin_torch_threads
+from chainlearn_ray.runtime.inputs import ActorInputs
 
 if TYPE_CHECKING:
     from chainlearn_ray.methods.messages import ClientResult, RoundConfig
@@ -37,62 +37,26 @@ def _yield_to_coordinator() -> None:
         logger.debug("could not lower the hospital process's priority", exc_info=True)
 
 
-#: Packages whose serializers Ray registers in every process (``ray.util.
-#: serialization_addons``), importing them to do so.
-_ADDON_PACKAGES = ("pydantic", "pyarrow", "starlette")
-
-
-def _serializers_for_loaded_packages_only() -> None:
-    """In a Ray worker: register Ray's extra serializers only when their package is loaded.
-
-    A worker sets up its serialization at its first (de)serialization, for a hospital process
-    its constructor's arguments, and Ray then imports pydantic and pyarrow to register
-    serializers for their objects: 0.15-0.2 s of the process's start, which the run waits
-    for. Hospitals send and receive neither kind of object, and neither package is loaded
-    in their processes, so there is nothing for those serializers to do. Where one of them is
-    loaded, Ray's set-up runs unchanged. Only worker processes are touched (this module is
-    imported in a worker when its actor class is loaded, before any argument is read), and
-    only where Ray's set-up is where this expects it.
-    """
-    try:
-        from ray._private import worker as ray_worker
-        from ray.util import serialization_addons
-
-        if ray_worker.global_worker.mode != ray_worker.WORKER_MODE:
-            return
-        apply = serialization_addons.apply
-    except (ImportError, AttributeError):
-        return
-    if getattr(apply, "loaded_packages_only", False):
-        return
-
-    def apply_if_loaded(context: Any) -> None:
-        if any(name in sys.modules for name in _ADDON_PACKAGES):
-            apply(context)
-
-    apply_if_loaded.loaded_packages_only = True  # type: ignore[attr-defined]
-    serialization_addons.apply = apply_if_loaded
-
-
-_serializers_for_loaded_packages_only()
-
-
 @ray.remote(max_restarts=-1, max_task_retries=0, concurrency_groups={"sign": 1})  # type: ignore[call-overload]
 class HospitalActor:
     """Hosts hospitals and the methods' clients beside them; every call names its client.
 
-    Created once per run and reused across rounds and methods. When the process dies, Ray
-    restarts it with the same arguments and each hospital restores itself from its last
-    checkpoint. A method whose client is the hospital itself rebuilds it from each request
-    (:attr:`~chainlearn_ray.methods.messages.RoundConfig.setup`); other clients are opened
-    once (:meth:`open_client`) and die with the process. Calls run ``slots`` at a time (the
-    actor's ``max_concurrency``; 1 unless the resource plan gives the process threads), those
-    for one hospital one after another, and short follow-ups (:meth:`step_aside`) beside them:
-    a process hosting several hospitals signs one's finished update while it trains the next.
+    Created once per run and reused across rounds and methods. Its hospitals' shards and the
+    evaluation splits come from the run's input store (``inputs``; see :mod:`.inputs`). When
+    the process dies, Ray restarts it with the same arguments: it fetches that data again and
+    each hospital restores itself from its last checkpoint. A method whose client is the
+    hospital itself rebuilds it from each request (:attr:`~chainlearn_ray.methods.messages.
+    RoundConfig.setup`); other clients are opened once (:meth:`open_client`) and die with the
+    process. Calls run ``slots`` at a time (the actor's ``max_concurrency``; 1 unless the
+    resource plan gives the process threads), those for one hospital one after another, and
+    short follow-ups (:meth:`step_aside`) beside them: a process hosting several hospitals
+    signs one's finished update while it trains the next.
     """
 
-    def __init__(self, specs: list[HospitalSpec], shards: list[TrainShard],
-                 evals: EvalSplits, slots: int = 1) -> None:
+    def __init__(self, specs: list[HospitalSpec], inputs: ActorInputs, slots: int = 1) -> None:
+        shards: list[TrainShard]
+        evals: EvalSplits
+        shards, evals = inputs.fetch()
         self.hospitals = {
             s.hospital_id: Hospital(s, d, evals) for s, d in zip(specs, shards, strict=True)
         }

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chainlearn_ray.data.partition import alpha_name
+from chainlearn_ray.experiment.clock import clock_record, config_record, cost_model_of
 from chainlearn_ray.experiment.config import RunConfig
 from chainlearn_ray.protocol.rounds import RoundOutcome
 from chainlearn_ray.results.atomic import write_json_atomic, write_rows_atomic
@@ -88,7 +89,8 @@ def run_simulation(cfg: RunConfig, out_dir: str | Path, *, progress: Progress | 
     t_start = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    conf_dict = cfg.to_dict()
+    cost = cost_model_of(cfg)  # the clock's table (calibrate: measured once per machine)
+    conf_dict = config_record(cfg, cost)  # records the table used
     run_id = run_id_for(cfg)
     key = RunKey(run_id, cfg.data.dataset, float(cfg.data.alpha), int(cfg.seed), method)
 
@@ -113,6 +115,7 @@ def run_simulation(cfg: RunConfig, out_dir: str | Path, *, progress: Progress | 
                           {r["hospital_id"]: r["gas_register"] for r in regs})
         facts: dict[str, Any] = {
             "run_id": run_id, "status": "running", "chain": fed.chain,
+            "clock": clock_record(cfg, cost),
             "data": {"flag": data.flag, "path": str(data.path) if data.path else None,
                      "n_classes": data.n_classes, "split_mode": data.split_mode,
                      "partition_attempts": int(part.attempts),

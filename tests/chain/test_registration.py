@@ -47,9 +47,9 @@ def test_registered_event(fresh: FLCoordinatorClient, trio: list[Hospital]) -> N
     (event,) = fresh.contract.events.HospitalRegistered().process_receipt(receipt)
     assert event["args"]["hospital"] == medium.address
     assert event["args"]["name"] == "General"
-    assert event["args"]["capacity"] == int(Tier.MEDIUM)
-    assert event["args"]["assignedModel"] == int(ModelType.MEDIUM)
-    assert event["args"]["benchmarkHash"] == medium.bench_hash
+    assert event["args"]["capacityClass"] == int(Tier.MEDIUM)
+    assert event["args"]["pocBenchmarkHash"] == medium.bench_hash
+    assert set(event["args"]) == {"hospital", "name", "capacityClass", "pocBenchmarkHash"}
 
 
 def test_duplicate_registration(fresh: FLCoordinatorClient, trio: list[Hospital]) -> None:
@@ -75,7 +75,7 @@ def test_garbage_signature(fresh: FLCoordinatorClient, trio: list[Hospital]) -> 
 
 def test_signature_of_another_account(fresh: FLCoordinatorClient, trio: list[Hospital]) -> None:
     h, other = trio[0], trio[1]
-    sig = sign_poc(other.account.key, h.tier, h.bench_hash, fresh.chain_id, fresh.address)
+    sig = sign_poc(other.account.key, h.tier, h.bench_hash, fresh.chain_id, fresh.address, name="x")
     err = _expect(
         "FLCoordinator__InvalidSignature",
         lambda: fresh.register_hospital(h.address, "x", h.tier, h.bench_hash, sig),
@@ -89,18 +89,48 @@ def test_signature_for_another_tier_is_rejected(
     fresh: FLCoordinatorClient, trio: list[Hospital]
 ) -> None:
     weak = trio[2]
-    sig = sign_poc(weak.account.key, Tier.WEAK, weak.bench_hash, fresh.chain_id, fresh.address)
+    sig = sign_poc(weak.account.key, Tier.WEAK, weak.bench_hash,
+                   fresh.chain_id, fresh.address, name="x")
     _expect(
         "FLCoordinator__InvalidSignature",
         lambda: fresh.register_hospital(weak.address, "x", Tier.STRONG, weak.bench_hash, sig),
     )
 
 
+def test_owner_cannot_register_under_another_name(
+    fresh: FLCoordinatorClient, trio: list[Hospital]
+) -> None:
+    h = trio[0]
+    sig = sign_poc(h.account.key, h.tier, h.bench_hash, fresh.chain_id, fresh.address,
+                   name="General Hospital")
+    err = _expect(
+        "FLCoordinator__InvalidSignature",
+        lambda: fresh.register_hospital(h.address, "Quack Clinic", h.tier, h.bench_hash, sig),
+    )
+    assert err.args_decoded[0] == h.address
+    fresh.register_hospital(h.address, "General Hospital", h.tier, h.bench_hash, sig)
+    assert fresh.hospital_info(h.address).name == "General Hospital"
+
+
+def test_ownership_moves_in_two_steps(fresh: FLCoordinatorClient, trio: list[Hospital]) -> None:
+    owner, successor = fresh.conn.owner.address, trio[0].account
+    fresh.transfer_ownership(successor.address)
+    assert fresh.owner() == owner  # nothing moves until the new owner accepts
+    assert fresh.pending_owner() == successor.address
+    _expect("OwnableUnauthorizedAccount", as_sender(fresh, trio[1].account).accept_ownership)
+    _expect("OwnableUnauthorizedAccount", lambda: as_sender(fresh, successor).register_hospital(
+        trio[1].address, "x", Tier.WEAK, b"\x01" * 32, b"\x00" * 65))
+    as_sender(fresh, successor).accept_ownership()
+    assert fresh.owner() == successor.address
+    assert fresh.pending_owner() == ZERO_ADDRESS
+    _expect("OwnableUnauthorizedAccount", fresh.start_round)  # the old owner lost its rights
+
+
 def test_signature_for_another_benchmark_is_rejected(
     fresh: FLCoordinatorClient, trio: list[Hospital]
 ) -> None:
     h = trio[1]
-    sig = sign_poc(h.account.key, h.tier, b"\x01" * 32, fresh.chain_id, fresh.address)
+    sig = sign_poc(h.account.key, h.tier, b"\x01" * 32, fresh.chain_id, fresh.address, name="x")
     _expect(
         "FLCoordinator__InvalidSignature",
         lambda: fresh.register_hospital(h.address, "x", h.tier, h.bench_hash, sig),
@@ -111,7 +141,7 @@ def test_signature_for_another_chain_is_rejected(
     fresh: FLCoordinatorClient, trio: list[Hospital]
 ) -> None:
     h = trio[1]
-    sig = sign_poc(h.account.key, h.tier, h.bench_hash, fresh.chain_id + 1, fresh.address)
+    sig = sign_poc(h.account.key, h.tier, h.bench_hash, fresh.chain_id + 1, fresh.address, name="x")
     _expect(
         "FLCoordinator__InvalidSignature",
         lambda: fresh.register_hospital(h.address, "x", h.tier, h.bench_hash, sig),
@@ -124,7 +154,7 @@ def test_signature_replayed_on_another_deployment(
     first = FLCoordinatorClient.deploy(chain)
     second = FLCoordinatorClient.deploy(chain)
     h = trio[0]
-    sig = sign_poc(h.account.key, h.tier, h.bench_hash, first.chain_id, first.address)
+    sig = sign_poc(h.account.key, h.tier, h.bench_hash, first.chain_id, first.address, name="x")
     first.register_hospital(h.address, "x", h.tier, h.bench_hash, sig)
     _expect(
         "FLCoordinator__InvalidSignature",
@@ -134,7 +164,7 @@ def test_signature_replayed_on_another_deployment(
 
 def test_high_s_signature_is_rejected(fresh: FLCoordinatorClient, trio: list[Hospital]) -> None:
     h = trio[2]
-    sig = sign_poc(h.account.key, h.tier, h.bench_hash, fresh.chain_id, fresh.address)
+    sig = sign_poc(h.account.key, h.tier, h.bench_hash, fresh.chain_id, fresh.address, name="x")
     r, s, v = sig[:32], int.from_bytes(sig[32:64], "big"), sig[64]
     malleable = r + (SECP256K1_N - s).to_bytes(32, "big") + bytes([55 - v])  # 27 <-> 28
     # the twin signature recovers the same key mathematically, yet must be refused
@@ -157,13 +187,14 @@ def _eth_signed(h: Hospital, client: FLCoordinatorClient) -> bytes:
 
     from chainlearn_ray.chain.statements import poc_digest
 
-    digest = poc_digest(h.address, h.tier, h.bench_hash, client.chain_id, client.address)
+    digest = poc_digest(h.address, h.tier, h.bench_hash, client.chain_id, client.address,
+                        name="x")
     return bytes(_hash_eip191_message(encode_defunct(primitive=digest)))
 
 
 def test_short_signature_is_rejected(fresh: FLCoordinatorClient, trio: list[Hospital]) -> None:
     h = trio[0]
-    sig = sign_poc(h.account.key, h.tier, h.bench_hash, fresh.chain_id, fresh.address)
+    sig = sign_poc(h.account.key, h.tier, h.bench_hash, fresh.chain_id, fresh.address, name="x")
     _expect(
         "FLCoordinator__InvalidSignature",
         lambda: fresh.register_hospital(h.address, "x", h.tier, h.bench_hash, sig[:64]),

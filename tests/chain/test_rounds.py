@@ -39,7 +39,7 @@ def test_start_round_event_and_counter(registered: FLCoordinatorClient) -> None:
     result = registered.start_round()
     receipt = registered.conn.w3.eth.get_transaction_receipt(result.tx_hash)
     (event,) = registered.contract.events.RoundStarted().process_receipt(receipt)
-    assert event["args"]["round"] == 1
+    assert dict(event["args"]) == {"round": 1}
     assert registered.current_round() == 1
     registered.start_round()
     assert registered.current_round() == 2
@@ -66,6 +66,8 @@ def test_submit_stores_submission(registered: FLCoordinatorClient, trio: list[Ho
     assert event["args"]["round"] == 1
     assert event["args"]["hospital"] == strong.address
     assert event["args"]["modelHash"] == digest
+    assert (event["args"]["confidence"], event["args"]["ece"]) == (9500, 500)
+    assert event["args"]["modelType"] == int(ModelType.HEAVY)
 
 
 def test_submit_unregistered(registered: FLCoordinatorClient, chain: ChainConnection) -> None:
@@ -275,16 +277,22 @@ def test_lanes_of_many_hospitals(chain: ChainConnection) -> None:
 def test_storage_layout_of_packed_slots(
     registered: FLCoordinatorClient, trio: list[Hospital]
 ) -> None:
-    """The hot path writes slot 0 and the hospital slot by bit offset: check the layout."""
+    """The hot path writes the state slot and the hospital slot by bit offset: check them."""
     registered.start_round()
     submit(registered, trio[1], 9100, 900)
     w3 = registered.conn.w3
     slot0 = int.from_bytes(w3.eth.get_storage_at(registered.address, 0), "big")
-    assert slot0 & (2**160 - 1) == int(registered.owner(), 16)
-    assert (slot0 >> 160) & 0xFFFFFFFF == 1  # current round
-    assert (slot0 >> 192) & 0xFFFFFF == 3  # hospital count
-    assert (slot0 >> 216) & 0xFFFFFF == 1  # submitters this round
-    assert (slot0 >> 240) & 0xFF == 0  # round closed
+    assert slot0 == int(registered.owner(), 16)
+    slot1 = int.from_bytes(w3.eth.get_storage_at(registered.address, 1), "big")
+    assert slot1 == 0  # Ownable2Step's pending owner
+    state = int.from_bytes(w3.eth.get_storage_at(registered.address, 2), "big")
+    block = w3.eth.get_block("latest")
+    assert state & 0xFFFFFFFF == 1  # current round
+    assert (state >> 32) & 0xFFFFFF == 3  # hospital count
+    assert (state >> 56) & 0xFFFFFF == 1  # submitters this round
+    assert (state >> 80) & 0xFF == 0  # round closed
+    assert (state >> 88) & 0xFF == 1  # deployment marker
+    assert (state >> 96) & 0xFFFFFFFF == block["timestamp"] >> 32  # the round's epoch
 
 
 def test_nonce_tracking_survives_a_refused_transaction(

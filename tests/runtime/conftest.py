@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from chainlearn_ray.experiment.config import load_config
+from chainlearn_ray.experiment.loading import load_config
 
 
 @pytest.fixture(scope="session")

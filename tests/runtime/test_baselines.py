@@ -14,8 +14,8 @@ import pytest
 from chainlearn_ray.errors import ConfigError
 from chainlearn_ray.experiment.study import StudyConfig
 from chainlearn_ray.hospital.site import EvalSplits, Hospital, TrainShard
+from chainlearn_ray.learning.hashing import state_dict_bytes
 from chainlearn_ray.learning.models import build_model
-from chainlearn_ray.learning.training import state_dict_bytes
 from chainlearn_ray.methods.base import TrainSettings
 from chainlearn_ray.methods.fedavg import FedProx
 from chainlearn_ray.methods.fedmd import FedMD, split_public
@@ -153,24 +153,6 @@ def test_hospital_processes_yield_to_the_coordinator(baselines: Baselines) -> No
     for actor in baselines.fed.actors:
         pid = ray.get(actor.pid.remote())
         assert os.getpriority(os.PRIO_PROCESS, pid) == HOSPITAL_NICENESS
-
-
-def test_hospital_processes_skip_serializers_for_packages_they_never_load(
-        baselines: Baselines) -> None:
-    """Ray imports pydantic and pyarrow in every worker to register serializers for their
-    objects; a hospital process sends neither, so neither package is loaded there."""
-    import sys
-
-    import ray
-
-    if not sys.platform.startswith("linux"):
-        pytest.skip("reads /proc")
-    for actor in baselines.fed.actors:
-        pid = ray.get(actor.pid.remote())
-        with open(f"/proc/{pid}/maps") as f:
-            maps = f.read()
-        assert "libtorch" in maps  # the process is a hospital's, torch mapped as it should be
-        assert "libarrow" not in maps and "pydantic_core" not in maps
 
 
 def test_unknown_baseline_is_refused(baselines: Baselines) -> None:

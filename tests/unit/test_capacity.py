@@ -11,7 +11,12 @@ import torch
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
-from chainlearn_ray.chain.statements import poc_digest, sign_poc
+from chainlearn_ray.chain.statements import (
+    attestation_digest,
+    poc_digest,
+    sign_poc,
+    update_commitment,
+)
 from chainlearn_ray.errors import ConfigError, ResourceError
 from chainlearn_ray.learning.benchmark import run_benchmark
 from chainlearn_ray.learning.hardware import HardwareProfile, Pacer, Throttle
@@ -32,31 +37,44 @@ def test_benchmark_hash_preimage() -> None:
 
 def test_signature_recovers_the_hospital_and_binds_the_deployment() -> None:
     h = benchmark_hash(500.0, 50, 16, Tier.STRONG)
-    sig = sign_poc(KEY, Tier.STRONG, h, 1337, CONTRACT)
+    sig = sign_poc(KEY, Tier.STRONG, h, 1337, CONTRACT, name="St. Mary's")
     address = Account.from_key(KEY).address
-    digest = poc_digest(address, Tier.STRONG, h, 1337, CONTRACT)
+    digest = poc_digest(address, Tier.STRONG, h, 1337, CONTRACT, name="St. Mary's")
     assert len(sig) == 65
     assert Account.recover_message(encode_defunct(primitive=digest), signature=sig) == address
-    other_chain = poc_digest(address, Tier.STRONG, h, 1, CONTRACT)
+    other_chain = poc_digest(address, Tier.STRONG, h, 1, CONTRACT, name="St. Mary's")
     assert Account.recover_message(encode_defunct(primitive=other_chain), signature=sig) != address
+    other_name = poc_digest(address, Tier.STRONG, h, 1337, CONTRACT, name="St. Mary")
+    assert Account.recover_message(encode_defunct(primitive=other_name), signature=sig) != address
 
 
-def test_poc_digest_and_signature_keep_the_earlier_bytes() -> None:
-    """Hex vectors from the hand-encoded ``abi.encode`` words this digest used before."""
+def test_statements_keep_the_bytes_of_hand_encoded_abi_words() -> None:
+    """Hex vectors from hand-encoded ``abi.encode`` words (32-byte big-endian words joined),
+    which the contract's ``keccak256(abi.encode(...))`` also hashes."""
     h = benchmark_hash(500.0, 50, 16, Tier.STRONG)
     assert h.hex() == "51c61fb3f97f26781a1cb216ca347670589a008e680a2877fd6c6ec5d328ef58"
     address = Account.from_key(KEY).address
-    assert poc_digest(address, Tier.STRONG, h, 1337, CONTRACT).hex() == (
-        "f75e49155a744cf836245e106fd9e5a8c37a4a1b385fdcf018d93c13055531c5")
-    any_case = poc_digest(address.lower(), "weak", h, 31337, CONTRACT.upper().replace("0X", "0x"))
-    assert any_case.hex() == "dc51ff802922cb9ce720883b8f9cdd12ecd6e891cb5ab4b8ea5fa6d0c9f99a11"
-    assert sign_poc(KEY, Tier.STRONG, h, 1337, CONTRACT).hex() == (
-        "0eb9ecf82a1ef4fa1b22174dc18203ab1788515b9c173eb28a7c60eeb9943134"
-        "1e75effe7f229c56021696fa5f054f045ab4a4b8c612e3fbf44e1071225bea981c")
+    assert poc_digest(address, Tier.STRONG, h, 1337, CONTRACT, name="h00").hex() == (
+        "7c31e18c4cf59a823cb9236dfc1f98f81fed23878c8963a2c1aca1abd394e714")
+    any_case = poc_digest(address.lower(), "weak", h, 31337,
+                          CONTRACT.upper().replace("0X", "0x"), name="Hôpital 7")
+    assert any_case.hex() == "3c1963cfc889920b238375e3f62405022bf909d3a5ba16d55f21d8e3283c601a"
+    challenge, salt = bytes(range(32)), bytes(range(32, 64))
+    with_challenge = poc_digest(address, Tier.MEDIUM, h, 1337, CONTRACT, name="h01",
+                                challenge=challenge)
+    assert with_challenge.hex() == (
+        "89b961faf28696970dbc2cb28e7846df72db441b728eb15362f6e0249946fa77")
+    assert sign_poc(KEY, Tier.STRONG, h, 1337, CONTRACT, name="h00").hex() == (
+        "34a1c11bd54610285ebb4a64c72566f87883515950d521a3b3c6626ac80fa9a7"
+        "7bcbbb4a4b3ff44b8f895a018881245645d60a232a4c6a049f813fca0b4f3c561c")
+    assert attestation_digest(address, challenge, 123456, 1337, CONTRACT).hex() == (
+        "f97c3cce64fe4280102da185278a8eef7c514b45dcf47896564f532e9fceba98")
+    assert update_commitment(h, 9000, 1000, 2, salt).hex() == (
+        "c0ce3773be754f7de691d21eb11dc553b76df931a9f843cf64f8ee5350ea88fc")
     with pytest.raises(ConfigError, match="20-byte"):
-        poc_digest("0x1234", Tier.STRONG, h, 1337, CONTRACT)
+        poc_digest("0x1234", Tier.STRONG, h, 1337, CONTRACT, name="h00")
     with pytest.raises(ConfigError, match="uint256"):
-        poc_digest(address, Tier.STRONG, h, 2**256, CONTRACT)
+        poc_digest(address, Tier.STRONG, h, 2**256, CONTRACT, name="h00")
 
 
 @pytest.mark.parametrize(

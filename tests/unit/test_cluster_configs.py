@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import importlib.resources
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -11,18 +13,35 @@ import pytest
 import yaml
 
 from chainlearn_ray.errors import ResourceError
-from chainlearn_ray.experiment.config import load_config
+from chainlearn_ray.experiment.loading import load_config
 from chainlearn_ray.planning.planner import plan_resources
 from chainlearn_ray.planning.resources import TierResources, launcher_capacity
 from chainlearn_ray.protocol.tiers import TIERS
 
 ray = pytest.importorskip("ray")
-util = pytest.importorskip("ray.autoscaler._private.util")
+sdk = pytest.importorskip("ray.autoscaler.sdk")
 jsonschema = pytest.importorskip("jsonschema")
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = {"aws": ROOT / "cluster" / "aws-gpu.yaml", "gcp": ROOT / "cluster" / "gcp-gpu.yaml"}
 PROJECT_DIR = "~/chainlearn_ray"
+
+
+#: The cluster-config schema Ray ships with its autoscaler (what ``ray up`` validates against).
+SCHEMA = json.loads(
+    importlib.resources.files("ray.autoscaler").joinpath("ray-schema.json").read_text())
+
+
+def _validate(cfg: dict[str, Any]) -> None:
+    """Ray's schema, then the rules across fields that ``ray up`` enforces beyond it."""
+    jsonschema.validate(cfg, SCHEMA)
+    if "cluster_synced_files" not in cfg:
+        raise ValueError("cluster_synced_files is missing")
+    if cfg["head_node_type"] not in cfg["available_node_types"]:
+        raise ValueError("head_node_type must be one of available_node_types")
+    if sum(n.get("min_workers", 0) for n in cfg["available_node_types"].values()) > cfg[
+            "max_workers"]:
+        raise ValueError("max_workers is below the sum of the node types' min_workers")
 
 
 def _load(name: str) -> dict[str, Any]:
@@ -48,9 +67,9 @@ def cloud(request: pytest.FixtureRequest) -> str:
 
 def test_config_passes_rays_schema_before_and_after_defaults(cloud: str) -> None:
     cfg = _load(cloud)
-    util.validate_config(copy.deepcopy(cfg))
-    prepared = util.prepare_config(copy.deepcopy(cfg))
-    util.validate_config(prepared)
+    _validate(copy.deepcopy(cfg))
+    prepared = sdk.fillout_defaults(copy.deepcopy(cfg))  # the provider's defaults merged in
+    _validate(prepared)
     assert prepared["provider"]["type"] == cloud
 
 
@@ -69,7 +88,7 @@ def test_rays_validator_rejects_a_broken_copy(cloud: str, breakage: Any) -> None
     cfg["available_node_types"]["gpu_weak"]["min_workers"] = 2  # sum of min_workers: 4
     breakage(cfg)
     with pytest.raises((jsonschema.ValidationError, ValueError)):
-        util.validate_config(cfg)
+        _validate(cfg)
 
 
 def test_head_holds_no_gpu_and_no_tier_resource(cloud: str) -> None:

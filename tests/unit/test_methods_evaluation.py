@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+import chainlearn_ray.learning.hashing as hashing
 import chainlearn_ray.learning.training as training
 from chainlearn_ray.chain.backends import connect
 from chainlearn_ray.chain.client import FLCoordinatorClient
@@ -212,7 +213,7 @@ def test_ablations_reuse_the_trained_models_without_training(
     trained: tuple[list, torch.Tensor, np.ndarray, list], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     models, x_test, labels, records = trained
-    before = [training.model_hash(m) for m in models]
+    before = [hashing.model_hash(m) for m in models]
 
     def forbidden(*args: object, **kwargs: object) -> None:
         raise AssertionError("post-hoc evaluation must not train")
@@ -220,7 +221,7 @@ def test_ablations_reuse_the_trained_models_without_training(
     monkeypatch.setattr(training, "train", forbidden)
     monkeypatch.setattr(training, "distill", forbidden)
     rows = evaluate_posthoc(records, labels, 2, key=KEY, round_=3)
-    assert [training.model_hash(m) for m in models] == before
+    assert [hashing.model_hash(m) for m in models] == before
     # the ablation ensembles equal those recomputed from the untouched models' predictions
     fresh = [training.predict_proba(m, x_test) for m in models]
     switch = {"no_capmul": "use_capmul", "no_conf": "use_confidence", "no_ece": "use_ece",

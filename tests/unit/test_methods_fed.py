@@ -14,9 +14,9 @@ from chainlearn_ray.data.partition import dirichlet_partition
 from chainlearn_ray.data.synthetic import write_synthetic
 from chainlearn_ray.errors import ConfigError
 from chainlearn_ray.hospital.site import EvalSplits, Hospital, HospitalSpec, TrainShard
+from chainlearn_ray.learning.hashing import state_dict_bytes
 from chainlearn_ray.learning.models import build_model, count_parameters
 from chainlearn_ray.learning.threads import torch_threads
-from chainlearn_ray.learning.training import state_dict_bytes
 from chainlearn_ray.methods.base import Client, FederatedMethod, TrainSettings
 from chainlearn_ray.methods.centralized import CENTRAL_ID, Centralized
 from chainlearn_ray.methods.comm import WEIGHT_READ_BYTES, ours_comm_bytes, state_bytes

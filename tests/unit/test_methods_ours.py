@@ -12,7 +12,7 @@ import pytest
 
 from chainlearn_ray.data.synthetic import write_synthetic
 from chainlearn_ray.errors import ConfigError
-from chainlearn_ray.experiment.config import load_config
+from chainlearn_ray.experiment.loading import load_config
 from chainlearn_ray.experiment.methods import ours_for
 from chainlearn_ray.methods.contract import ContractPort
 from chainlearn_ray.methods.messages import RoundConfig

@@ -13,7 +13,7 @@ from scipy import stats as sps
 
 from chainlearn_ray import cli
 from chainlearn_ray.errors import ConfigError
-from chainlearn_ray.results import stats, tables
+from chainlearn_ray.results import significance, stats, tables
 from chainlearn_ray.results.schema import rows_to_frame
 from chainlearn_ray.results.store import append_cell, write_json_atomic, write_parquet_atomic
 
@@ -160,25 +160,26 @@ def test_fewer_than_five_pairs_give_no_interval_or_t_test() -> None:
 
 
 def test_holm_known_answers() -> None:
-    adjusted = stats.holm([0.01, 0.04, 0.03, 0.005])
+    adjusted = significance.holm([0.01, 0.04, 0.03, 0.005])
     # sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 -> 0.02, 0.03, 0.06, 0.04 -> running max
     assert adjusted == pytest.approx([0.03, 0.06, 0.06, 0.02])
-    with_nan = stats.holm([0.2, math.nan, 0.6])
+    with_nan = significance.holm([0.2, math.nan, 0.6])
     assert with_nan[0] == pytest.approx(0.4) and math.isnan(with_nan[1])
     assert with_nan[2] == pytest.approx(0.6)
-    assert stats.holm([0.9, 0.8]) == pytest.approx([1.0, 1.0])  # 0.8 * 2 capped at 1
+    assert significance.holm([0.9, 0.8]) == pytest.approx([1.0, 1.0])  # 0.8 * 2 capped at 1
 
 
 def test_effect_sizes_known_answers() -> None:
     d = np.array([-0.01, -0.02, -0.03, -0.04, -0.05])
-    dz = stats.effect_dz(d)
+    dz = significance.effect_dz(d)
     assert dz == pytest.approx(d.mean() / d.std(ddof=1))
     # d_z * sqrt(n) is the paired t statistic
     assert dz * math.sqrt(d.size) == pytest.approx(sps.ttest_1samp(d, 0.0).statistic)
-    assert stats.rank_biserial(d) == pytest.approx(-1.0)
+    assert significance.rank_biserial(d) == pytest.approx(-1.0)
     mixed = np.array([1.0, -2.0, 3.0, 4.0])  # ranks 1, 2, 3, 4: R+ = 8, R- = 2
-    assert stats.rank_biserial(mixed) == pytest.approx((8 - 2) / 10)
-    assert math.isnan(stats.effect_dz(np.array([0.1]))) and math.isnan(stats.rank_biserial([0.0]))
+    assert significance.rank_biserial(mixed) == pytest.approx((8 - 2) / 10)
+    assert math.isnan(significance.effect_dz(np.array([0.1])))
+    assert math.isnan(significance.rank_biserial(np.array([0.0])))
 
 
 def test_paired_tests_adjust_p_within_each_scope() -> None:
@@ -191,11 +192,11 @@ def test_paired_tests_adjust_p_within_each_scope() -> None:
                 rows.append(_row(m, s, 0.8 + shift + float(rng.normal(0, 0.01)), alpha=alpha))
     table = stats.paired_tests(rows_to_frame(rows), n_boot=200)
     for _, family in table.groupby("scope"):
-        expected = stats.holm(family["wilcoxon_p"].to_numpy())
+        expected = significance.holm(family["wilcoxon_p"].to_numpy())
         assert family["wilcoxon_p_holm"].to_numpy() == pytest.approx(expected)
         assert (family["wilcoxon_p_holm"] >= family["wilcoxon_p"] - 1e-12).all()
         assert family["ttest_p_holm"].to_numpy() == pytest.approx(
-            stats.holm(family["ttest_p"].to_numpy()))
+            significance.holm(family["ttest_p"].to_numpy()))
 
 
 def test_unmatched_seeds_and_single_pairs() -> None:
@@ -220,13 +221,13 @@ def test_no_baseline_gives_empty_table_and_bad_n_boot_raises() -> None:
 
 def test_wilcoxon_small_case_with_mixed_signs() -> None:
     # R- = 3 (the -3), subsets of 1..6 with sum <= 3: 5 of 64, two-sided 10/64.
-    res = stats.wilcoxon_exact(np.array([1.0, 2.0, -3.0, 4.0, 5.0, 6.0]))
+    res = significance.wilcoxon_exact(np.array([1.0, 2.0, -3.0, 4.0, 5.0, 6.0]))
     assert res.statistic == 3.0 and res.pvalue == pytest.approx(10 / 64)
 
 
 def test_wilcoxon_ties_use_the_exact_mid_rank_distribution() -> None:
     # |d| ranks 1.5, 1.5, 3, 4; R+ = 7. Of the 16 sign patterns, 5 give R+ >= 7 -> p = 10/16.
-    res = stats.wilcoxon_exact(np.array([1.0, 1.0, -2.0, 3.0]))
+    res = significance.wilcoxon_exact(np.array([1.0, 1.0, -2.0, 3.0]))
     assert res.method == "exact (ties)"
     assert res.statistic == 3.0 and res.pvalue == pytest.approx(10 / 16)
 
@@ -235,22 +236,22 @@ def test_tied_enumeration_agrees_with_scipy_without_ties() -> None:
     d = np.random.default_rng(0).normal(size=9)
     expected = sps.wilcoxon(d, method="exact").pvalue
     ranks = sps.rankdata(np.abs(d))
-    got = stats._tied_exact_pvalue(np.abs(d), float(ranks[d > 0].sum()))
+    got = significance._tied_exact_pvalue(np.abs(d), float(ranks[d > 0].sum()))
     assert got == pytest.approx(expected)
 
 
 def test_wilcoxon_zero_differences() -> None:
-    res = stats.wilcoxon_exact(np.array([0.0, 0.01, 0.02]))
+    res = significance.wilcoxon_exact(np.array([0.0, 0.01, 0.02]))
     assert res.n_nonzero == 2 and res.pvalue == pytest.approx(0.5)
-    assert stats.wilcoxon_exact(np.zeros(4)).pvalue == 1.0
+    assert significance.wilcoxon_exact(np.zeros(4)).pvalue == 1.0
     # float noise is not a difference
-    assert stats.wilcoxon_exact(np.array([0.3 - 0.1 - 0.2, 1e-17])).n_nonzero == 0
+    assert significance.wilcoxon_exact(np.array([0.3 - 0.1 - 0.2, 1e-17])).n_nonzero == 0
 
 
 def test_bootstrap_ci_of_constant_differences_is_the_point() -> None:
-    low, high = stats.bootstrap_ci(np.full(5, 0.02), n_boot=200, seed=1)
+    low, high = significance.bootstrap_ci(np.full(5, 0.02), n_boot=200, seed=1)
     assert low == pytest.approx(0.02) and high == pytest.approx(0.02)
-    assert all(math.isnan(x) for x in stats.bootstrap_ci(np.array([0.1])))
+    assert all(math.isnan(x) for x in significance.bootstrap_ci(np.array([0.1])))
 
 
 def test_ablation_and_adversarial_tables() -> None:

@@ -16,15 +16,14 @@ from chainlearn_ray.data.synthetic import write_synthetic
 from chainlearn_ray.data.transforms import to_tensor
 from chainlearn_ray.errors import ConfigError, DataError, ResourceError
 from chainlearn_ray.learning.hardware import HardwareProfile, Throttle
+from chainlearn_ray.learning.hashing import model_hash, state_dict_bytes
 from chainlearn_ray.learning.models import CPU_CHANNELS_LAST, CPU_EVAL_BATCH, build_model
 from chainlearn_ray.learning.threads import pin_torch_threads
 from chainlearn_ray.learning.training import (
     EVAL_BATCH,
     distill,
-    model_hash,
     predict_proba,
     set_determinism,
-    state_dict_bytes,
     train,
 )
 from chainlearn_ray.protocol.metrics import accuracy
