@@ -31,7 +31,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from chainlearn_ray.experiment.loading import load_config
     from chainlearn_ray.results.rows import RunKey
     from chainlearn_ray.runtime.cluster import ensure_ray, stop_ray
-    from chainlearn_ray.runtime.simulation import load_partitioned, open_federation
+    from chainlearn_ray.runtime.federation import open_federation
+    from chainlearn_ray.runtime.simulation import load_partitioned
 
     out: dict[str, Any] = {"hospitals": args.hospitals, "rounds": args.rounds}
     t_import = time.perf_counter()

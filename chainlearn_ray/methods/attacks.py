@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -236,3 +236,21 @@ def verify_claim(
     logger.warning("capacity claim %s corrected to %s (benchmark %.1f samples/s)",
                    check.claimed.display, check.measured.display, throughput)
     return check.measured
+
+
+def settle_claim(hospital: str, record: dict[str, Any], weak_below: float = WEAK_BELOW,
+                 medium_below: float = MEDIUM_BELOW,
+                 policy: ClaimPolicy = "correct") -> dict[str, Any]:
+    """A PoC record (``tier``, ``throughput``, ``steps``, ``batch_size``, ``bench_hash``) with the
+    tier and benchmark hash its measurement supports (:func:`verify_claim`); a corrected claim
+    is logged. ``hospital`` names it in the log."""
+    claimed = record["tier"]
+    tier = verify_claim(claimed, record["throughput"], record["steps"], record["batch_size"],
+                        record["bench_hash"], weak_below, medium_below, policy=policy)
+    if tier.label == claimed:
+        return record
+    logger.warning("%s claimed %s; its benchmark says %s: registered %s", hospital, claimed,
+                   tier.label, tier.label)
+    return {**record, "tier": tier.label,
+            "bench_hash": benchmark_hash(record["throughput"], record["steps"],
+                                         record["batch_size"], tier)}

@@ -8,17 +8,11 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-from torch import Tensor
 
 from chainlearn_ray.errors import ConfigError
-from chainlearn_ray.learning.training import predict_proba, train
-from chainlearn_ray.methods.fed import (
-    Client,
-    ClientResult,
-    FederatedMethod,
-    RoundConfig,
-    TrainSettings,
-)
+from chainlearn_ray.learning.training import train
+from chainlearn_ray.methods.base import FederatedMethod
+from chainlearn_ray.methods.messages import Client, ClientResult, RoundConfig, TrainSettings
 from chainlearn_ray.methods.names import CENTRALIZED
 from chainlearn_ray.protocol.tiers import Tier
 
@@ -78,11 +72,6 @@ class Centralized(FederatedMethod):
 
     def _aggregate(self, round_: int, phase: str, results: Sequence[ClientResult]) -> None:
         return None
-
-    def predict(self, clients: Sequence[Client], x: Tensor, device: str = "cpu") -> np.ndarray:
-        """Probabilities of the pooled model."""
-        return self.predict_from_members(
-            [predict_proba(c.require_model(), x, device=device) for c in clients])
 
     def predict_from_members(self, probs: Sequence[np.ndarray]) -> np.ndarray:
         """The pooled model's own probabilities (its one participant's)."""

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-from torch import Tensor, nn
 
 from chainlearn_ray.errors import ConfigError
-from chainlearn_ray.learning.hashing import state_dict_bytes
 from chainlearn_ray.methods.names import result_row
 from chainlearn_ray.results.rows import RunKey
+
+if TYPE_CHECKING:  # torch loads where models are trained, not where rows are written
+    from torch import Tensor, nn
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +33,8 @@ class CommBytes(NamedTuple):
 
 def state_bytes(state: nn.Module | Mapping[str, Tensor]) -> int:
     """Size of a model on the wire: ``len(hashing.state_dict_bytes(state))``."""
+    from chainlearn_ray.learning.hashing import state_dict_bytes
+
     return len(state_dict_bytes(state))
 
 

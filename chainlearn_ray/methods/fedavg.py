@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
-import numpy as np
 from torch import Tensor
 
 from chainlearn_ray.errors import ConfigError, HospitalFailure
-from chainlearn_ray.learning.training import predict_proba, train
+from chainlearn_ray.learning.training import train
 from chainlearn_ray.methods.aggregation import fedavg_average
+from chainlearn_ray.methods.base import FederatedMethod
 from chainlearn_ray.methods.comm import state_bytes
-from chainlearn_ray.methods.fed import (
-    Client,
-    ClientResult,
-    FederatedMethod,
-    RoundConfig,
-    TrainSettings,
-)
+from chainlearn_ray.methods.messages import Client, ClientResult, RoundConfig, TrainSettings
 from chainlearn_ray.methods.names import FEDAVG, FEDPROX
 from chainlearn_ray.protocol.tiers import Tier
 
@@ -97,13 +90,11 @@ class FedAvg(FederatedMethod):
                                            [r.n_samples for r in results])
         logger.debug("%s round %d: averaged %d client states", self.name, round_, len(results))
 
-    def predict(self, clients: Sequence[Client], x: Tensor, device: str = "cpu") -> np.ndarray:
-        """Probabilities of the global model (loaded into a copy of a client's network)."""
-        if self.global_state is None or not clients:
+    def _predictor_state(self) -> Mapping[str, Tensor]:
+        """The global model, scored in a copy of the first participant's network."""
+        if self.global_state is None:
             raise ConfigError(f"{self.name}: no global model yet")
-        model = copy.deepcopy(clients[0].require_model())
-        model.load_state_dict(self.global_state)
-        return predict_proba(model, x, device=device)
+        return self.global_state
 
 
 class FedProx(FedAvg):

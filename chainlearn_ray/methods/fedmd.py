@@ -19,16 +19,11 @@ from torch import Tensor, nn
 
 from chainlearn_ray.data.partition import Partition, dirichlet_partition
 from chainlearn_ray.errors import ConfigError, DataError, HospitalFailure
-from chainlearn_ray.learning.training import distill, predict_proba, train
+from chainlearn_ray.learning.training import distill, train
 from chainlearn_ray.methods.aggregation import fedmd_consensus
+from chainlearn_ray.methods.base import FederatedMethod
 from chainlearn_ray.methods.comm import array_bytes
-from chainlearn_ray.methods.fed import (
-    Client,
-    ClientResult,
-    FederatedMethod,
-    RoundConfig,
-    TrainSettings,
-)
+from chainlearn_ray.methods.messages import Client, ClientResult, RoundConfig, TrainSettings
 from chainlearn_ray.methods.names import FEDMD
 
 logger = logging.getLogger(__name__)
@@ -178,10 +173,3 @@ class FedMD(FederatedMethod):
         if not results:
             raise HospitalFailure(f"FedMD round {round_}: no client sent logits")
         self.consensus = fedmd_consensus([r.payload for r in results], self.temperature)
-
-    def predict(self, clients: Sequence[Client], x: Tensor, device: str = "cpu") -> np.ndarray:
-        """Equal-weight ensemble of the clients' softmax outputs."""
-        if not clients:
-            raise ConfigError("FedMD has no clients to predict with")
-        return self.predict_from_members(
-            [predict_proba(c.require_model(), x, device=device) for c in clients])

@@ -7,20 +7,17 @@ import logging
 import os
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ray
 
-from chainlearn_ray.hospital.site import (
-    Behaviour,
-    EvalSplits,
-    Hospital,
-    HospitalSpec,
-    RoundReport,
-    TrainShard,
-)
+from chainlearn_ray.errors import HospitalFailure
+from chainlearn_ray.hospital.site import EvalSplits, Hospital, HospitalSpec, TrainShard
 from chainlearn_ray.learning.threads import pin_torch_threads
 from chainlearn_ray.runtime.inputs import ActorInputs
+
+if TYPE_CHECKING:
+    from chainlearn_ray.methods.messages import ClientResult, RoundConfig
 
 logger = logging.getLogger(__name__)
 
@@ -42,17 +39,18 @@ def _yield_to_coordinator() -> None:
 
 @ray.remote(max_restarts=-1, max_task_retries=0, concurrency_groups={"sign": 1})  # type: ignore[call-overload]
 class HospitalActor:
-    """Hosts hospitals; every call names the hospital it is for.
+    """Hosts hospitals and the methods' clients beside them; every call names its client.
 
-    Created once per run and reused across rounds. Its hospitals' shards and the evaluation
-    splits come from the run's input store (``inputs``; see :mod:`.inputs`). When the process
-    dies, Ray restarts it with the same arguments: it fetches that data again and each hospital
-    restores itself from its last checkpoint.
-    Calls run ``slots`` at a time (the actor's ``max_concurrency``; 1 unless the resource plan
-    gives the process threads), those for one hospital one after another, and signing runs
-    beside them: a process hosting several hospitals signs one's finished update while it
-    trains the next. A call that must follow another one for the same hospital passes that
-    call's result reference (``after``), which Ray resolves first.
+    Created once per run and reused across rounds and methods. Its hospitals' shards and the
+    evaluation splits come from the run's input store (``inputs``; see :mod:`.inputs`). When
+    the process dies, Ray restarts it with the same arguments: it fetches that data again and
+    each hospital restores itself from its last checkpoint. A method whose client is the
+    hospital itself rebuilds it from each request (:attr:`~chainlearn_ray.methods.messages.
+    RoundConfig.setup`); other clients are opened once (:meth:`open_client`) and die with the
+    process. Calls run ``slots`` at a time (the actor's ``max_concurrency``; 1 unless the
+    resource plan gives the process threads), those for one hospital one after another, and
+    short follow-ups (:meth:`step_aside`) beside them: a process hosting several hospitals
+    signs one's finished update while it trains the next.
     """
 
     def __init__(self, specs: list[HospitalSpec], inputs: ActorInputs, slots: int = 1) -> None:
@@ -64,6 +62,7 @@ class HospitalActor:
         }
         self.slots = int(slots)
         self._locks = {h: threading.Lock() for h in self.hospitals}
+        self._clients: dict[str, Any] = {}  # opened clients by id
         # after the imports (torch), which the run waits for as much as for the coordinator's
         _yield_to_coordinator()
 
@@ -89,70 +88,37 @@ class HospitalActor:
         """Id of the Ray node this actor runs on (placement checks)."""
         return str(ray.get_runtime_context().get_node_id())
 
-    def run_poc(self, hospital_id: str, **poc: Any) -> dict[str, Any]:
-        """Proof-of-Capacity benchmark of one hospital."""
-        with self._hospital(hospital_id) as hospital:
-            return hospital.run_poc(**poc)
+    def open_client(self, client_id: str, host_id: str, setup: Any,
+                    **data: Any) -> dict[str, Any]:
+        """Build a method's client from hospital ``host_id``'s data (and the shared ``data``,
+        e.g. a public set) in a slot of its own (the hospital's model and state stay
+        untouched); returns its description."""
+        with self._hospital(host_id) as hospital:
+            client = setup.build(hospital, **data)
+        self._clients[client_id] = client
+        return dict(client.describe())
 
-    def sign_registration(self, hospital_id: str, tier: str, bench_hash: bytes, chain_id: int,
-                          contract: str) -> bytes:
-        """The hospital's signature over its PoC statement on this deployment."""
-        with self._hospital(hospital_id) as hospital:
-            return hospital.sign_registration(tier, bench_hash, chain_id, contract)
+    def close_client(self, client_id: str) -> None:
+        """Drop an opened client and its model."""
+        self._clients.pop(client_id, None)
 
-    def reset(self, hospital_id: str, behaviour: Behaviour | None = None) -> dict[str, Any]:
-        """Make one hospital fresh for a new deployment (see ``Hospital.reset``)."""
-        with self._hospital(hospital_id) as hospital:
-            return hospital.reset(behaviour)
-
-    def train_round(self, hospital_id: str, round_: int, epochs: int,
-                    after: Any = None) -> RoundReport:
-        """Local training plus reliability metrics and test probabilities.
-
-        ``after``: the result reference of a call this training must follow (Ray resolves
-        it first; its value is not used), e.g. the registration that gives the hospital its
-        tier and model.
-        """
-        with self._hospital(hospital_id) as hospital:
-            return hospital.train_round(round_, epochs)
+    def step(self, client_id: str, config: RoundConfig) -> ClientResult:
+        """One request of a method's server side, answered by the client it names."""
+        return self._step(client_id, config)
 
     @ray.method(concurrency_group="sign")
-    def sign_transaction(self, hospital_id: str, tx: dict[str, Any], model_hash: bytes,
-                         confidence: int, ece: int) -> bytes:
-        """The hospital's own signature over its submitUpdate transaction."""
-        with self._hospital(hospital_id) as hospital:
-            return hospital.sign_transaction(tx, model_hash, confidence, ece)
+    def step_aside(self, client_id: str, config: RoundConfig) -> ClientResult:
+        """A short follow-up (signing finished work), run beside the process's other calls."""
+        return self._step(client_id, config)
 
-    def baseline_setup(self, hospital_id: str, setup: Any, public: Any = None,
-                       pooled: Any = None) -> dict[str, Any]:
-        """Build a fresh baseline client from one hospital's data in its own slot (the
-        hospital's Ours model and state stay untouched); see ``runtime.baselines``."""
-        from chainlearn_ray.runtime.baselines import BaselineClient
-
-        with self._hospital(hospital_id) as hospital:
-            client = BaselineClient.create(hospital, setup, public, pooled)
-        self.__dict__.setdefault("baseline_clients", {})[client.client_id] = client
-        return client.describe()
-
-    def baseline_step(self, client_id: str, config: Any) -> Any:
-        """One phase of a baseline round on a baseline client (returns its ClientResult)."""
-        return self._baseline_client(client_id).step(config)
-
-    def baseline_predict(self, client_id: str, state: Any = None) -> Any:
-        """Test probabilities of a baseline client's model (or of ``state`` in a copy of it)."""
-        return self._baseline_client(client_id).predict_test(state)
-
-    def baseline_close(self, client_id: str) -> None:
-        """Drop a baseline client and its model."""
-        self.__dict__.get("baseline_clients", {}).pop(client_id, None)
-
-    def _baseline_client(self, client_id: str) -> Any:
-        from chainlearn_ray.errors import HospitalFailure
-
-        clients = self.__dict__.get("baseline_clients", {})
-        if client_id not in clients:
-            raise HospitalFailure(f"no baseline client {client_id!r} in this actor (a restarted "
-                                  "actor loses its baseline clients): rerun the baseline")
-        client = clients[client_id]
-        pin_torch_threads(client.threads)
-        return client
+    def _step(self, client_id: str, config: RoundConfig) -> ClientResult:
+        client = self._clients.get(client_id)
+        if client is not None:
+            if client.threads is not None:
+                pin_torch_threads(client.threads)
+            return client.step(config)  # type: ignore[no-any-return]
+        if config.setup is None or client_id not in self.hospitals:
+            raise HospitalFailure(f"no client {client_id!r} in this actor (a restarted actor "
+                                  "loses the clients opened in it): rerun the method")
+        with self._hospital(client_id) as hospital:
+            return config.setup.build(hospital).step(config)  # type: ignore[no-any-return]

@@ -10,7 +10,8 @@ import ray
 
 from chainlearn_ray.errors import ResourceError
 from chainlearn_ray.experiment.config import RunConfig, replace
-from chainlearn_ray.experiment.grid import Cell, SweepPlan
+from chainlearn_ray.experiment.grid import Cell
+from chainlearn_ray.experiment.sweep_plan import SweepPlan
 from chainlearn_ray.planning.resources import UNIT
 from chainlearn_ray.runtime.cluster import plan_for
 

@@ -8,7 +8,6 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,87 +17,38 @@ from ray import tune
 
 from chainlearn_ray.errors import ChainlearnError, ConfigError
 from chainlearn_ray.experiment.config import RunConfig
-from chainlearn_ray.experiment.grid import (
+from chainlearn_ray.experiment.grid import Cell
+from chainlearn_ray.experiment.study import StudyConfig
+from chainlearn_ray.experiment.sweep_plan import (
     SYNTHETIC_FOLDER,
-    Cell,
     SweepPlan,
     load_sweep,
     write_synthetic_data,
 )
-from chainlearn_ray.experiment.study import StudyConfig
-from chainlearn_ray.results.manifest import build_manifest
 from chainlearn_ray.results.store import (
-    SWEEP_RESULTS,
     append_cell,
     finished_cells,
     write_json_atomic,
 )
 from chainlearn_ray.runtime.cluster import ensure_ray, stop_ray
+from chainlearn_ray.runtime.sweep_summary import (
+    CELLS_FOLDER,
+    SWEEP_MANIFEST,
+    CellOutcome,
+    SweepSummary,
+    error_text,
+    write_sweep_manifest,
+)
 from chainlearn_ray.runtime.trials import plan_trials
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["SWEEP_MANIFEST", "SweepSummary", "prepare_sweep", "run_sweep", "select_cells"]
+
 Progress = Callable[[str], None]
-
-#: The sweep's own manifest inside the sweep folder.
-SWEEP_MANIFEST = "sweep_manifest.json"
-#: Per-cell work folders (checkpoints, the cell's own results) and manifests.
-CELLS_FOLDER = "cells"
-
 
 class SweepFault(ChainlearnError):
     """An injected trial failure (``sweep.faults``): chaos testing of retries."""
-
-
-@dataclass
-class CellOutcome:
-    """What happened to one cell in this invocation."""
-
-    name: str
-    dataset: str
-    alpha: float
-    seed: int
-    status: str  # finished | skipped | failed | pending
-    seconds: float | None = None
-    attempts: int = 0
-    error: str | None = None
-
-
-@dataclass
-class SweepSummary:
-    """Result of :func:`run_sweep`: where the results are and what each cell did."""
-
-    out_dir: Path
-    name: str
-    cells: list[CellOutcome]
-    seconds: float
-    max_concurrent: int
-    trial_bundles: dict[str, list[dict[str, float]]] = field(default_factory=dict)
-    interrupted: bool = False
-
-    def count(self, status: str) -> int:
-        """Number of cells with ``status``."""
-        return sum(c.status == status for c in self.cells)
-
-    @property
-    def results_dir(self) -> Path:
-        """The Parquet dataset (partitioned by dataset)."""
-        return self.out_dir / SWEEP_RESULTS
-
-    def render(self) -> str:
-        """The end-of-sweep summary lines."""
-        lines = [
-            f"Sweep {self.name}: {self.count('finished')} cells done, {self.count('skipped')} "
-            f"skipped (already finished), {self.count('failed')} failed, "
-            f"{self.count('pending')} not run, in {self.seconds:.1f}s"
-            + (" (interrupted)" if self.interrupted else ""),
-        ]
-        for c in self.cells:
-            if c.status == "failed":
-                lines.append(f"  failed {c.name} after {c.attempts} attempt(s): {c.error}")
-        lines.append(f"results: {self.results_dir} (manifest {self.out_dir / SWEEP_MANIFEST})")
-        lines.append(f"next: chainlearn stats {self.out_dir}   chainlearn figures {self.out_dir}")
-        return "\n".join(lines)
 
 
 @ray.remote(num_cpus=0)
@@ -203,48 +153,6 @@ def _trial_error(trial: Any) -> str:
     return lines[-1][:300] if lines else "no error text"
 
 
-def _error_text(error: BaseException | None) -> str | None:
-    if error is None:
-        return None
-    text = str(error).strip().splitlines()
-    tail = [line for line in text if line.strip()][-1:] if text else []
-    return (tail[0] if tail else type(error).__name__)[:500]
-
-
-def _previous(out: Path) -> dict[str, Any]:
-    import json
-
-    try:
-        return dict(json.loads((out / SWEEP_MANIFEST).read_text()).get("cells", {}))
-    except (OSError, ValueError):
-        return {}
-
-
-def _write_manifest(out: Path, plan: SweepPlan, summary: SweepSummary, status: str) -> None:
-    cells = _previous(out)
-    for c in summary.cells:
-        entry = dict(cells.get(c.name, {}))
-        entry.update(dataset=c.dataset, alpha=c.alpha, seed=c.seed)
-        if c.status != "skipped":
-            entry.update(status=c.status, seconds=c.seconds, attempts=c.attempts, error=c.error)
-        else:
-            entry.setdefault("status", "finished")
-        cells[c.name] = entry
-    on_disk = finished_cells(out)
-    for name, entry in cells.items():
-        if name in on_disk:
-            entry["status"] = "finished"
-    manifest = build_manifest(
-        {k: v for k, v in plan.document.items() if k not in ("sweep", "study")},
-        sweep=plan.grid.to_dict(), study=plan.study.to_dict(), source=plan.source,
-        name=plan.name, status=status, max_concurrent=summary.max_concurrent,
-        trial_bundles=summary.trial_bundles, seconds=summary.seconds, cells=cells,
-        finished=sorted(n for n, e in cells.items() if e.get("status") == "finished"),
-        failed=sorted(n for n, e in cells.items() if e.get("status") == "failed"),
-    )
-    write_json_atomic(manifest, out / SWEEP_MANIFEST)
-
-
 def prepare_sweep(path_or_plan: str | Path | SweepPlan, out_dir: str | Path, *,
                   data_dir: str | Path | None = None) -> SweepPlan:
     """Load (or take) the plan of a sweep whose folder is ``out_dir``."""
@@ -338,7 +246,7 @@ def run_sweep(path_or_config: str | Path | SweepPlan, out_dir: str | Path, *,
         summary.cells = list(outcomes.values())
         summary.seconds = time.perf_counter() - t0
         summary.interrupted = interrupted
-        _write_manifest(out, plan, summary, status)
+        write_sweep_manifest(out, plan, summary, status)
         if started_ray:
             stop_ray()
     return summary
@@ -396,7 +304,7 @@ def _tune(plan: SweepPlan, todo: list[Cell], configs: dict[str, RunConfig],
             metrics = result.metrics or {}
             o.seconds = metrics.get("cell_seconds")
             if result.error is not None:
-                o.status, o.error = "failed", _error_text(result.error)
+                o.status, o.error = "failed", error_text(result.error)
         # a cell neither stored nor failed was stopped by Ctrl-C (Tune returns early then)
         on_disk = finished_cells(out)
         return any(n not in on_disk and outcomes[n].error is None for n in cells)

@@ -16,14 +16,15 @@ from chainlearn_ray.experiment.study import StudyConfig
 from chainlearn_ray.hospital.site import EvalSplits, Hospital, TrainShard
 from chainlearn_ray.learning.hashing import state_dict_bytes
 from chainlearn_ray.learning.models import build_model
-from chainlearn_ray.methods.fed import TrainSettings
+from chainlearn_ray.methods.base import TrainSettings
 from chainlearn_ray.methods.fedavg import FedProx
 from chainlearn_ray.methods.fedmd import FedMD, split_public
-from chainlearn_ray.methods.local_driver import run_sequential
 from chainlearn_ray.results.rows import RunKey
 from chainlearn_ray.results.schema import COLUMNS, rows_to_frame
 from chainlearn_ray.runtime.baselines import BASELINES, make_method, run_baseline
-from chainlearn_ray.runtime.simulation import Federation, load_partitioned, open_federation
+from chainlearn_ray.runtime.federation import Federation, open_federation
+from chainlearn_ray.runtime.sequential import run_sequential
+from chainlearn_ray.runtime.simulation import load_partitioned
 
 from .conftest import tiny_config
 

@@ -11,7 +11,8 @@ import pytest
 
 from chainlearn_ray.errors import ChainlearnError
 from chainlearn_ray.protocol.rounds import draw_attendance
-from chainlearn_ray.runtime.simulation import load_partitioned, open_federation, run_simulation
+from chainlearn_ray.runtime.federation import open_federation
+from chainlearn_ray.runtime.simulation import load_partitioned, run_simulation
 
 from .conftest import tiny_config
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from chainlearn_ray.cli import main as cli_main
-from chainlearn_ray.experiment.grid import load_sweep
+from chainlearn_ray.experiment.sweep_plan import load_sweep
 from chainlearn_ray.results.store import cell_path, read_results
 from chainlearn_ray.runtime.tune import SWEEP_MANIFEST, run_sweep
 

@@ -17,14 +17,14 @@ from chainlearn_ray.hospital.site import EvalSplits, Hospital, HospitalSpec, Tra
 from chainlearn_ray.learning.hashing import state_dict_bytes
 from chainlearn_ray.learning.models import build_model, count_parameters
 from chainlearn_ray.learning.threads import torch_threads
+from chainlearn_ray.methods.base import Client, FederatedMethod, TrainSettings
 from chainlearn_ray.methods.centralized import CENTRAL_ID, Centralized
 from chainlearn_ray.methods.comm import WEIGHT_READ_BYTES, ours_comm_bytes, state_bytes
-from chainlearn_ray.methods.fed import Client, FederatedMethod, TrainSettings
 from chainlearn_ray.methods.fedavg import FedAvg, FedProx
 from chainlearn_ray.methods.fedmd import FedMD, fedmd_split, split_public
-from chainlearn_ray.methods.local_driver import SequentialRun, run_sequential
 from chainlearn_ray.protocol.tiers import Tier
 from chainlearn_ray.results.schema import COLUMNS, rows_to_frame
+from chainlearn_ray.runtime.sequential import SequentialRun, run_sequential
 
 ARCH = {"weak": "tiny_cnn:4", "medium": "tiny_cnn:6", "strong": "tiny_cnn:8"}
 TIERS = ["weak", "medium", "strong"]

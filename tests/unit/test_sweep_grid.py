@@ -11,11 +11,10 @@ import pytest
 from chainlearn_ray.data.partition import ALPHAS
 from chainlearn_ray.errors import ConfigError
 from chainlearn_ray.experiment.config import PAPER_SEEDS
-from chainlearn_ray.experiment.grid import (
-    cell_name,
+from chainlearn_ray.experiment.grid import cell_name, parse_grid
+from chainlearn_ray.experiment.sweep_plan import (
     expand_sweep,
     load_sweep,
-    parse_grid,
     repo_root,
     write_synthetic_data,
 )

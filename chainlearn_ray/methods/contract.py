@@ -1,0 +1,115 @@
+"""The FLCoordinator contract behind the :class:`~chainlearn_ray.methods.chain_port.ChainPort`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from chainlearn_ray.chain.artifact import artifact_sha256
+from chainlearn_ray.chain.backends import ChainConnection, connect
+from chainlearn_ray.chain.client import FLCoordinatorClient, HospitalInfo
+from chainlearn_ray.methods.chain_port import RoundOpening, Update
+from chainlearn_ray.protocol.tiers import Tier
+
+logger = logging.getLogger(__name__)
+
+#: Ether given to each hospital account for its own gas.
+HOSPITAL_FUNDING_WEI = 10**18
+
+
+class ContractPort:
+    """A :class:`~chainlearn_ray.methods.chain_port.ChainPort` over one FLCoordinator deployment.
+
+    Parameters
+    ----------
+    conn:
+        The chain connection (owner key included).
+    contract:
+        Address of a deployed FLCoordinator to attach to (its code is checked); ``None``:
+        deploy a new one.
+    backend:
+        Name of the backend, as recorded in manifests.
+    """
+
+    def __init__(self, conn: ChainConnection, contract: str | None = None,
+                 backend: str = "") -> None:
+        self.conn, self.backend = conn, backend
+        self.client = (FLCoordinatorClient.attach(conn, contract) if contract
+                       else FLCoordinatorClient.deploy(conn))
+
+    @classmethod
+    def open(cls, backend: str, rpc_url: str | None = None,
+             contract: str | None = None) -> ContractPort:
+        """Connect to ``backend`` (``embedded`` runs an in-process EVM) and deploy or attach."""
+        return cls(connect(backend, rpc_url=rpc_url), contract, backend)
+
+    # ------------------------------------------------------------------ the port
+    @property
+    def chain_id(self) -> int:
+        """Id of the chain."""
+        return int(self.client.chain_id)
+
+    @property
+    def contract(self) -> str:
+        """Address of the deployment."""
+        return str(self.client.address)
+
+    def register(self, hospital: str, name: str, tier: Tier, bench_hash: bytes,
+                 signature: bytes) -> int:
+        """Fund ``hospital`` (:data:`HOSPITAL_FUNDING_WEI`), then ``registerHospital``."""
+        self.conn.fund(hospital, HOSPITAL_FUNDING_WEI)
+        return int(self.client.register_hospital(hospital, name, tier, bench_hash,
+                                                 signature).gas_used)
+
+    def start_round(self) -> RoundOpening:
+        """``startNewRound``, with the fee fields of the block right after it."""
+        tx = self.client.start_round()
+        return RoundOpening(int(tx.block_number), int(tx.gas_used),
+                            self.conn.fee_fields(max_age=0.0))
+
+    def prepare_update(self, hospital: str, update: Update,
+                       opening: RoundOpening) -> dict[str, Any]:
+        """An unsigned ``submitUpdate`` estimated against the state after ``opening``."""
+        return self.client.prepare_submit_update(
+            hospital, update.model_hash, update.confidence, update.ece, update.model_type,
+            fees=opening.fees, block=opening.block)
+
+    def submit(self, raw: bytes) -> int:
+        """Relay a signed ``submitUpdate`` and wait until it is mined."""
+        return int(self.client.send_raw(raw, "submitUpdate").gas_used)
+
+    def round_weight(self, round_: int, hospital: str) -> int:
+        """``calculateRoundWeight``."""
+        return int(self.client.round_weight(round_, hospital))
+
+    def record_ensemble(self, prediction_hash: bytes, participants: int) -> int:
+        """``recordEnsemblePrediction``."""
+        return int(self.client.record_ensemble(prediction_hash, participants).gas_used)
+
+    def hospital_info(self, hospital: str) -> HospitalInfo:
+        """``getHospitalInfo``."""
+        return self.client.hospital_info(hospital)
+
+    def weight_pure(self, tier: Tier, confidence: int, ece: int, rounds: int) -> int:
+        """``calculateWeightPure``."""
+        return int(self.client.weight_pure(tier, confidence, ece, rounds))
+
+    # ------------------------------------------------------------------ the deployment
+    def info(self) -> dict[str, Any]:
+        """Contract address, chain id, backend and artifact hash."""
+        return {"contract": self.contract, "chain_id": self.chain_id, "backend": self.backend,
+                "artifact_sha256": artifact_sha256()}
+
+    def redeploy(self) -> dict[str, Any]:
+        """Deploy a fresh FLCoordinator on the same chain (a study variant starts from an empty
+        contract); returns :meth:`info` of the new deployment."""
+        self.client = FLCoordinatorClient.deploy(self.conn)
+        return self.info()
+
+    def receipts(self) -> list[dict[str, Any]]:
+        """Every transaction of the current deployment as plain dicts."""
+        return [r.to_dict() for r in self.client.receipts]
+
+    def close(self) -> None:
+        """Stop the chain backend (an anvil process, for instance)."""
+        self.conn.close()
