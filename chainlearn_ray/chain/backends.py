@@ -6,7 +6,6 @@ import contextlib
 import logging
 import os
 import subprocess
-import threading
 import time
 from collections.abc import Iterable
 from types import TracebackType
@@ -19,6 +18,7 @@ from web3.exceptions import TransactionNotFound
 from web3.types import TxReceipt
 
 from chainlearn_ray.chain.anvil import start_anvil
+from chainlearn_ray.chain.nonces import NonceTracker
 from chainlearn_ray.errors import ChainError, ConfigError, RpcUnreachableError
 
 logger = logging.getLogger(__name__)
@@ -44,41 +44,6 @@ _UNUSED_MIDDLEWARE: Final = (
     "validation",
     "gas_estimate",
 )
-
-
-class NonceTracker:
-    """Per-account nonces kept locally (one ``eth_getTransactionCount`` per account)."""
-
-    def __init__(self, w3: Web3) -> None:
-        self._w3 = w3
-        self._next: dict[str, int] = {}
-        self._lock = threading.Lock()
-
-    def peek(self, address: str) -> int:
-        """The nonce the account's next transaction must carry."""
-        key = Web3.to_checksum_address(address)
-        with self._lock:
-            if key not in self._next:
-                self._next[key] = int(self._w3.eth.get_transaction_count(key, "pending"))
-            return self._next[key]
-
-    def reserve(self, address: str) -> int:
-        """Take the next nonce of the account (it will be used by a transaction sent now)."""
-        nonce = self.peek(address)
-        with self._lock:
-            self._next[Web3.to_checksum_address(address)] = nonce + 1
-        return nonce
-
-    def mark_used(self, address: str, nonce: int) -> None:
-        """Record that a transaction with ``nonce`` was accepted for ``address``."""
-        key = Web3.to_checksum_address(address)
-        with self._lock:
-            self._next[key] = max(self._next.get(key, 0), nonce + 1)
-
-    def resync(self, address: str) -> None:
-        """Forget the local nonce of ``address`` (re-read from the node next time)."""
-        with self._lock:
-            self._next.pop(Web3.to_checksum_address(address), None)
 
 
 class ChainConnection:

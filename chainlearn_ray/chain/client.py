@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Any, TypeVar
 
@@ -14,6 +13,7 @@ from web3.contract import Contract
 
 from chainlearn_ray.chain.artifact import ContractArtifact, load_artifact
 from chainlearn_ray.chain.backends import ChainConnection
+from chainlearn_ray.chain.records import EnsembleRecord, HospitalInfo, RoundSubmission, TxResult
 from chainlearn_ray.chain.reverts import RevertDecoder
 from chainlearn_ray.chain.trust import SEED_CONFIG_ABI, TrustConfig
 from chainlearn_ray.chain.trust_client import TrustOperations
@@ -24,55 +24,6 @@ from chainlearn_ray.protocol.tiers import ModelType, Tier
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class TxResult:
-    """A mined transaction, as plain data (for Parquet/JSON)."""
-
-    operation: str
-    tx_hash: str
-    gas_used: int
-    block_number: int
-    sender: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """The fields as a plain dict."""
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class HospitalInfo:
-    """What the contract stores about a hospital (``getHospitalInfo``)."""
-
-    name: str
-    tier: Tier
-    model_type: ModelType
-    confidence: int
-    ece: int
-    registered: bool
-    poc_benchmark_hash: bytes
-    rounds_participated: int
-
-
-@dataclass(frozen=True)
-class RoundSubmission:
-    """A hospital's submission in one round (``getRoundSubmission``); zeros when none."""
-
-    model_hash: bytes
-    confidence: int
-    ece: int
-    timestamp: int
-    model_type: ModelType
-
-
-@dataclass(frozen=True)
-class EnsembleRecord:
-    """A round's recorded ensemble (``getEnsembleRecord``); zeros when none."""
-
-    prediction_hash: bytes
-    participant_count: int
-    timestamp: int
 
 
 def _gas_limit(estimate: int) -> int:

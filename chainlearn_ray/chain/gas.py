@@ -16,7 +16,8 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from chainlearn_ray.chain.backends import ChainConnection
-from chainlearn_ray.chain.client import FLCoordinatorClient, TxResult
+from chainlearn_ray.chain.client import FLCoordinatorClient
+from chainlearn_ray.chain.records import TxResult
 from chainlearn_ray.chain.statements import sign_poc
 from chainlearn_ray.chain.tx import encode_submit_update, sign_transaction
 from chainlearn_ray.errors import ConfigError

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
     from chainlearn_ray.chain.backends import ChainConnection
-    from chainlearn_ray.chain.client import TxResult
+    from chainlearn_ray.chain.records import TxResult
 
 logger = logging.getLogger(__name__)
 

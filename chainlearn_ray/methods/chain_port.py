@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 from chainlearn_ray.protocol.tiers import ModelType, Tier
 
 if TYPE_CHECKING:
-    from chainlearn_ray.chain.client import HospitalInfo
+    from chainlearn_ray.chain.records import HospitalInfo
 
 
 @dataclass(frozen=True)

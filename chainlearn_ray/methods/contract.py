@@ -7,7 +7,8 @@ from typing import Any
 
 from chainlearn_ray.chain.artifact import artifact_sha256
 from chainlearn_ray.chain.backends import ChainConnection, connect
-from chainlearn_ray.chain.client import FLCoordinatorClient, HospitalInfo
+from chainlearn_ray.chain.client import FLCoordinatorClient
+from chainlearn_ray.chain.records import HospitalInfo
 from chainlearn_ray.methods.chain_port import RoundOpening, Update
 from chainlearn_ray.protocol.tiers import Tier
 

@@ -14,7 +14,8 @@ from eth_account.signers.local import LocalAccount
 from web3.logs import DISCARD
 
 from chainlearn_ray.chain.backends import ChainConnection, connect
-from chainlearn_ray.chain.client import FLCoordinatorClient, TxResult
+from chainlearn_ray.chain.client import FLCoordinatorClient
+from chainlearn_ray.chain.records import TxResult
 from chainlearn_ray.chain.statements import (
     milli_samples,
     sign_attestation,

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from chainlearn_ray.chain.backends import ChainConnection
-from chainlearn_ray.chain.client import FLCoordinatorClient, TxResult
+from chainlearn_ray.chain.client import FLCoordinatorClient
+from chainlearn_ray.chain.records import TxResult
 from tests.chain.conftest import (
     TRUST,
     Hospital,

@@ -11,8 +11,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from chainlearn_ray.chain.backends import ChainConnection, NonceTracker
+from chainlearn_ray.chain.backends import ChainConnection
 from chainlearn_ray.chain.client import FLCoordinatorClient
+from chainlearn_ray.chain.nonces import NonceTracker
 from chainlearn_ray.chain.trust import AuditStatus
 from tests.chain.conftest import (
     TRUST,
