@@ -7,7 +7,7 @@ import hashlib
 import logging
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -169,6 +169,17 @@ def measure_gas(
         _row("registerHospital", registrations[:1], registrations[-1:], gwei, eth_usd),
     ]
     rows += [_row(op, first[op], last[op], gwei, eth_usd) for op in ROUND_OPERATIONS]
+    return gas_report(rows, first, last, hospitals, rounds, conn, gwei, eth_usd,
+                      coordinator_s, client)
+
+
+def gas_report(
+    rows: Sequence[GasRow], first: Mapping[str, list[int]], last: Mapping[str, list[int]],
+    hospitals: int, rounds: int, conn: ChainConnection, gwei: float, eth_usd: float,
+    coordinator_s: list[float], client: FLCoordinatorClient, mode: str = "seed",
+) -> GasReport:
+    """The :class:`GasReport` of a measurement: rows, the first and the last (steady) round's
+    gas per operation, and the run's facts."""
     return GasReport(
         rows=tuple(rows),
         round_total_first=sum(sum(v) for v in first.values()),
@@ -181,6 +192,7 @@ def measure_gas(
         eth_usd=eth_usd,
         coordinator_ms_per_submission=1e3 * statistics.median(coordinator_s),
         receipts=tuple(client.receipts),
+        mode=mode,
     )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import statistics
 import time
 from collections.abc import Callable
 from functools import partial
@@ -15,7 +14,7 @@ from eth_account.signers.local import LocalAccount
 
 from chainlearn_ray.chain.backends import ChainConnection
 from chainlearn_ray.chain.client import FLCoordinatorClient
-from chainlearn_ray.chain.gas import GasReport, _row, measurement_hospitals
+from chainlearn_ray.chain.gas import GasReport, _row, gas_report, measurement_hospitals
 from chainlearn_ray.chain.statements import (
     milli_samples,
     sign_attestation,
@@ -145,20 +144,8 @@ def measure_trust_gas(
             rows.append(_row(op, first[op], last[op], gwei, eth_usd, "trust"))
         else:  # one-off operations: first and last occurrence
             rows.append(_row(op, by_op[op][:1], by_op[op][-1:], gwei, eth_usd, "trust"))
-    return GasReport(
-        rows=tuple(rows),
-        round_total_first=sum(sum(v) for v in first.values()),
-        round_total_steady=sum(sum(v) for v in last.values()),
-        hospitals=hospitals,
-        rounds=rounds,
-        backend=conn.backend,
-        chain_id=conn.chain_id,
-        gwei=gwei,
-        eth_usd=eth_usd,
-        coordinator_ms_per_submission=1e3 * statistics.median(coordinator_s),
-        receipts=tuple(client.receipts),
-        mode="trust",
-    )
+    return gas_report(rows, first, last, hospitals, rounds, conn, gwei, eth_usd,
+                      coordinator_s, client, "trust")
 
 
 def _register(
