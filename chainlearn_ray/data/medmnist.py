@@ -63,15 +63,20 @@ class MedMNISTData:
     label_names: tuple[str, ...] = ()
 
 
-def default_data_dir() -> Path:
-    """Per-user cache folder for datasets (``~/.cache/chainlearn/medmnist`` on Linux)."""
+def user_cache_dir() -> Path:
+    """The package's per-user cache folder (``~/.cache/chainlearn`` on Linux)."""
     if sys.platform == "win32":
         base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
     elif sys.platform == "darwin":
         base = Path.home() / "Library" / "Caches"
     else:
         base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "chainlearn" / "medmnist"
+    return base / "chainlearn"
+
+
+def default_data_dir() -> Path:
+    """Per-user cache folder for datasets (``~/.cache/chainlearn/medmnist`` on Linux)."""
+    return user_cache_dir() / "medmnist"
 
 
 def resolve_data_dir(data_dir: str | Path | None = None) -> Path:

@@ -14,7 +14,6 @@ import logging
 import os
 import platform
 import socket
-import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -133,13 +132,9 @@ def machine_key(threads: int = 1) -> dict[str, Any]:
 
 def default_cache_dir() -> Path:
     """Per-user cache folder of calibrated tables (``~/.cache/chainlearn`` on Linux)."""
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Caches"
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "chainlearn"
+    from chainlearn_ray.data.medmnist import user_cache_dir
+
+    return user_cache_dir()
 
 
 def cache_path(key: Mapping[str, Any], cache_dir: str | Path | None = None) -> Path:
