@@ -70,6 +70,18 @@ contract FLCoordinator is Ownable2Step {
         Reveal
     }
 
+    /// @notice What the score field of a submission (`confidence` in the seed interface) holds,
+    /// chosen at deployment. The weight formula is the same fixed-point one for both:
+    /// `capMul * score * (SCALE - ece) / SCALE^2 + bonus`.
+    /// - `Confidence` (the seed default): mean max-softmax on the validation split. A model that
+    ///   predicts one class for everything can be confident and earn a high weight.
+    /// - `BalancedAccuracy`: mean per-class recall on the validation split; a one-class model
+    ///   scores 1/k with k classes, so collapse is not rewarded.
+    enum WeightScore {
+        Confidence,
+        BalancedAccuracy
+    }
+
     /// @notice Outcome of the audit of one submission.
     enum AuditStatus {
         None,
@@ -244,6 +256,7 @@ contract FLCoordinator is Ownable2Step {
     address private immutable _auditor3;
     address private immutable _auditor4;
     uint256 private immutable _deployEpoch;
+    WeightScore private immutable _weightScore;
 
     // Packed with Ownable2Step._pendingOwner in slot 1.
     uint64 private _challengeNonce;
@@ -411,7 +424,9 @@ contract FLCoordinator is Ownable2Step {
     /// @notice Deploys the coordinator; the deployer becomes the owner. Ownership moves in two
     /// steps (`transferOwnership`, then `acceptOwnership` by the new owner).
     /// @param config The mode and, in trust mode, its parameters (see `TrustConfig`).
-    constructor(TrustConfig memory config) Ownable(msg.sender) {
+    /// @param score What the score field of every submission holds (see `WeightScore`).
+    constructor(TrustConfig memory config, WeightScore score) Ownable(msg.sender) {
+        _weightScore = score;
         uint256 epoch = block.timestamp >> 32;
         _deployEpoch = epoch;
         _state = RoundState({
@@ -1109,6 +1124,11 @@ contract FLCoordinator is Ownable2Step {
     /// @return The round number.
     function currentRound() external view returns (uint256) {
         return _state.round;
+    }
+
+    /// @notice What the score field (`confidence`) of this deployment's submissions holds.
+    function weightScore() external view returns (WeightScore) {
+        return _weightScore;
     }
 
     /// @notice The deployment's trust parameters (as given, defaults resolved; zeros and the

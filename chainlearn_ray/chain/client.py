@@ -16,6 +16,7 @@ from chainlearn_ray.chain.backends import ChainConnection
 from chainlearn_ray.chain.records import EnsembleRecord, HospitalInfo, RoundSubmission, TxResult
 from chainlearn_ray.chain.reverts import RevertDecoder
 from chainlearn_ray.chain.trust import SEED_CONFIG_ABI, TrustConfig
+from chainlearn_ray.protocol.weights import WeightScore
 from chainlearn_ray.chain.trust_client import TrustOperations
 from chainlearn_ray.chain.tx import encode_submit_update, recover_sender
 from chainlearn_ray.errors import ChainError, ConfigError, ContractRevertError
@@ -61,16 +62,18 @@ class FLCoordinatorClient(TrustOperations):
         conn: ChainConnection,
         artifact: ContractArtifact | None = None,
         trust: TrustConfig | None = None,
+        score: WeightScore | str = WeightScore.CONFIDENCE,
     ) -> FLCoordinatorClient:
         """Deploy a new FLCoordinator owned by ``conn.owner`` and return its client.
 
         ``trust`` selects trust mode with its parameters; ``None`` (the default) deploys the
-        seed protocol. The mode cannot change afterwards.
+        seed protocol. ``score`` is what every submission's score field holds (the seed's
+        confidence, or validation balanced accuracy). Neither can change afterwards.
         """
         art = artifact or load_artifact()
         factory = conn.w3.eth.contract(abi=list(art.abi), bytecode=art.bytecode)
         config = trust.to_abi() if trust is not None else SEED_CONFIG_ABI
-        data = factory.constructor(config).data_in_transaction
+        data = factory.constructor(config, int(WeightScore.parse(score))).data_in_transaction
         result, receipt = _send_signed(conn, conn.owner, None, data, "deploy", None)
         address = receipt.get("contractAddress")
         if not address:
@@ -229,6 +232,10 @@ class FLCoordinatorClient(TrustOperations):
         """``calculateRoundWeight``: the hospital's weight from its submission in a round."""
         checksum = to_checksum_address(address)
         return int(self._call("calculateRoundWeight", int(round_number), checksum))
+
+    def weight_score(self) -> WeightScore:
+        """What this deployment's submissions carry in their score (``confidence``) field."""
+        return WeightScore(int(self._call("weightScore")))
 
     def weight_pure(self, tier: Tier | str | int, confidence: int, ece: int, rounds: int) -> int:
         """``calculateWeightPure``: the on-chain formula for arbitrary inputs."""

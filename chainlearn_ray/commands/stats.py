@@ -244,9 +244,12 @@ def build_tables(df: pd.DataFrame, args: argparse.Namespace) -> dict[str, pd.Dat
     from chainlearn_ray.results import stats, tables
     from chainlearn_ray.results.sensitivity import sensitivity_table
 
+    import pandas as pd
+
     main_methods = [m for m in df["method"].unique() if tables.is_main_method(m)]
+    main = [stats.summary_table(df, main_methods, m) for m in main_metrics(args.metric)]
     return {
-        "main": stats.summary_table(df, main_methods, args.metric),
+        "main": pd.concat([t for t in main if not t.empty] or main[:1], ignore_index=True),
         "ablations": stats.ablation_table(df, args.baseline),
         "adversarial": stats.adversarial_table(df, args.baseline),
         "communication": tables.communication_table(df),
@@ -256,6 +259,30 @@ def build_tables(df: pd.DataFrame, args: argparse.Namespace) -> dict[str, pd.Dat
         ),
         "sensitivity": sensitivity_table(SENSITIVITY_CONFIDENCE, SENSITIVITY_ECE),
     }
+
+
+def main_metrics(metric: str) -> tuple[str, ...]:
+    """The main table's metrics: the headline ``metric``, then balanced accuracy and macro-F1
+    (a one-class model's accuracy can look fine; these two cannot)."""
+    return tuple(dict.fromkeys((metric, "balanced_accuracy", "macro_f1")))
+
+
+#: Readable names of the main table's metrics.
+METRIC_TITLES = {"accuracy": "Accuracy", "balanced_accuracy": "Balanced accuracy",
+                 "macro_f1": "Macro-F1", "ece": "ECE", "confidence": "Confidence"}
+
+
+def _main_markdown(table: pd.DataFrame, args: argparse.Namespace) -> str:
+    """One method × cell table per metric of :func:`main_metrics` that has rows."""
+    from chainlearn_ray.results import tables
+
+    parts = []
+    for metric in main_metrics(args.metric):
+        part = table[table["metric"] == metric]
+        if not part.empty:
+            parts.append(f"**{METRIC_TITLES.get(metric, metric)}**\n\n"
+                         + _present("main", tables.summary_wide(part), args))
+    return "\n\n".join(parts)
 
 
 def sections(
@@ -272,12 +299,14 @@ def sections(
         table = built[name]
         heading = title
         if name == "main":
-            heading += f" ({args.metric} of each method's final predictor)"
+            heading += " (each method's final predictor; Majority predicts the training majority "
+            heading += "class)"
         if table.empty:
             text = f"_Section skipped: {missing}._"
+        elif name == "main":
+            text = _main_markdown(table, args)
         else:
-            shown = tables.summary_wide(table) if name == "main" else table
-            text = _present(name, shown, args)
+            text = _present(name, table, args)
         out.append((name, heading, table, text))
     return out
 

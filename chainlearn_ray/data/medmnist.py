@@ -60,7 +60,19 @@ class MedMNISTData:
     test: Split
     split_mode: str = "official"
     path: Path | None = None
-    label_names: tuple[str, ...] = ()
+
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        """Class names from ``medmnist.INFO`` for a MedMNIST flag, else ``"0"``, ``"1"``, ...
+
+        Looked up on first use only: importing ``medmnist`` costs seconds of CPU, and a run that
+        reads a local file never needs the names.
+        """
+        info = medmnist_info().get(self.flag)
+        if info is not None and len(info["label"]) == self.n_classes:
+            return tuple(str(v) for _, v in sorted(info["label"].items(), key=lambda kv:
+                                                   int(kv[0])))
+        return tuple(str(i) for i in range(self.n_classes))
 
 
 def user_cache_dir() -> Path:
@@ -152,6 +164,29 @@ def _halve_test(test: Split) -> tuple[Split, Split]:
     )
 
 
+def _missing_file(flag: str, size: int, root: Path, path: Path, download: bool) -> None:
+    """Download a missing MedMNIST file when asked, else raise the error that says how."""
+    info = medmnist_info().get(flag)
+    if info is None:
+        raise DataError(
+            f"dataset file {path.name} not found in {root}, and {flag!r} is not a MedMNIST "
+            "flag; write it with chainlearn_ray.data.synthetic.write_synthetic or fix the name"
+        )
+    if "multi-label" in str(info.get("task", "")):
+        raise DataError(f"{flag} is multi-label; only single-label classification flags "
+                        "are supported")
+    if size not in MEDMNIST_SIZES:
+        raise DataError(f"MedMNIST publishes sizes {MEDMNIST_SIZES}, not {size}: load 28 and "
+                        "resize with chainlearn_ray.data.transforms.to_tensor(size=...)")
+    if not download:
+        raise DataError(
+            f"dataset file {path.name} not found in {root}. Download it from "
+            f"{_download_url(flag, size)} and put it in {root} (or pass download=True / "
+            f"--download when online, or point --data-dir / ${DATA_ENV} at a folder holding it)"
+        )
+    _download(flag, size, root)
+
+
 def load_dataset(
     flag: str,
     data_dir: str | Path | None = None,
@@ -193,32 +228,14 @@ def load_dataset(
     """
     if split_mode not in SPLIT_MODES:
         raise DataError(f"unknown split_mode {split_mode!r}: use one of {', '.join(SPLIT_MODES)}")
-    info = medmnist_info().get(flag)
-    if info is not None:
-        if flag.endswith("3d"):
-            raise DataError(f"{flag} is a 3D MedMNIST dataset; only 2D flags are supported")
-        if "multi-label" in str(info.get("task", "")):
-            raise DataError(f"{flag} is multi-label; only single-label classification flags "
-                            "are supported")
-        if size not in MEDMNIST_SIZES:
-            raise DataError(f"MedMNIST publishes sizes {MEDMNIST_SIZES}, not {size}: load 28 and "
-                            "resize with chainlearn_ray.data.transforms.to_tensor(size=...)")
+    if flag.endswith("3d"):
+        raise DataError(f"{flag} is a 3D MedMNIST dataset; only 2D flags are supported")
     root = resolve_data_dir(data_dir)
     path = root / dataset_filename(flag, size)
     if not path.is_file():
-        if info is not None and download:
-            _download(flag, size, root)
-        elif info is not None:
-            raise DataError(
-                f"dataset file {path.name} not found in {root}. Download it from "
-                f"{_download_url(flag, size)} and put it in {root} (or pass download=True / "
-                f"--download when online, or point --data-dir / ${DATA_ENV} at a folder holding it)"
-            )
-        else:
-            raise DataError(
-                f"dataset file {path.name} not found in {root}, and {flag!r} is not a MedMNIST "
-                "flag; write it with chainlearn_ray.data.synthetic.write_synthetic or fix the name"
-            )
+        # Only a missing file needs the catalogue (``import medmnist`` costs seconds of CPU):
+        # a file on disk describes itself (channels, classes; multi-label labels are refused).
+        _missing_file(flag, size, root, path, download)
     arrays = _read_npz(path)
     missing = [f"{s}_{k}" for s in ("train", "val", "test") for k in ("images", "labels")
                if f"{s}_{k}" not in arrays]
@@ -239,16 +256,9 @@ def load_dataset(
                             f"expected {size}×{size}")
         splits[name] = Split(images, labels)
     file_channels = 1 if splits["train"].images.ndim == 3 else int(splits["train"].images.shape[3])
-    if info is not None:
-        n_channels = int(info["n_channels"])
-        label_names = tuple(str(v) for _, v in sorted(info["label"].items(), key=lambda kv:
-                                                          int(kv[0])))
-        n_classes = len(label_names)
-    else:
-        n_channels = int(arrays[META_CHANNELS]) if META_CHANNELS in arrays else file_channels
-        max_label = max(int(s.labels.max(initial=0)) for s in splits.values())
-        n_classes = int(arrays[META_CLASSES]) if META_CLASSES in arrays else max_label + 1
-        label_names = tuple(str(i) for i in range(n_classes))
+    n_channels = int(arrays[META_CHANNELS]) if META_CHANNELS in arrays else file_channels
+    max_label = max(int(s.labels.max(initial=0)) for s in splits.values())
+    n_classes = int(arrays[META_CLASSES]) if META_CLASSES in arrays else max_label + 1
     if n_channels != file_channels:
         raise DataError(f"{path}: images have {file_channels} channel(s), expected {n_channels}")
     for name, split in splits.items():
@@ -270,5 +280,4 @@ def load_dataset(
         test=test,
         split_mode=split_mode,
         path=path,
-        label_names=label_names,
     )

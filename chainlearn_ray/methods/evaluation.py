@@ -20,6 +20,7 @@ from chainlearn_ray.methods.names import (
     EQUAL_WEIGHT,
     LOCAL_BEST,
     LOCAL_BY_TIER,
+    MAJORITY,
     POSTHOC_ABLATIONS,
     ablation_method,
     result_row,
@@ -27,6 +28,7 @@ from chainlearn_ray.methods.names import (
 from chainlearn_ray.protocol.ensemble import weighted_ensemble
 from chainlearn_ray.protocol.metrics import (
     accuracy,
+    balanced_accuracy,
     confidence,
     expected_calibration_error,
     macro_f1,
@@ -44,7 +46,7 @@ POSTHOC_METHODS: tuple[str, ...] = (
 )
 
 #: Headline metrics, in row order.
-HEADLINE = ("accuracy", "macro_f1", "confidence", "ece")
+HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "confidence", "ece")
 
 
 @dataclass(frozen=True, eq=False)
@@ -80,16 +82,53 @@ class HospitalRecord:
 
 
 def headline_metrics(probs: np.ndarray, labels: np.ndarray, n_classes: int) -> dict[str, float]:
-    """Accuracy, macro-F1, confidence and ECE of ``(N, C)`` probabilities on the test labels.
+    """Accuracy, balanced accuracy, macro-F1, confidence and ECE of ``(N, C)`` probabilities on
+    the test labels: the one definition of a predictor's headline metrics.
 
     Confidence and ECE are measured on the same (test) predictions, as for Ours' ensemble.
     """
     return {
         "accuracy": accuracy(probs, labels),
+        "balanced_accuracy": balanced_accuracy(probs, labels, n_classes),
         "macro_f1": macro_f1(probs, labels, n_classes),
         "confidence": confidence(probs),
         "ece": expected_calibration_error(probs, labels),
     }
+
+
+def majority_metrics(train_counts: np.ndarray, labels: np.ndarray,
+                     n_classes: int) -> dict[str, float]:
+    """Majority: every test image gets the most frequent class of the pooled training data.
+
+    The reference line below which a method has learnt nothing a class count would not tell:
+    its accuracy is the test share of that class, its balanced accuracy ``1 / k``.
+
+    Parameters
+    ----------
+    train_counts:
+        Training samples per class, summed over the hospitals (``(C,)``; a ``(H, C)`` matrix of
+        per-hospital counts is summed over hospitals). Ties go to the lower class index.
+    labels:
+        ``(N,)`` test labels.
+    n_classes:
+        Number of classes.
+    """
+    counts = np.asarray(train_counts)
+    counts = counts.sum(axis=0) if counts.ndim == 2 else counts
+    if counts.shape != (n_classes,) or counts.sum() <= 0:
+        raise DataError(f"majority baseline: need {n_classes} non-negative class counts with a "
+                        f"positive total, got {counts.tolist()}")
+    n = len(np.asarray(labels).reshape(-1))
+    probs = np.zeros((n, n_classes), dtype=np.float32)
+    probs[:, int(np.argmax(counts))] = 1.0
+    return headline_metrics(probs, labels, n_classes)
+
+
+def majority_rows(key: RunKey, train_counts: np.ndarray, labels: np.ndarray,
+                  n_classes: int) -> list[dict[str, Any]]:
+    """The Majority baseline's headline rows (round 0, hospital ``"ensemble"``)."""
+    metrics = majority_metrics(train_counts, labels, n_classes)
+    return [result_row(key, MAJORITY, 0, ENSEMBLE, "", m, v) for m, v in metrics.items()]
 
 
 def _check(records: Sequence[HospitalRecord], labels: np.ndarray) -> None:

@@ -9,6 +9,7 @@ from chainlearn_ray.results.rows import RunKey
 from chainlearn_ray.results.rows import result_row as federation_row
 from chainlearn_ray.results.schema import ALL
 
+MAJORITY: Final = "majority"
 CENTRALIZED: Final = "centralized"
 LOCAL_WEAK: Final = "local_weak"
 LOCAL_MEDIUM: Final = "local_medium"
@@ -20,6 +21,7 @@ FEDMD: Final = "fedmd"
 EQUAL_WEIGHT: Final = "equal_weight"
 OURS: Final = "ours"
 OURS_DROPOUT: Final = "ours_dropout"
+OURS_BALACC: Final = "ours_balacc"
 
 #: Ablations that reuse Ours' trained models (weights recomputed, nothing retrained).
 POSTHOC_ABLATIONS: Final[tuple[str, ...]] = ("no_capmul", "no_conf", "no_ece", "no_bonus")
@@ -46,8 +48,8 @@ def attack_method(name: str) -> str:
 
 #: Every method name a results table may hold, in presentation order.
 METHODS: Final[tuple[str, ...]] = (
-    CENTRALIZED, LOCAL_WEAK, LOCAL_MEDIUM, LOCAL_STRONG, LOCAL_BEST, FEDAVG, FEDPROX, FEDMD,
-    EQUAL_WEIGHT, OURS, OURS_DROPOUT,
+    MAJORITY, CENTRALIZED, LOCAL_WEAK, LOCAL_MEDIUM, LOCAL_STRONG, LOCAL_BEST, FEDAVG, FEDPROX, FEDMD,
+    EQUAL_WEIGHT, OURS, OURS_DROPOUT, OURS_BALACC,
     *(ablation_method(a) for a in ABLATIONS),
     *(attack_method(a) for a in ATTACKS),
 )

@@ -10,13 +10,9 @@ from typing import Any
 import numpy as np
 
 from chainlearn_ray.methods.chain_port import RoundOpening
+from chainlearn_ray.methods.evaluation import headline_metrics
 from chainlearn_ray.protocol.ensemble import predict, prediction_hash, weighted_ensemble
-from chainlearn_ray.protocol.metrics import (
-    accuracy,
-    confidence,
-    expected_calibration_error,
-    macro_f1,
-)
+from chainlearn_ray.protocol.metrics import accuracy, macro_f1
 from chainlearn_ray.protocol.rounds import ABSENT, ATTENDED, LATE, HospitalRound, RoundOutcome
 
 logger = logging.getLogger(__name__)
@@ -61,12 +57,8 @@ class OursRound:
                                   [self.weights[h] for h in members], on_zero="equal")
         preds = predict(probs)
         if labels is not None:
-            self.ensemble_metrics = {
-                "accuracy": float(accuracy(preds, labels)),
-                "macro_f1": float(macro_f1(preds, labels, n_classes)),
-                "confidence": float(confidence(probs)),
-                "ece": float(expected_calibration_error(probs, labels)),
-            }
+            self.ensemble_metrics = {k: float(v) for k, v in
+                                     headline_metrics(probs, labels, n_classes).items()}
         digest = prediction_hash(preds, self.round)
         self.ensemble_hash = "0x" + digest.hex()
         return digest, len(members)

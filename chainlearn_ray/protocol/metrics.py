@@ -181,6 +181,35 @@ def macro_f1(preds: np.ndarray, labels: np.ndarray, n_classes: int) -> float:
     return float(np.mean(f1))
 
 
+def balanced_accuracy(preds: np.ndarray, labels: np.ndarray, n_classes: int) -> float:
+    """Balanced accuracy: the recall of each class present in ``labels``, averaged.
+
+    A model that predicts one class for everything scores ``1 / k`` with ``k`` classes present,
+    whatever the class balance, which plain accuracy hides. Matches scikit-learn's
+    ``balanced_accuracy_score`` (classes absent from ``labels`` are skipped).
+
+    Parameters
+    ----------
+    preds:
+        ``(N,)`` predicted labels, or ``(N, C)`` probabilities.
+    labels:
+        ``(N,)`` true labels.
+    n_classes:
+        Number of classes.
+    """
+    arr = np.asarray(preds)
+    p = _check_probs(arr).argmax(axis=1) if arr.ndim == 2 else arr.astype(np.int64)
+    y = _check_labels(labels, len(p))
+    if len(y) == 0:
+        raise DataError("balanced accuracy of an empty set is undefined")
+    if y.min() < 0 or y.max() >= n_classes:
+        raise DataError(f"labels must lie in [0, {n_classes})")
+    support = np.bincount(y, minlength=n_classes).astype(np.float64)
+    hits = np.bincount(y[p == y], minlength=n_classes).astype(np.float64)
+    present = support > 0
+    return float(np.mean(hits[present] / support[present]))
+
+
 def to_fixed(x: float) -> int:
     """Fixed-point value sent to the contract: ``int(x · 10000)`` truncated, capped to [0, 10000].
 

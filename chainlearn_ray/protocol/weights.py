@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 from types import MappingProxyType
 from typing import Final
@@ -28,6 +29,44 @@ MAX_WEIGHT: Final[int] = 15_000
 
 #: Capacity multiplier used when the capacity term is switched off (the "No CapMul" ablation).
 NEUTRAL_CAP_MUL: Final[int] = SCALE
+
+
+class WeightScore(enum.IntEnum):
+    """What the score term of the weight formula (the submission's ``confidence`` field) holds;
+    chosen per deployment, as the contract's ``WeightScore``.
+
+    ``CONFIDENCE`` is the seed protocol's (mean max-softmax on the validation split).
+    ``BALANCED_ACCURACY`` is the mean per-class recall on the validation split: a model that
+    predicts one class for everything scores ``1 / k`` and earns a small weight however
+    confident it is. The formula is the same fixed-point one for both.
+    """
+
+    CONFIDENCE = 0
+    BALANCED_ACCURACY = 1
+
+    @property
+    def label(self) -> str:
+        """``"confidence"`` or ``"balanced_accuracy"``."""
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, value: WeightScore | str | int) -> WeightScore:
+        """A score from its label, name or number; a one-line :class:`ConfigError` otherwise."""
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, str):
+            for member in cls:
+                if value.strip().lower() == member.label:
+                    return member
+        elif isinstance(value, int) and not isinstance(value, bool) and value in {m.value
+                                                                                   for m in cls}:
+            return cls(value)
+        raise ConfigError(f"weight score {value!r} is not one of "
+                          f"{', '.join(m.label for m in cls)}")
+
+
+#: Labels of :class:`WeightScore`, for configuration checks.
+WEIGHT_SCORES: Final[tuple[str, ...]] = tuple(m.label for m in WeightScore)
 
 
 def _check_metric(name: str, value: int) -> int:

@@ -57,6 +57,7 @@ ALL = "all"
 #: Metric names with a fixed meaning across the project.
 METRICS = {
     "accuracy": "test accuracy (fraction)",
+    "balanced_accuracy": "test balanced accuracy: mean recall over the classes (fraction)",
     "macro_f1": "test macro-averaged F1 (fraction)",
     "ece": "expected calibration error on the metric split (fraction)",
     "confidence": "mean max-softmax on the metric split (fraction)",

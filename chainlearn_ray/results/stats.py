@@ -34,7 +34,7 @@ from chainlearn_ray.results.tables import (
 logger = logging.getLogger(__name__)
 
 #: Metrics reported for a method's final predictor (hospital ``"ensemble"``).
-HEADLINE_METRICS: Final = ("accuracy", "macro_f1", "ece", "confidence")
+HEADLINE_METRICS: Final = ("accuracy", "balanced_accuracy", "macro_f1", "ece", "confidence")
 #: Two-sided significance level used by the "can reach p < 0.05" flag.
 ALPHA_LEVEL: Final = 0.05
 #: Fewest pairs for which a t-test and a bootstrap interval are reported: below it the

@@ -18,6 +18,7 @@ logger = logging.getLogger(__name__)
 #: Display name of every study method, in the order tables and figures list them.
 METHOD_DISPLAY: Final = MappingProxyType(
     {
+        "majority": "Majority",
         "centralized": "Centralized",
         "local_weak": "Local-Weak",
         "local_medium": "Local-Medium",
@@ -29,6 +30,7 @@ METHOD_DISPLAY: Final = MappingProxyType(
         "equal_weight": "EqualWt-Ens",
         "ours": "Ours",
         "ours_dropout": "Ours-Dropout",
+        "ours_balacc": "Ours-BalAcc",
         "ablation:no_capmul": "No CapMul",
         "ablation:no_conf": "No Conf",
         "ablation:no_ece": "No ECE",

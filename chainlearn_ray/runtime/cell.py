@@ -19,7 +19,7 @@ from chainlearn_ray.experiment.methods import BASELINES, cell_variants
 from chainlearn_ray.experiment.study import StudyConfig
 from chainlearn_ray.hospital.spec import Behaviour, shard_positions
 from chainlearn_ray.methods import names
-from chainlearn_ray.methods.evaluation import POSTHOC_METHODS
+from chainlearn_ray.methods.evaluation import POSTHOC_METHODS, majority_rows
 from chainlearn_ray.methods.names import budget_rows
 from chainlearn_ray.methods.ours import Ours
 from chainlearn_ray.results.console import format_round
@@ -103,6 +103,8 @@ def run_cell(cfg: RunConfig, study: StudyConfig, out_dir: str | Path, *,
         cell.facts["timings"]["setup"] = started - t_start
         ours = _train(fed, names.OURS, fed.ours(), key, study, say)
         cell.facts["hospitals"] = ours.registrations
+        cell.done(names.MAJORITY, majority_rows(key, fed.part.class_counts, data.test.labels,
+                                                data.n_classes), time.perf_counter())
         selected = names.OURS in study.methods
         frame = cell.done(names.OURS, ours.rows if selected else [], started)
         posthoc = [m for m in POSTHOC_METHODS if m in study.methods]

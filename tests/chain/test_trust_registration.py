@@ -39,7 +39,7 @@ def _deploy_raw(chain: ChainConnection, config: tuple) -> FLCoordinatorClient:
     """Deploy with a constructor tuple the Python TrustConfig would refuse (contract checks)."""
     probe = FLCoordinatorClient.deploy(chain)  # for its artifact and revert decoder
     factory = chain.w3.eth.contract(abi=list(probe.artifact.abi), bytecode=probe.artifact.bytecode)
-    data = factory.constructor(config).data_in_transaction
+    data = factory.constructor(config, 0).data_in_transaction
     _, receipt = _send_signed(chain, chain.owner, None, data, "deploy", probe._reverts)
     return FLCoordinatorClient(chain, receipt["contractAddress"], probe.artifact)
 

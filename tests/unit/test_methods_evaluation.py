@@ -34,6 +34,8 @@ from chainlearn_ray.methods.evaluation import (
     evaluate_posthoc,
     headline_metrics,
     local_tier,
+    majority_metrics,
+    majority_rows,
     select_local_best,
 )
 from chainlearn_ray.methods.names import POSTHOC_ABLATIONS
@@ -242,3 +244,21 @@ def test_method_names_match_the_result_tables() -> None:
 
     assert set(METHODS) == set(METHOD_DISPLAY)
     assert set(POSTHOC_METHODS) <= set(METHODS)
+
+
+def test_majority_predicts_the_pooled_training_majority_class() -> None:
+    counts = np.array([[30, 10, 0], [5, 60, 1]])  # pooled: class 1 has 70 of 106
+    labels = np.array([1, 1, 0, 2, 1])
+    got = majority_metrics(counts, labels, 3)
+    assert got["accuracy"] == pytest.approx(3 / 5)
+    assert got["balanced_accuracy"] == pytest.approx(1 / 3)
+    assert got["confidence"] == pytest.approx(1.0)
+    rows = majority_rows(RunKey("r", "d", 1.0, 0, "ours"), counts, labels, 3)
+    frame = rows_to_frame(rows)
+    assert set(frame["method"]) == {"majority"} and set(frame["hospital"]) == {"ensemble"}
+    assert dict(zip(frame["metric"], frame["value"], strict=True))["accuracy"] == pytest.approx(0.6)
+
+
+def test_majority_needs_counts_of_every_class() -> None:
+    with pytest.raises(DataError, match="class counts"):
+        majority_metrics(np.array([3, 4]), np.array([0, 1]), 3)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sklearn.metrics import f1_score
+from sklearn.metrics import balanced_accuracy_score, f1_score
 
 from chainlearn_ray.errors import DataError, ModelError
 from chainlearn_ray.protocol.metrics import (
     SCALE,
     accuracy,
+    balanced_accuracy,
     confidence,
     expected_calibration_error,
     macro_f1,
@@ -116,6 +119,23 @@ def test_macro_f1_matches_scikit_learn(pairs: list[tuple[int, int]]) -> None:
     preds = np.array([b for _, b in pairs])
     ref = f1_score(labels, preds, average="macro", zero_division=0)
     assert macro_f1(preds, labels, 4) == pytest.approx(ref)
+
+
+def test_balanced_accuracy_of_a_one_class_model_is_one_over_k() -> None:
+    labels = np.array([1] * 62 + [0] * 38)
+    assert accuracy(np.ones(100, dtype=np.int64), labels) == pytest.approx(0.62)
+    assert balanced_accuracy(np.ones(100, dtype=np.int64), labels, 2) == pytest.approx(0.5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3)), min_size=1, max_size=40))
+def test_balanced_accuracy_matches_scikit_learn(pairs: list[tuple[int, int]]) -> None:
+    labels = np.array([a for a, _ in pairs])
+    preds = np.array([b for _, b in pairs])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sklearn warns of predicted classes absent from y
+        ref = balanced_accuracy_score(labels, preds)
+    assert balanced_accuracy(preds, labels, 4) == pytest.approx(ref)
 
 
 @pytest.mark.parametrize(

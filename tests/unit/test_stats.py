@@ -425,3 +425,26 @@ def test_cli_stats_prices_gas_as_the_study_did(
     assert cli.main(["stats", str(tmp_path), "--n-boot", "500"]) == 0
     assert "$5.05" in capsys.readouterr().out
 
+
+
+def test_main_table_shows_balanced_accuracy_macro_f1_and_majority(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = []
+    for seed in SEEDS:
+        rows.append(_row("ours", seed, 0.625))
+        rows.append(_row("ours", seed, 0.5, metric="balanced_accuracy"))
+        rows.append(_row("ours", seed, 0.38, metric="macro_f1"))
+        rows.append(_row("majority", seed, 0.625, round=0))
+        rows.append(_row("majority", seed, 0.5, round=0, metric="balanced_accuracy"))
+    frame = rows_to_frame(rows)
+    frame.to_parquet(tmp_path / "results.parquet")
+    assert cli.main(["stats", str(tmp_path), "--n-boot", "200"]) == 0
+    out = capsys.readouterr().out
+    main_section = out.split("## Main")[1].split("## Ablations")[0]
+    for title in ("**Accuracy**", "**Balanced accuracy**", "**Macro-F1**", "| Majority |"):
+        assert title in main_section
+    main = pd.read_parquet(tmp_path / "stats" / "main.parquet")
+    got = main.set_index(["method", "metric"])["mean"]
+    assert got[("majority", "balanced_accuracy")] == pytest.approx(0.5)
+    assert got[("ours", "macro_f1")] == pytest.approx(0.38)
