@@ -16,11 +16,11 @@ from chainlearn_ray.chain.backends import ChainConnection
 from chainlearn_ray.chain.records import EnsembleRecord, HospitalInfo, RoundSubmission, TxResult
 from chainlearn_ray.chain.reverts import RevertDecoder
 from chainlearn_ray.chain.trust import SEED_CONFIG_ABI, TrustConfig
-from chainlearn_ray.protocol.weights import WeightScore
 from chainlearn_ray.chain.trust_client import TrustOperations
 from chainlearn_ray.chain.tx import encode_submit_update, recover_sender
 from chainlearn_ray.errors import ChainError, ConfigError, ContractRevertError
 from chainlearn_ray.protocol.tiers import ModelType, Tier
+from chainlearn_ray.protocol.weights import WeightScore
 
 logger = logging.getLogger(__name__)
 

@@ -241,10 +241,10 @@ def _thousands(value: Any) -> str:
 
 def build_tables(df: pd.DataFrame, args: argparse.Namespace) -> dict[str, pd.DataFrame]:
     """Every section's numeric table (empty frames for sections without data)."""
+    import pandas as pd
+
     from chainlearn_ray.results import stats, tables
     from chainlearn_ray.results.sensitivity import sensitivity_table
-
-    import pandas as pd
 
     main_methods = [m for m in df["method"].unique() if tables.is_main_method(m)]
     main = [stats.summary_table(df, main_methods, m) for m in main_metrics(args.metric)]
@@ -290,7 +290,6 @@ def sections(
 ) -> list[tuple[str, str, pd.DataFrame, str]]:
     """Every section as ``(name, heading, numeric table, Markdown)``; the Markdown of a section
     without data says why it is skipped. ``args`` as :func:`add_arguments` parses them."""
-    from chainlearn_ray.results import tables
 
     resolve_prices(args)
     built = build_tables(df, args)

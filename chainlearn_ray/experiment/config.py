@@ -11,6 +11,7 @@ from chainlearn_ray.errors import ChainlearnError, ConfigError
 from chainlearn_ray.learning.cost import POC_KEY, CostModel
 from chainlearn_ray.learning.hardware import CLOCKS, THROTTLE_MODES
 from chainlearn_ray.protocol.tiers import MEDIUM_BELOW, TIERS, WEAK_BELOW, Tier
+from chainlearn_ray.protocol.weights import WEIGHT_SCORES
 
 T = TypeVar("T")
 
@@ -129,6 +130,9 @@ class ChainConfig:
     backend: str = "embedded"
     rpc_url: str | None = None
     contract: str | None = None
+    #: What the weight formula's score term holds: ``"confidence"`` (the seed protocol) or
+    #: ``"balanced_accuracy"`` (validation balanced accuracy; see ``protocol.weights.WeightScore``).
+    weight_score: str = "confidence"
 
 
 @dataclass(frozen=True)
@@ -326,6 +330,9 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError("poc thresholds need 0 < weak_below <= medium_below")
     if cfg.chain.backend not in CHAIN_BACKENDS:
         raise ConfigError(f"chain.backend must be one of {CHAIN_BACKENDS}")
+    if cfg.chain.weight_score not in WEIGHT_SCORES:
+        raise ConfigError(f"chain.weight_score must be one of {', '.join(WEIGHT_SCORES)}, got "
+                          f"{cfg.chain.weight_score!r}")
     if cfg.chain.backend == "rpc" and not cfg.chain.rpc_url:
         raise ConfigError("chain backend rpc needs --rpc-url (e.g. http://127.0.0.1:8545)")
     r = cfg.runtime

@@ -17,6 +17,7 @@ from chainlearn_ray.methods.attacks import InflatedAttack, LazyAttack, SpoofAtta
 from chainlearn_ray.methods.ours import Ours, PocSettings
 from chainlearn_ray.protocol.rounds import DROPOUT_ATTENDANCE
 from chainlearn_ray.protocol.tiers import Tier
+from chainlearn_ray.protocol.weights import WeightScore
 
 if TYPE_CHECKING:
     from chainlearn_ray.methods.base import FederatedMethod
@@ -40,6 +41,7 @@ def ours_for(cfg: RunConfig, hardware: Mapping[str, str], *,
                       cfg.poc.medium_below, reuse=bool(inputs.get("fresh", False)))
     settings: dict[str, Any] = {
         "epochs": cfg.train.epochs, "seed": cfg.seed, "deadline": cfg.runtime.deadline,
+        "score": cfg.chain.weight_score,
         "poc": poc, "attendance": {h: rates[t] for h, t in hardware.items()}, **inputs}
     return Ours(list(hardware), **settings)
 
@@ -86,18 +88,22 @@ class Variant:
         The coordinator checks capacity claims against the benchmarks (PoC on).
     attendance:
         Hardware tier label -> attendance probability (``None``: the configuration's).
+    score:
+        What submissions' score field holds (``None``: the configuration's).
     """
 
     method: str
     behaviours: dict[str, Behaviour] = field(default_factory=dict)
     verify_claims: bool = True
     attendance: dict[str, float] | None = None
+    score: str | None = None
 
     def ours(self, cfg: RunConfig, hardware: Mapping[str, str]) -> Ours:
         """The variant as an Ours object: reset hospitals, a fresh deployment, reused PoC."""
+        extra = {} if self.score is None else {"score": self.score}
         return ours_for(cfg, hardware, attendance=self.attendance,
                         behaviours=self.behaviours, verify_claims=self.verify_claims,
-                        fresh=True)
+                        fresh=True, **extra)
 
 
 def cell_variants(cfg: RunConfig, study: StudyConfig, hardware: dict[str, str]) -> list[Variant]:
@@ -114,6 +120,8 @@ def cell_variants(cfg: RunConfig, study: StudyConfig, hardware: dict[str, str]) 
     out: list[Variant] = []
     if names.OURS_DROPOUT in study.methods:
         out.append(Variant(names.OURS_DROPOUT, attendance=dict(DROPOUT_ATTENDANCE)))
+    if names.OURS_BALACC in study.methods:
+        out.append(Variant(names.OURS_BALACC, score=WeightScore.BALANCED_ACCURACY.label))
     if names.ablation_method("no_poc") in study.methods:
         arch = no_poc_arch_by_tier(cfg.tiers["medium"].arch)
         claim = no_poc_tier(Tier.MEDIUM).label

@@ -238,7 +238,12 @@ class Hospital:
         """
         from chainlearn_ray.learning.hashing import model_hash
         from chainlearn_ray.learning.training import predict_proba, train
-        from chainlearn_ray.protocol.metrics import accuracy, reliability
+        from chainlearn_ray.protocol.metrics import (
+            accuracy,
+            balanced_accuracy,
+            reliability,
+            to_fixed,
+        )
 
         self._inject_fault(round_)
         self._ensure_model()
@@ -259,10 +264,13 @@ class Hospital:
         self.epochs_trained += epochs
         self._checkpoint()
         conf_fixed, ece_fixed = int(rel.confidence_fixed), int(rel.ece_fixed)
+        balacc_fixed = to_fixed(balanced_accuracy(val_probs, self.y_val, val_probs.shape[1]))
         extra: dict[str, Any] = {"epochs": epochs}
         if self.behaviour.reported is not None:
-            extra.update(measured_confidence_fixed=conf_fixed, measured_ece_fixed=ece_fixed)
+            extra.update(measured_confidence_fixed=conf_fixed, measured_ece_fixed=ece_fixed,
+                         measured_balanced_accuracy_fixed=balacc_fixed)
             conf_fixed, ece_fixed = (int(v) for v in self.behaviour.reported)
+            balacc_fixed = conf_fixed
         return RoundReport(
             hospital_id=self.spec.hospital_id,
             round=round_,
@@ -279,6 +287,7 @@ class Hospital:
             simulated_seconds=float(stats.simulated_seconds),
             final_loss=float(stats.final_loss),
             extra=extra,
+            balanced_accuracy_fixed=balacc_fixed,
         )
 
     def sign_transaction(self, tx: dict[str, Any], model_hash: bytes, confidence: int,

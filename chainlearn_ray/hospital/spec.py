@@ -170,6 +170,9 @@ class RoundReport:
     simulated_seconds: float
     final_loss: float
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Validation balanced accuracy in fixed point (the score of a ``balanced_accuracy``
+    #: deployment; a behaviour's ``reported`` score replaces it as it replaces confidence).
+    balanced_accuracy_fixed: int = 0
 
 
 def derive_private_key(seed: int, index: int) -> bytes:

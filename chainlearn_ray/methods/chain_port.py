@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from chainlearn_ray.protocol.tiers import ModelType, Tier
+from chainlearn_ray.protocol.weights import WeightScore
 
 if TYPE_CHECKING:
     from chainlearn_ray.chain.records import HospitalInfo
@@ -49,6 +50,11 @@ class ChainPort(Protocol):
     @property
     def contract(self) -> str:
         """Address of the contract (bound into every registration signature)."""
+        ...
+
+    @property
+    def weight_score(self) -> WeightScore:
+        """What the deployment's submissions carry in their score (``confidence``) field."""
         ...
 
     def register(self, hospital: str, name: str, tier: Tier, bench_hash: bytes,

@@ -9,8 +9,10 @@ from chainlearn_ray.chain.artifact import artifact_sha256
 from chainlearn_ray.chain.backends import ChainConnection, connect
 from chainlearn_ray.chain.client import FLCoordinatorClient
 from chainlearn_ray.chain.records import HospitalInfo
+from chainlearn_ray.errors import ConfigError
 from chainlearn_ray.methods.chain_port import RoundOpening, Update
 from chainlearn_ray.protocol.tiers import Tier
+from chainlearn_ray.protocol.weights import WeightScore
 
 logger = logging.getLogger(__name__)
 
@@ -30,19 +32,23 @@ class ContractPort:
         deploy a new one.
     backend:
         Name of the backend, as recorded in manifests.
+    score:
+        What a new deployment's submissions carry in their score field (ignored when
+        attaching: an existing deployment says what it holds).
     """
 
     def __init__(self, conn: ChainConnection, contract: str | None = None,
-                 backend: str = "") -> None:
-        self.conn, self.backend = conn, backend
+                 backend: str = "", score: WeightScore | str = WeightScore.CONFIDENCE) -> None:
+        self.conn, self.backend, self.attached = conn, backend, bool(contract)
         self.client = (FLCoordinatorClient.attach(conn, contract) if contract
-                       else FLCoordinatorClient.deploy(conn))
+                       else FLCoordinatorClient.deploy(conn, score=score))
+        self._score = self.client.weight_score()
 
     @classmethod
-    def open(cls, backend: str, rpc_url: str | None = None,
-             contract: str | None = None) -> ContractPort:
+    def open(cls, backend: str, rpc_url: str | None = None, contract: str | None = None,
+             score: WeightScore | str = WeightScore.CONFIDENCE) -> ContractPort:
         """Connect to ``backend`` (``embedded`` runs an in-process EVM) and deploy or attach."""
-        return cls(connect(backend, rpc_url=rpc_url), contract, backend)
+        return cls(connect(backend, rpc_url=rpc_url), contract, backend, score)
 
     # ------------------------------------------------------------------ the port
     @property
@@ -54,6 +60,11 @@ class ContractPort:
     def contract(self) -> str:
         """Address of the deployment."""
         return str(self.client.address)
+
+    @property
+    def weight_score(self) -> WeightScore:
+        """What the deployment's submissions carry in their score (``confidence``) field."""
+        return self._score
 
     def register(self, hospital: str, name: str, tier: Tier, bench_hash: bytes,
                  signature: bytes) -> int:
@@ -99,12 +110,17 @@ class ContractPort:
     def info(self) -> dict[str, Any]:
         """Contract address, chain id, backend and artifact hash."""
         return {"contract": self.contract, "chain_id": self.chain_id, "backend": self.backend,
-                "artifact_sha256": artifact_sha256()}
+                "artifact_sha256": artifact_sha256(), "weight_score": self._score.label}
 
-    def redeploy(self) -> dict[str, Any]:
+    def redeploy(self, score: WeightScore | str | None = None) -> dict[str, Any]:
         """Deploy a fresh FLCoordinator on the same chain (a study variant starts from an empty
-        contract); returns :meth:`info` of the new deployment."""
-        self.client = FLCoordinatorClient.deploy(self.conn)
+        contract), holding ``score`` (default: the current deployment's); returns :meth:`info`
+        of the new deployment."""
+        if self.attached:
+            raise ConfigError("this run attached to an existing deployment (--contract): it "
+                              "cannot deploy another; run without --contract")
+        self._score = WeightScore.parse(self._score if score is None else score)
+        self.client = FLCoordinatorClient.deploy(self.conn, score=self._score)
         return self.info()
 
     def receipts(self) -> list[dict[str, Any]]:

@@ -48,8 +48,8 @@ def attack_method(name: str) -> str:
 
 #: Every method name a results table may hold, in presentation order.
 METHODS: Final[tuple[str, ...]] = (
-    MAJORITY, CENTRALIZED, LOCAL_WEAK, LOCAL_MEDIUM, LOCAL_STRONG, LOCAL_BEST, FEDAVG, FEDPROX, FEDMD,
-    EQUAL_WEIGHT, OURS, OURS_DROPOUT, OURS_BALACC,
+    MAJORITY, CENTRALIZED, LOCAL_WEAK, LOCAL_MEDIUM, LOCAL_STRONG, LOCAL_BEST, FEDAVG, FEDPROX,
+    FEDMD, EQUAL_WEIGHT, OURS, OURS_DROPOUT, OURS_BALACC,
     *(ablation_method(a) for a in ABLATIONS),
     *(attack_method(a) for a in ATTACKS),
 )

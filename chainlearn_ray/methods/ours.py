@@ -31,6 +31,7 @@ from chainlearn_ray.methods.names import OURS
 from chainlearn_ray.methods.ours_round import OursRound
 from chainlearn_ray.protocol.rounds import RoundOutcome, draw_attendance, missed_deadline
 from chainlearn_ray.protocol.tiers import Tier
+from chainlearn_ray.protocol.weights import WeightScore
 from chainlearn_ray.results.rows import RunKey, round_rows
 
 logger = logging.getLogger(__name__)
@@ -84,6 +85,10 @@ class Ours(FederatedMethod):
         Hospital id -> behaviour in this variant (absent: honest).
     fresh:
         Reset every hospital first (a variant retraining hospitals that trained before).
+    score:
+        What each submission's score field holds, and so what the weight rewards: the seed's
+        validation confidence, or validation balanced accuracy (Ours-BalAcc). The deployment
+        must hold the same (checked on :meth:`connect`).
     """
 
     name: ClassVar[str] = OURS
@@ -93,13 +98,15 @@ class Ours(FederatedMethod):
                  attendance: Mapping[str, float] | None = None, deadline: float | None = None,
                  poc: PocSettings | None = None, verify_claims: bool = True,
                  claim_policy: ClaimPolicy = "correct",
-                 behaviours: Mapping[str, Behaviour] | None = None, fresh: bool = False) -> None:
+                 behaviours: Mapping[str, Behaviour] | None = None, fresh: bool = False,
+                 score: WeightScore | str = WeightScore.CONFIDENCE) -> None:
         super().__init__()
         self.hospitals, self.epochs, self.seed = list(hospitals), int(epochs), int(seed)
         self.attendance = dict(attendance or {})
         self.deadline, self.poc = deadline, poc
         self.verify_claims, self.claim_policy = verify_claims, claim_policy
         self.behaviours, self.fresh = dict(behaviours or {}), fresh
+        self.score = WeightScore.parse(score)
         self.port: ChainPort | None = None
         self.addresses: dict[str, str] = {}
         self.tiers: dict[str, str] = {}  # hospital -> registered tier
@@ -112,6 +119,10 @@ class Ours(FederatedMethod):
 
     def connect(self, port: ChainPort) -> None:
         """Reach the chain through ``port`` (on the side that holds the connection)."""
+        if port.weight_score != self.score:
+            raise ConfigError(f"the deployment's submissions hold {port.weight_score.label} but "
+                              f"this method submits {self.score.label}: deploy a contract with "
+                              f"chain.weight_score: {self.score.label}")
         self.port = port
 
     def chain(self) -> ChainPort:
@@ -182,7 +193,9 @@ class Ours(FederatedMethod):
         if missed_deadline(report.simulated_seconds, self.deadline):
             state.late(h)  # missed the round on the virtual clock
             return None
-        update = Update(report.model_hash, report.confidence_fixed, report.ece_fixed,
+        score = (report.balanced_accuracy_fixed if self.score == WeightScore.BALANCED_ACCURACY
+                 else report.confidence_fixed)
+        update = Update(report.model_hash, score, report.ece_fixed,
                         Tier.parse(self.tiers[h]).model_type)
         try:
             tx = self.chain().prepare_update(self.addresses[h], update, state.opening)

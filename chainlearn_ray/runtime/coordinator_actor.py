@@ -41,13 +41,15 @@ class CoordinatorActor:
         attaches to a deployed FLCoordinator instead of deploying one.
     y_test, n_classes:
         Test labels, to score hospitals and the ensemble.
+    score:
+        What the first deployment's submissions hold (``chain.weight_score``).
     """
 
     def __init__(self, backend: str, rpc_url: str | None, contract: str | None,
-                 y_test: np.ndarray, n_classes: int) -> None:
+                 y_test: np.ndarray, n_classes: int, score: str = "confidence") -> None:
         from chainlearn_ray.methods.contract import ContractPort
 
-        self.port: ContractPort = ContractPort.open(backend, rpc_url, contract)
+        self.port: ContractPort = ContractPort.open(backend, rpc_url, contract, score)
         self.y_test = np.asarray(y_test, dtype=np.int64)
         self.n_classes = int(n_classes)
         self.hosts: dict[str, Any] = {}
@@ -78,15 +80,16 @@ class CoordinatorActor:
     def open(self, method: Ours, *, redeploy: bool = False,
              round_timeout: float | None = None) -> dict[str, Any]:
         """Run ``method`` from now on (on a fresh deployment with ``redeploy``, so nothing of
-        an earlier method's state reaches its weights); returns :meth:`chain_info`.
+        an earlier method's state reaches its weights, and on one whenever the method submits
+        another score than the deployment holds); returns :meth:`chain_info`.
 
         ``round_timeout``: seconds a round's training may take before the hospital is timed
         out and its process restarted.
         """
         if self.executor is None:
             raise ConfigError("attach the hospitals before opening a method")
-        if redeploy:
-            self.port.redeploy()
+        if redeploy or method.score != self.port.weight_score:
+            self.port.redeploy(method.score)
         self.executor.forget()
         method.connect(self.port)
         method.bind_test(self.y_test, self.n_classes)

@@ -200,7 +200,7 @@ def open_federation(cfg: RunConfig, data: Any, part: Any, run_id: str, ckpt_dir:
                 **plan.coordinator_options()
             ).remote(
                 cfg.chain.backend, cfg.chain.rpc_url, cfg.chain.contract, data.test.labels,
-                data.n_classes,
+                data.n_classes, cfg.chain.weight_score,
             )
         gpu_tiers = {t.label for t in cfg.hospital_tiers()
                      if plan.ray_options(t.label)["num_gpus"] > 0}

@@ -56,6 +56,10 @@ class Recording:
     def contract(self) -> str:
         return self.port.contract
 
+    @property
+    def weight_score(self) -> Any:
+        return self.port.weight_score
+
     def __getattr__(self, name: str) -> Any:
         target = getattr(self.port, name)
 
@@ -194,3 +198,29 @@ def test_verbs_refuse_misuse() -> None:
     assert method.configure_evaluate(1, ["h00"]) == {}
     assert method.attending(1, ["h00", "h01"]) == ["h00", "h01"]
     assert np.array_equal(method.attending(1, []), [])
+
+
+def test_ours_balacc_submits_validation_balanced_accuracy(ours: Run, data_dir: Path) -> None:
+    """Ours-BalAcc: the same training, the score field carries validation balanced accuracy on
+    a deployment that says so, and the chain's weights follow the formula on it."""
+    cfg = _config(data_dir, **{"chain.weight_score": "balanced_accuracy"})
+    data, part = load_partitioned(cfg)
+    with pytest.raises(ConfigError, match="chain.weight_score: balanced_accuracy"):
+        run_ours_sequential(cfg, data, part, ContractPort.open("embedded"))
+    port = ContractPort.open("embedded", score="balanced_accuracy")
+    run = run_ours_sequential(cfg, data, part, port)
+    regs = {r["hospital_id"]: r["address"] for r in run.method.registrations}
+    last = run.outcomes[-1]
+    for h in last.hospitals:
+        report = run.method.latest[h.hospital_id]
+        sub = port.client.round_submission(last.round, regs[h.hospital_id])
+        assert sub.confidence == report.balanced_accuracy_fixed != report.confidence_fixed
+        assert h.weight == compute_weight(h.tier, sub.confidence, sub.ece, last.round)
+    # Same seeds, same models: only the weights differ from Ours'.
+    for mine, seed in zip(last.hospitals, ours.run.outcomes[-1].hospitals, strict=True):
+        assert mine.accuracy == seed.accuracy
+
+
+def test_an_unknown_weight_score_is_a_config_error(data_dir: Path) -> None:
+    with pytest.raises(ConfigError, match="chain.weight_score must be one of"):
+        _config(data_dir, **{"chain.weight_score": "brier"})
