@@ -205,7 +205,7 @@ def test_ours_balacc_submits_validation_balanced_accuracy(ours: Run, data_dir: P
     a deployment that says so, and the chain's weights follow the formula on it."""
     cfg = _config(data_dir, **{"chain.weight_score": "balanced_accuracy"})
     data, part = load_partitioned(cfg)
-    with pytest.raises(ConfigError, match="chain.weight_score: balanced_accuracy"):
+    with pytest.raises(ConfigError, match=r"chain\.weight_score: balanced_accuracy"):
         run_ours_sequential(cfg, data, part, ContractPort.open("embedded"))
     port = ContractPort.open("embedded", score="balanced_accuracy")
     run = run_ours_sequential(cfg, data, part, port)
@@ -222,5 +222,5 @@ def test_ours_balacc_submits_validation_balanced_accuracy(ours: Run, data_dir: P
 
 
 def test_an_unknown_weight_score_is_a_config_error(data_dir: Path) -> None:
-    with pytest.raises(ConfigError, match="chain.weight_score must be one of"):
+    with pytest.raises(ConfigError, match=r"chain\.weight_score must be one of"):
         _config(data_dir, **{"chain.weight_score": "brier"})
