@@ -132,9 +132,19 @@ def _present(name: str, table: pd.DataFrame, args: argparse.Namespace) -> str:
                 "bytes_up": "Up",
                 "bytes_down": "Down",
                 "bytes_total": "Total",
+                "serve_per_query": "Serving / query",
             }
         ).drop(columns=["method"])
-        return t.to_markdown(view, {c: t.format_bytes for c in ("Up", "Down", "Total")})
+        note = ("Mean bytes per hospital per round crossing the hospital's boundary. Up: model "
+                "states (FedAvg, FedProx), logits on the public set (FedMD), or the signed "
+                "submission plus the softmax outputs on the evaluation split the aggregator "
+                "ensembles (Ours). Down: the global model, the consensus, or the 32-byte "
+                "weights the ensemble reads. Serving / query: bytes on the network to answer "
+                "one query with the final predictor (an ensemble sends the image to every "
+                "member and gets its probabilities back; a single model answers where it is "
+                "held).\n\n")
+        cols = ("Up", "Down", "Total", "Serving / query")
+        return note + t.to_markdown(view, {c: t.format_bytes for c in cols})
     if name == "gas":
         view = table.assign(Method=table["method"].map(t.display_name)).rename(
             columns={

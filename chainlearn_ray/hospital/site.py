@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import os
 import time
 from dataclasses import asdict
@@ -265,7 +266,10 @@ class Hospital:
         self._checkpoint()
         conf_fixed, ece_fixed = int(rel.confidence_fixed), int(rel.ece_fixed)
         balacc_fixed = to_fixed(balanced_accuracy(val_probs, self.y_val, val_probs.shape[1]))
-        extra: dict[str, Any] = {"epochs": epochs}
+        # one query image as the model takes it (uint8 channels × side²): the bytes serving the
+        # ensemble sends this hospital's model per query
+        extra: dict[str, Any] = {"epochs": epochs,
+                                 "query_bytes": int(math.prod(self.x_test.shape[1:]))}
         if self.behaviour.reported is not None:
             extra.update(measured_confidence_fixed=conf_fixed, measured_ece_fixed=ece_fixed,
                          measured_balanced_accuracy_fixed=balacc_fixed)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from chainlearn_ray.errors import ConfigError, HospitalFailure
-from chainlearn_ray.methods.comm import CommBytes, comm_rows
+from chainlearn_ray.methods.comm import SERVE, CommBytes, comm_rows
 from chainlearn_ray.methods.evaluation import HEADLINE, headline_metrics
 from chainlearn_ray.methods.messages import (
     EVALUATE,
@@ -257,6 +257,9 @@ class FederatedMethod(ABC):
         for (round_, hid), (up, down) in sorted(self._comm.items()):
             rows.extend(comm_rows(key, self.name, round_, hid, self._tiers.get(hid, ""),
                                   CommBytes(up, down)))
+        if self._comm:  # one model answers where it is held: nothing crosses the network
+            last = max(round_ for round_, _ in self._comm)
+            rows.append(result_row(key, self.name, last, ALL, "", SERVE, 0))
         return rows
 
     def _check_phase(self, round_: int, phase: str) -> None:

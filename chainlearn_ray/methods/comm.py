@@ -1,4 +1,20 @@
-"""Communication cost per hospital per round, measured from the real bytes each method sends."""
+"""Communication cost, measured from the real bytes each method moves across a hospital's
+boundary.
+
+Per hospital and round, ``comm_bytes_up`` counts every byte the hospital sends and
+``comm_bytes_down`` every byte it receives:
+
+- FedAvg / FedProx: the model state up, the global model down.
+- FedMD: its logits on the public set up, the consensus down.
+- Ours: the signed ``submitUpdate`` transaction up, **and its softmax outputs on the evaluation
+  split** up to the aggregator that forms the weighted ensemble (N × C float32); down, one
+  32-byte weight per ensemble member as the aggregator reads it (the weights the ensemble needs).
+
+Serving a trained predictor has a cost of its own, one row ``serve_bytes_per_query`` per run:
+an ensemble sends each query image to every member model and gets C float32 probabilities back
+from each (``members × (image bytes + 4·C)``); a single model (FedAvg, FedProx, FedMD's own
+model, Centralized) answers where it is held, with 0 bytes on the network.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +38,8 @@ WEIGHT_READ_BYTES = 32
 
 COMM_UP = "comm_bytes_up"
 COMM_DOWN = "comm_bytes_down"
+#: Bytes on the network to answer one query with the method's final predictor.
+SERVE = "serve_bytes_per_query"
 
 
 class CommBytes(NamedTuple):
@@ -43,12 +61,19 @@ def array_bytes(arr: np.ndarray) -> int:
     return len(np.ascontiguousarray(arr, dtype=np.float32).tobytes())
 
 
-def ours_comm_bytes(calldata_len: int, weight_reads: int) -> CommBytes:
+def _count(name: str, v: int) -> int:
+    if isinstance(v, bool) or int(v) != v or int(v) < 0:
+        raise ConfigError(f"{name} must be a non-negative integer, got {v!r}")
+    return int(v)
+
+
+def ours_comm_bytes(calldata_len: int, weight_reads: int, prediction_bytes: int = 0) -> CommBytes:
     """Ours' traffic of one hospital in one round.
 
     Up: the length of its raw signed ``submitUpdate`` transaction (the bytes relayed to the
-    chain). Down: :data:`WEIGHT_READ_BYTES` (one 32-byte ABI word) per ensemble weight read.
-    Models and predictions never leave the hospital.
+    chain) plus ``prediction_bytes``, its softmax outputs on the evaluation split sent to the
+    aggregator. Down: :data:`WEIGHT_READ_BYTES` (one 32-byte ABI word) per ensemble weight read.
+    The model itself never leaves the hospital.
 
     Parameters
     ----------
@@ -56,11 +81,18 @@ def ours_comm_bytes(calldata_len: int, weight_reads: int) -> CommBytes:
         ``len(raw_signed_transaction)``.
     weight_reads:
         Weights read back for the ensemble (one per participating hospital).
+    prediction_bytes:
+        ``array_bytes(test_probs)`` of the hospital's round report.
     """
-    for name, v in (("calldata_len", calldata_len), ("weight_reads", weight_reads)):
-        if isinstance(v, bool) or int(v) != v or int(v) < 0:
-            raise ConfigError(f"{name} must be a non-negative integer, got {v!r}")
-    return CommBytes(int(calldata_len), WEIGHT_READ_BYTES * int(weight_reads))
+    up = _count("calldata_len", calldata_len) + _count("prediction_bytes", prediction_bytes)
+    return CommBytes(up, WEIGHT_READ_BYTES * _count("weight_reads", weight_reads))
+
+
+def ensemble_serve_bytes(members: int, image_bytes: int, n_classes: int) -> int:
+    """Bytes on the network to answer one query with an ensemble of ``members`` models held at
+    their hospitals: the image to each, ``n_classes`` float32 probabilities back from each."""
+    return _count("members", members) * (_count("image_bytes", image_bytes)
+                                         + 4 * _count("n_classes", n_classes))
 
 
 def comm_rows(key: RunKey, method: str, round_: int, hospital: str, tier: str,

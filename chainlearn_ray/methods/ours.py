@@ -25,14 +25,16 @@ from chainlearn_ray.hospital.spec import Behaviour
 from chainlearn_ray.methods.attacks import ClaimPolicy, settle_claim
 from chainlearn_ray.methods.base import FederatedMethod
 from chainlearn_ray.methods.chain_port import ChainPort, Update
+from chainlearn_ray.methods.comm import array_bytes
 from chainlearn_ray.methods.hosting import SiteSetup
 from chainlearn_ray.methods.messages import ClientResult, RoundConfig, TrainSettings
-from chainlearn_ray.methods.names import OURS
+from chainlearn_ray.methods.names import OURS, result_row
 from chainlearn_ray.methods.ours_round import OursRound
 from chainlearn_ray.protocol.rounds import RoundOutcome, draw_attendance, missed_deadline
 from chainlearn_ray.protocol.tiers import Tier
 from chainlearn_ray.protocol.weights import WeightScore
 from chainlearn_ray.results.rows import RunKey, round_rows
+from chainlearn_ray.results.schema import ALL
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +116,8 @@ class Ours(FederatedMethod):
         self.latest: dict[str, Any] = {}  # hospital -> its last submitted RoundReport
         self.calldata: dict[int, dict[str, int]] = {}  # round -> hospital -> signed tx bytes
         self.participants_by_round: dict[int, int] = {}
+        self.prediction_bytes: dict[tuple[int, str], int] = {}  # (round, hospital) -> bytes up
+        self.query_bytes = 0  # one query image as the models take it, uint8
         self._claims: dict[str, dict[str, Any]] = {}
         self._round: OursRound | None = None
 
@@ -190,6 +194,8 @@ class Ours(FederatedMethod):
         state = self._live(result.round)
         report = state.reports[h] = result.payload
         self.latest.pop(h, None)
+        self.prediction_bytes[(result.round, h)] = array_bytes(report.test_probs)
+        self.query_bytes = int(report.extra.get("query_bytes", self.query_bytes))
         if missed_deadline(report.simulated_seconds, self.deadline):
             state.late(h)  # missed the round on the virtual clock
             return None
@@ -289,13 +295,24 @@ class Ours(FederatedMethod):
 
     def summary(self, key: RunKey) -> list[dict[str, Any]]:
         """Traffic of every submission: its signed bytes up, the round's weights read down."""
-        from chainlearn_ray.methods.comm import comm_rows, ours_comm_bytes
+        from chainlearn_ray.methods.comm import (
+            SERVE,
+            comm_rows,
+            ensemble_serve_bytes,
+            ours_comm_bytes,
+        )
 
         rows: list[dict[str, Any]] = []
         for round_, lengths in sorted(self.calldata.items()):
             for h, n_bytes in lengths.items():
                 rows.extend(comm_rows(key, key.method, round_, h, self.tiers[h], ours_comm_bytes(
-                    n_bytes, self.participants_by_round.get(round_, 0))))
+                    n_bytes, self.participants_by_round.get(round_, 0),
+                    self.prediction_bytes.get((round_, h), 0))))
+        if self.calldata:
+            last = max(self.calldata)
+            members = self.participants_by_round.get(last, 0)
+            rows.append(result_row(key, key.method, last, ALL, "", SERVE, ensemble_serve_bytes(
+                members, self.query_bytes, self._n_classes)))
         return rows
 
     def records(self) -> list[dict[str, Any]]:

@@ -57,6 +57,7 @@ GAS_PREFIX: Final = "gas_"
 ROUND_TOTAL: Final = "one round (all operations)"
 COMM_UP: Final = "comm_bytes_up"
 COMM_DOWN: Final = "comm_bytes_down"
+SERVE: Final = "serve_bytes_per_query"
 
 _ALPHA_NAMES: Final = MappingProxyType({1.0: "mild", 0.5: "moderate", 0.1: "severe"})
 _BINARY_UNITS: Final = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
@@ -298,10 +299,12 @@ def communication_table(df: pd.DataFrame) -> pd.DataFrame:
     -------
     pandas.DataFrame
         Columns ``dataset, method, display, hospital_rounds, bytes_up, bytes_down,
-        bytes_total`` (mean bytes per hospital per round); empty when there are no such rows.
+        bytes_total`` (mean bytes per hospital per round) and ``serve_per_query`` (mean of the
+        ``serve_bytes_per_query`` rows: bytes on the network to answer one query with the final
+        predictor; NaN without such rows); empty when there are no traffic rows.
     """
     columns = ["dataset", "method", "display", "hospital_rounds"]
-    columns += ["bytes_up", "bytes_down", "bytes_total"]
+    columns += ["bytes_up", "bytes_down", "bytes_total", "serve_per_query"]
     rows = df[df["metric"].isin([COMM_UP, COMM_DOWN])]
     if rows.empty:
         return pd.DataFrame(columns=columns)
@@ -317,6 +320,9 @@ def communication_table(df: pd.DataFrame) -> pd.DataFrame:
         bytes_total=("bytes_total", "mean"),
     ).reset_index()
     table["display"] = table["method"].map(display_name)
+    serve = df[df["metric"] == SERVE].groupby(["dataset", "method"])["value"].mean()
+    table["serve_per_query"] = [serve.get((d, m), float("nan"))
+                                for d, m in zip(table["dataset"], table["method"], strict=True)]
     order = {m: i for i, m in enumerate(order_methods(table["method"]))}
     table = table.sort_values(["dataset", "method"], key=_sort_key(order), ignore_index=True)
     table["hospital_rounds"] = table["hospital_rounds"].astype("int64")

@@ -19,7 +19,12 @@ from chainlearn_ray.learning.models import build_model, count_parameters
 from chainlearn_ray.learning.threads import torch_threads
 from chainlearn_ray.methods.base import Client, FederatedMethod, TrainSettings
 from chainlearn_ray.methods.centralized import CENTRAL_ID, Centralized
-from chainlearn_ray.methods.comm import WEIGHT_READ_BYTES, ours_comm_bytes, state_bytes
+from chainlearn_ray.methods.comm import (
+    WEIGHT_READ_BYTES,
+    ensemble_serve_bytes,
+    ours_comm_bytes,
+    state_bytes,
+)
 from chainlearn_ray.methods.fedavg import FedAvg, FedProx
 from chainlearn_ray.methods.fedmd import FedMD, fedmd_split, split_public
 from chainlearn_ray.protocol.tiers import Tier
@@ -212,6 +217,9 @@ def test_ours_traffic_is_calldata_and_weight_words() -> None:
     assert comm.down == 3 * WEIGHT_READ_BYTES == 96
     with pytest.raises(ConfigError):
         ours_comm_bytes(-1, 0)
+    with_probs = ours_comm_bytes(len(raw), 3, prediction_bytes=624 * 2 * 4)
+    assert with_probs.up == len(raw) + 4992 and with_probs.down == comm.down
+    assert ensemble_serve_bytes(3, 28 * 28, 2) == 3 * (784 + 8)
 
 
 def test_clients_wrap_plain_hospitals(setup: Setup) -> None:

@@ -224,3 +224,18 @@ def test_ours_balacc_submits_validation_balanced_accuracy(ours: Run, data_dir: P
 def test_an_unknown_weight_score_is_a_config_error(data_dir: Path) -> None:
     with pytest.raises(ConfigError, match=r"chain\.weight_score must be one of"):
         _config(data_dir, **{"chain.weight_score": "brier"})
+
+
+def test_communication_counts_the_predictions_the_ensemble_needs(ours: Run) -> None:
+    """Up: the signed submission plus the N × C float32 test probabilities; serving one query
+    sends the image to every member and gets C float32 back from each."""
+    from chainlearn_ray.results.rows import RunKey
+
+    rows = ours.run.method.summary(RunKey("r", "synthetic", 1.0, 0, "ours"))
+    n, c = len(ours.data.test), ours.data.n_classes
+    ups = [r["value"] for r in rows if r["metric"] == "comm_bytes_up"]
+    calldata = [v for lengths in ours.run.method.calldata.values() for v in lengths.values()]
+    assert len(ups) == ROUNDS * 3
+    assert sorted(ups) == sorted(v + n * c * 4 for v in calldata)
+    (serve,) = [r["value"] for r in rows if r["metric"] == "serve_bytes_per_query"]
+    assert serve == 3 * (28 * 28 + 4 * c)

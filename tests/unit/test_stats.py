@@ -287,8 +287,12 @@ def test_communication_table_means_per_hospital_round() -> None:
         _row("fedavg", 42, 150.0, hospital="h01", round=1, metric="comm_bytes_down"),
         _row("fedavg", 42, 100.0, hospital="h00", round=2, metric="comm_bytes_up"),
         _row("ours", 42, 400.0, hospital="h00", round=1, metric="comm_bytes_up"),
+        _row("ours", 42, 3 * (784 + 8), hospital="all", round=1, metric="serve_bytes_per_query"),
+        _row("fedavg", 42, 0.0, hospital="all", round=2, metric="serve_bytes_per_query"),
     ]
     table = tables.communication_table(rows_to_frame(rows)).set_index("method")
+    assert table.loc["ours", "serve_per_query"] == 3 * (784 + 8)
+    assert table.loc["fedavg", "serve_per_query"] == 0
     assert table.loc["fedavg", "hospital_rounds"] == 3
     assert table.loc["fedavg", "bytes_up"] == pytest.approx(500 / 3)
     assert table.loc["fedavg", "bytes_down"] == pytest.approx(200 / 3)
