@@ -148,6 +148,20 @@ def accuracy(probs_or_preds: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(np.asarray(preds) == y))
 
 
+def _class_pairs(preds: np.ndarray, labels: np.ndarray, n_classes: int,
+                 what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted and true labels as int arrays (probabilities become their argmax), checked:
+    same length, not empty, within ``[0, n_classes)``."""
+    arr = np.asarray(preds)
+    p = _check_probs(arr).argmax(axis=1) if arr.ndim == 2 else arr.astype(np.int64)
+    y = _check_labels(labels, len(p))
+    if len(y) == 0:
+        raise DataError(f"{what} of an empty set is undefined")
+    if p.min() < 0 or y.min() < 0 or p.max() >= n_classes or y.max() >= n_classes:
+        raise DataError(f"labels and predictions must lie in [0, {n_classes})")
+    return p, y
+
+
 def macro_f1(preds: np.ndarray, labels: np.ndarray, n_classes: int) -> float:
     """Macro-averaged F1 score.
 
@@ -164,13 +178,7 @@ def macro_f1(preds: np.ndarray, labels: np.ndarray, n_classes: int) -> float:
     n_classes:
         Number of classes.
     """
-    arr = np.asarray(preds)
-    p = _check_probs(arr).argmax(axis=1) if arr.ndim == 2 else arr.astype(np.int64)
-    y = _check_labels(labels, len(p))
-    if len(y) == 0:
-        raise DataError("macro-F1 of an empty set is undefined")
-    if p.min() < 0 or y.min() < 0 or p.max() >= n_classes or y.max() >= n_classes:
-        raise DataError(f"labels and predictions must lie in [0, {n_classes})")
+    p, y = _class_pairs(preds, labels, n_classes, "macro-F1")
     confusion = np.bincount(y * n_classes + p, minlength=n_classes * n_classes)
     confusion = confusion.reshape(n_classes, n_classes).astype(np.float64)
     tp = np.diag(confusion)
@@ -197,13 +205,7 @@ def balanced_accuracy(preds: np.ndarray, labels: np.ndarray, n_classes: int) -> 
     n_classes:
         Number of classes.
     """
-    arr = np.asarray(preds)
-    p = _check_probs(arr).argmax(axis=1) if arr.ndim == 2 else arr.astype(np.int64)
-    y = _check_labels(labels, len(p))
-    if len(y) == 0:
-        raise DataError("balanced accuracy of an empty set is undefined")
-    if y.min() < 0 or y.max() >= n_classes:
-        raise DataError(f"labels must lie in [0, {n_classes})")
+    p, y = _class_pairs(preds, labels, n_classes, "balanced accuracy")
     support = np.bincount(y, minlength=n_classes).astype(np.float64)
     hits = np.bincount(y[p == y], minlength=n_classes).astype(np.float64)
     present = support > 0
