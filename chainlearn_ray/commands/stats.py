@@ -22,6 +22,7 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
     ("communication", "Communication", "no `comm_bytes_up` / `comm_bytes_down` rows"),
     ("gas", "Gas", "no `gas_<operation>` rows"),
     ("paired_tests", "Paired tests", "no other method has seeds in common with the baseline"),
+    ("findings", "Findings", "no paired tests"),
     ("sensitivity", "Weight sensitivity", "nothing to compute"),
 )
 #: Fixed confidence and ECE (fixed point) of the weight sensitivity section.
@@ -207,6 +208,10 @@ def _present(name: str, table: pd.DataFrame, args: argparse.Namespace) -> str:
             f"cell rows, and separately within its pooled rows.\n\n"
         )
         return note + t.to_markdown(view, test_fmts)
+    if name == "findings":
+        from chainlearn_ray.results.findings import findings_markdown
+
+        return findings_markdown(table)
     if name == "sensitivity":
         from chainlearn_ray.results.sensitivity import sensitivity_wide
 
@@ -258,7 +263,7 @@ def build_tables(df: pd.DataFrame, args: argparse.Namespace) -> dict[str, pd.Dat
 
     main_methods = [m for m in df["method"].unique() if tables.is_main_method(m)]
     main = [stats.summary_table(df, main_methods, m) for m in main_metrics(args.metric)]
-    return {
+    built = {
         "main": pd.concat([t for t in main if not t.empty] or main[:1], ignore_index=True),
         "ablations": stats.ablation_table(df, args.baseline),
         "adversarial": stats.adversarial_table(df, args.baseline),
@@ -269,6 +274,8 @@ def build_tables(df: pd.DataFrame, args: argparse.Namespace) -> dict[str, pd.Dat
         ),
         "sensitivity": sensitivity_table(SENSITIVITY_CONFIDENCE, SENSITIVITY_ECE),
     }
+    built["findings"] = built["paired_tests"]
+    return built
 
 
 def main_metrics(metric: str) -> tuple[str, ...]:
@@ -340,7 +347,7 @@ def main(args: argparse.Namespace) -> int:
     written: list[Path] = []
     for name, heading, table, text in sections(df, args):
         lines += ["", f"## {heading}", "", text]
-        for suffix in (".parquet", ".csv"):
+        for suffix in () if name == "findings" else (".parquet", ".csv"):  # paired_tests' data
             path = out_dir / f"{name}{suffix}"
             if table.empty:
                 if path.is_file():

@@ -51,9 +51,16 @@ def _cells(line: str) -> list[str]:
 
 
 def _inline(text: str) -> str:
-    """Escaped text with Markdown ``code`` spans as <code> elements."""
+    """Escaped text with Markdown ``code`` spans as <code> and ``**strong**`` as <strong>."""
     parts = html.escape(text).split("`")
-    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+    coded = [f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts)]
+    out = []
+    for i, part in enumerate(coded):
+        if i % 2 == 0:
+            bold = part.split("**")
+            part = "".join(f"<strong>{b}</strong>" if k % 2 else b for k, b in enumerate(bold))
+        out.append(part)
+    return "".join(out)
 
 
 def _table_html(lines: Sequence[str]) -> str:
@@ -73,8 +80,8 @@ def _table_html(lines: Sequence[str]) -> str:
 
 
 def markdown_block(text: str) -> str:
-    """HTML of the Markdown ``chainlearn stats`` writes: pipe tables, paragraphs and one-line
-    ``_emphasis_`` notes."""
+    """HTML of the Markdown ``chainlearn stats`` writes: pipe tables, ``- item`` lists,
+    paragraphs and one-line ``_emphasis_`` notes."""
     out: list[str] = []
     lines = text.splitlines()
     i = 0
@@ -85,6 +92,14 @@ def markdown_block(text: str) -> str:
             while j < len(lines) and lines[j].lstrip().startswith("|"):
                 j += 1
             out.append(_table_html(lines[i:j]))
+            i = j
+            continue
+        if line.startswith("- "):
+            j = i
+            while j < len(lines) and lines[j].startswith("- "):
+                j += 1
+            out.append("<ul>" + "".join(f"<li>{_inline(item[2:].strip())}</li>"
+                                        for item in lines[i:j]) + "</ul>")
             i = j
             continue
         if line.strip():

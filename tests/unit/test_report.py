@@ -67,7 +67,7 @@ def test_report_renders_every_table_and_figure_in_headless_chromium(tmp_path: Pa
         driver.get(report.as_uri())
         sections = driver.execute_script(
             "return [...document.querySelectorAll('section.table-section')].map(s => "
-            "[s.querySelector('h2').textContent, s.querySelectorAll('table').length, "
+            "[s.querySelector('h2').textContent, s.querySelectorAll('table, ul').length, "
             "s.querySelectorAll('p.skipped').length])")
         images = driver.execute_script(
             "return [...document.images].map(i => [i.alt, i.complete, i.naturalWidth])")
@@ -75,9 +75,10 @@ def test_report_renders_every_table_and_figure_in_headless_chromium(tmp_path: Pa
     finally:
         driver.quit()
     headings = [s[0] for s in sections]
-    for expected in ("Main", "Ablations", "Communication", "Paired tests", "Weight sensitivity"):
+    for expected in ("Main", "Ablations", "Communication", "Paired tests", "Findings",
+                     "Weight sensitivity"):
         assert any(h.startswith(expected) for h in headings), headings
-    # every section shows a table, or says why it was skipped
+    # every section shows a table (or the findings' lists), or says why it was skipped
     assert all(tables > 0 or skipped == 1 for _, tables, skipped in sections)
     assert {alt for alt, _, _ in images} >= {"Accuracy", "Ece", "Ablation", "Communication",
                                              "Sensitivity"}

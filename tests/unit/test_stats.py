@@ -452,3 +452,24 @@ def test_main_table_shows_balanced_accuracy_macro_f1_and_majority(
     got = main.set_index(["method", "metric"])["mean"]
     assert got[("majority", "balanced_accuracy")] == pytest.approx(0.5)
     assert got[("ours", "macro_f1")] == pytest.approx(0.38)
+
+
+def test_findings_say_where_the_baseline_wins_loses_or_is_not_significant(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = []
+    for i, (seed, acc, gap) in enumerate(zip(SEEDS, OURS, GAPS, strict=True)):
+        rows.append(_row("ours", seed, acc))
+        rows.append(_row("fedavg", seed, acc - 0.10 - gap / 10))  # clearly worse than Ours
+        rows.append(_row("fedprox", seed, acc + 0.10 + gap / 10))  # clearly better
+        rows.append(_row("fedmd", seed, acc + (gap if i % 2 else -gap)))  # noise
+    rows_to_frame(rows).to_parquet(tmp_path / "results.parquet")
+    assert cli.main(["stats", str(tmp_path), "--n-boot", "200"]) == 0
+    out = capsys.readouterr().out
+    findings = out.split("## Findings")[1].split("## ")[0]
+    better = findings.split("**Ours significantly better** (1)")[1].split("**")[0]
+    worse = findings.split("**Ours significantly worse** (1)")[1].split("**")[0]
+    unclear = findings.split("**No significant difference** (1)")[1]
+    assert "FedAvg at pneumoniamnist α=0.5 (moderate)" in better and "t-test" in better
+    assert "FedProx" in worse and "FedMD" in unclear
+    assert not (tmp_path / "stats" / "findings.csv").exists()
