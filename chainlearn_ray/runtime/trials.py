@@ -123,7 +123,10 @@ def plan_trials(plan: SweepPlan, cells: list[Cell], max_concurrent: int | None
         most = max(d.get(key, 0.0) for d in demands)
         if most > 0:
             limits[key] = math.floor(cluster.get(key, 0.0) / most + 1e-9)
+    # GPUs and custom resources bound the concurrency; more trials than cells never run
     hard = min([v for k, v in limits.items() if k != "CPU"], default=len(cells))
+    if max_concurrent is not None:
+        max_concurrent = min(max_concurrent, len(cells))
     if hard < 1:
         raise ResourceError("one trial needs more GPUs or custom resources than the cluster has "
                             f"(needs {demands[0]}, cluster {cluster}): add nodes or lower "
