@@ -100,7 +100,7 @@ def _suptitle(fig: Figure, text: str) -> None:
 
 def _legend(fig: Figure, handles: dict[str, Any], methods: Sequence[str]) -> None:
     """One legend below the panels, methods in canonical order."""
-    ordered = [m for m in [MAJORITY, *methods] if m in handles]
+    ordered = [m for m in dict.fromkeys([MAJORITY, *methods]) if m in handles]
     fig.legend(
         [handles[m] for m in ordered],
         ["Majority class" if m == MAJORITY else display_name(m) for m in ordered],
