@@ -20,6 +20,8 @@ FEDMD: Final = "fedmd"
 EQUAL_WEIGHT: Final = "equal_weight"
 OURS: Final = "ours"
 OURS_DROPOUT: Final = "ours_dropout"
+#: Ours on a trust-mode deployment (verifier-timed PoC, stakes, commit-reveal, audits).
+OURS_TRUST: Final = "ours_trust"
 
 #: Ablations that reuse Ours' trained models (weights recomputed, nothing retrained).
 POSTHOC_ABLATIONS: Final[tuple[str, ...]] = ("no_capmul", "no_conf", "no_ece", "no_bonus")
@@ -47,7 +49,7 @@ def attack_method(name: str) -> str:
 #: Every method name a results table may hold, in presentation order.
 METHODS: Final[tuple[str, ...]] = (
     CENTRALIZED, LOCAL_WEAK, LOCAL_MEDIUM, LOCAL_STRONG, LOCAL_BEST, FEDAVG, FEDPROX, FEDMD,
-    EQUAL_WEIGHT, OURS, OURS_DROPOUT,
+    EQUAL_WEIGHT, OURS, OURS_DROPOUT, OURS_TRUST,
     *(ablation_method(a) for a in ABLATIONS),
     *(attack_method(a) for a in ATTACKS),
 )
