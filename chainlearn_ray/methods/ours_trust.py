@@ -302,11 +302,9 @@ class OursTrust(Ours):
         return ClientResult(h, tier, config.round, phase, n, out)
 
     # ------------------------------------------------------------------ results
-    def round_rows(self, key: RunKey, outcome: RoundOutcome) -> list[dict[str, Any]]:
-        """Ours' rows plus each hospital's stake, reward and slash of the round."""
-        return [*super().round_rows(key, outcome),
-                *self.ledger.rows(key, outcome.round, self.tiers)]
-
     def summary(self, key: RunKey) -> list[dict[str, Any]]:
-        """Ours' traffic rows plus what each hospital withdrew."""
-        return [*super().summary(key), *self.ledger.summary_rows(key, self.tiers)]
+        """Ours' traffic rows, each hospital's stake, reward and slash of every round, and what
+        each hospital withdrew after the last."""
+        settled = [row for r in sorted(self.ledger.settled)
+                   for row in self.ledger.rows(key, r, self.tiers)]
+        return [*super().summary(key), *settled, *self.ledger.summary_rows(key, self.tiers)]

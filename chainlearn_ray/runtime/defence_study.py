@@ -13,7 +13,7 @@ from chainlearn_ray.experiment.defences import defence_variants
 from chainlearn_ray.experiment.trust_settings import ours_trust_for, trust_config_of
 from chainlearn_ray.methods.trust_contract import TrustContractPort
 from chainlearn_ray.planning.placement import hospital_specs
-from chainlearn_ray.results.rows import RunKey, result_row
+from chainlearn_ray.results.rows import RunKey, result_row, round_rows
 from chainlearn_ray.runtime.sequential import run_ours_sequential
 
 logger = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ def run_defence_study(cfg: RunConfig, data: Any, part: Any, key: RunKey,
         rows.append(result_row(vkey, 0, variant.attacker, hardware[variant.attacker],
                                ATTACKER, 1.0))
         for outcome in run.outcomes:
-            rows.extend(method.round_rows(vkey, outcome))
+            rows.extend(round_rows(vkey, outcome))
         rows.extend(method.summary(vkey))
         logger.info("%s: ensemble accuracy %s", variant.method,
                     run.outcomes[-1].ensemble.get("accuracy") if run.outcomes else None)

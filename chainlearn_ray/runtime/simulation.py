@@ -132,6 +132,8 @@ def run_simulation(cfg: RunConfig, out_dir: str | Path, *, progress: Progress | 
             facts["rounds_completed"] = outcome.round
             _persist(out, conf_dict, facts, rows)
             say(format_round(outcome))
+        if cfg.chain.mode == "trust":  # stakes, rewards, slashes and withdrawals
+            rows.extend(fed.summary(key))
         write_json_atomic(fed.receipts(), out / "receipts.json")
         t_end = time.perf_counter()
         timings = {
