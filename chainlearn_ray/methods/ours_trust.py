@@ -18,6 +18,7 @@ every hospital become result rows.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -73,6 +74,7 @@ class OursTrust(Ours):
         self._challenges: dict[str, bytes] = {}
         self._reports: dict[str, dict[str, Any]] = {}
         self._reveal_opening: Any = None
+        self._audit_started = 0.0
 
     def trust_port(self) -> TrustContractPort:
         """The chain port, which must be a trust-mode one."""
@@ -106,6 +108,7 @@ class OursTrust(Ours):
             return RoundConfig(round_, REVEAL, tuple(self.ledger.gas_commit),
                                setup=self._setup())
         if phase == AUDIT:
+            self._audit_started = time.perf_counter()
             return RoundConfig(round_, AUDIT, None, setup=self._setup())
         if phase == WITHDRAW:
             txs = {h: port.prepare_withdraw(self.addresses[h]) for h in self.tiers
@@ -247,6 +250,8 @@ class OursTrust(Ours):
             return
         if phase != closing:
             return
+        if phase == AUDIT:
+            self.ledger.audit_seconds[round_] = time.perf_counter() - self._audit_started
         port, state = self.trust_port(), self._live(round_)
         self.latest.update({h: state.reports[h] for h in state.gas_submit})
         self.participants_by_round[round_] = len(state.gas_submit)

@@ -32,6 +32,8 @@ class TrustLedger:
     gas_audit: dict[str, int] = field(default_factory=dict)
     settled: dict[int, dict[str, dict[str, int]]] = field(default_factory=dict)
     withdrawn: dict[str, int] = field(default_factory=dict)
+    #: round -> wall seconds of its audit phase (hand-over, scoring, reports)
+    audit_seconds: dict[int, float] = field(default_factory=dict)
     gas_fund: int = 0
 
     def open(self, round_: int) -> None:
