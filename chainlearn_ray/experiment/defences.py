@@ -6,7 +6,10 @@ Rows (method names): ``attack:lazy`` (trains one epoch, honest metrics, audited)
 10000 and ECE 0); ``attack:spoof_tier_self`` / ``attack:spoof_tier_timed`` (a Weak-hardware
 hospital claims Strong, trains on 10 % of its shard) and ``attack:spoof_throughput_self`` /
 ``attack:spoof_throughput_timed`` (it also reports a Strong throughput with a matching
-benchmark hash), each with the self-reported PoC and with the verifier-timed one.
+benchmark hash), each with the self-reported PoC and with the verifier-timed one;
+``attack:free_rider_no_cr`` / ``attack:free_rider_cr`` (a hospital trains nothing and copies
+another's submission, on the seed protocol's one-step submission and under commit-reveal; see
+:mod:`chainlearn_ray.methods.free_riding`).
 """
 
 from __future__ import annotations
@@ -34,6 +37,10 @@ class DefenceVariant:
     attacker: str
     behaviours: dict[str, Behaviour]
     inputs: dict[str, Any] = field(default_factory=dict)
+    #: ``"trust"`` (Ours in trust mode), ``"trust_public"`` (trust mode, hospitals acting on
+    #: public commitments and openings) or ``"seed_public"`` (seed protocol, acting on public
+    #: submissions)
+    kind: str = "trust"
 
 
 def defence_variants(cfg: RunConfig, hardware: Mapping[str, str]) -> list[DefenceVariant]:
@@ -63,7 +70,30 @@ def defence_variants(cfg: RunConfig, hardware: Mapping[str, str]) -> list[Defenc
             out.append(DefenceVariant(attack_method(f"{name}_{'timed' if timed else 'self'}"),
                                       spoofer, {spoofer: behaviour},
                                       {"verifier_timed": timed}))
+    rider, victim = free_rider_pair(hardware)
+    copier = {rider: Behaviour(total_epochs=0, copies=victim)}
+    out.append(DefenceVariant(attack_method("free_rider_no_cr"), rider, copier,
+                              kind="seed_public"))
+    out.append(DefenceVariant(attack_method("free_rider_cr"), rider, copier,
+                              kind="trust_public"))
     return out
+
+
+def free_rider_pair(hardware: Mapping[str, str]) -> tuple[str, str]:
+    """``(free-rider, the hospital it copies)``: two hospitals of one hardware tier when there
+    are (the copy then has the model type of the copier's tier: the strongest case), the
+    strongest such tier first; else the first Weak copies the first Strong (else the last
+    copies the first)."""
+    ids = list(hardware)
+    for tier in ("strong", "medium", "weak"):
+        same = [h for h in ids if hardware[h] == tier]
+        if len(same) >= 2:
+            return same[1], same[0]
+    weak = [h for h in ids if hardware[h] == "weak"]
+    strong = [h for h in ids if hardware[h] == "strong"]
+    if weak and strong:
+        return weak[0], strong[0]
+    return ids[-1], ids[0]
 
 
 #: The claim an inflated attacker makes, for tables that explain the rows.

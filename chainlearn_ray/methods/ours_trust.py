@@ -75,6 +75,7 @@ class OursTrust(Ours):
         self._reports: dict[str, dict[str, Any]] = {}
         self._reveal_opening: Any = None
         self._audit_started = 0.0
+        self._committing: dict[str, bytes] = {}
 
     def trust_port(self) -> TrustContractPort:
         """The chain port, which must be a trust-mode one."""
@@ -139,6 +140,7 @@ class OursTrust(Ours):
                 return None
             tx = self._guard("reveal", lambda: self.trust_port().prepare_reveal(
                 self.addresses[h], payload.args(), self._reveal_opening))
+            self.ledger.opened[h] = payload
             return RoundConfig(result.round, SIGN_REVEAL, (tx, payload), setup=self._setup())
         if phase == AUDIT:
             if payload is not None and h in self.ledger.revealed:
@@ -193,11 +195,14 @@ class OursTrust(Ours):
         state = self._live(result.round)
         state.reports[h] = report
         self.latest.pop(h, None)
+        if commitment is None:  # the hospital commits to nothing of its own
+            return None
         if missed_deadline(report.simulated_seconds, self.deadline):
             state.late(h)
             return None
         tx = self._guard("commit", lambda: self.trust_port().prepare_commit(
             self.addresses[h], commitment, state.opening))
+        self._committing[h] = commitment
         return RoundConfig(result.round, SIGN_COMMIT, (tx, commitment), setup=self._setup(),
                            aside=True)
 
@@ -222,9 +227,10 @@ class OursTrust(Ours):
         elif phase == SIGN_COMMIT:
             self.ledger.gas_commit[h] = self._guard(
                 "commit", lambda: port.send(bytes(result.payload), "commitUpdate"))
+            self.ledger.commitments[h] = self._committing.pop(h)
         elif phase == SIGN_REVEAL:
             gas = self._guard("reveal", lambda: port.send(bytes(result.payload), "revealUpdate"))
-            self.ledger.revealed[h] = self._live(result.round).reports[h].model_hash
+            self.ledger.revealed[h] = self.ledger.opened[h].model_hash
             self._live(result.round).submitted(
                 h, self.ledger.gas_commit.get(h, 0) + gas,
                 port.round_weight(result.round, self.addresses[h]))
@@ -286,6 +292,9 @@ class OursTrust(Ours):
             out = hospital.sign_registration(*payload)
         elif phase == TRAIN:
             report = hospital.train_round(config.round, int(payload))
+            if hospital.behaviour.copies is not None:  # a free-rider commits nothing of its own
+                hospital.openings = {}
+                return ClientResult(h, tier, config.round, phase, n, (report, None))
             opening = trust_steps.opening_for(hospital, report)
             hospital.openings = {config.round: opening}
             return ClientResult(h, tier, config.round, phase, n, (report, opening.commitment))
@@ -294,6 +303,7 @@ class OursTrust(Ours):
             return ClientResult(h, tier, config.round, phase, n, out, len(out))
         elif phase == REVEAL:  # only a hospital whose commitment is on chain reveals
             out = hospital.openings.get(config.round) if h in payload else None
+            out = out if isinstance(out, trust_steps.Opening) else None
         elif phase == SIGN_REVEAL:
             out = trust_steps.sign_reveal(hospital, *payload)
             return ClientResult(h, tier, config.round, phase, n, out, len(out))

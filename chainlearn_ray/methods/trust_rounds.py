@@ -27,6 +27,8 @@ class TrustLedger:
     """Trust-mode state of the open round and the settlements of every round so far."""
 
     gas_commit: dict[str, int] = field(default_factory=dict)
+    commitments: dict[str, bytes] = field(default_factory=dict)  # on chain, in relay order
+    opened: dict[str, Any] = field(default_factory=dict)  # hospital -> the opening it reveals
     revealed: dict[str, bytes] = field(default_factory=dict)  # hospital -> revealed model hash
     audited: dict[str, tuple[int, int]] = field(default_factory=dict)
     gas_audit: dict[str, int] = field(default_factory=dict)
@@ -39,6 +41,7 @@ class TrustLedger:
     def open(self, round_: int) -> None:
         """A new round: nothing committed, revealed or audited yet."""
         self.gas_commit, self.revealed, self.audited, self.gas_audit = {}, {}, {}, {}
+        self.commitments, self.opened = {}, {}
 
     def settle(self, round_: int, views: SettlementViews, addresses: Mapping[str, str]) -> None:
         """Read every hospital's settlement of the (closed) round: its stake after the round,

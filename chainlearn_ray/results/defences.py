@@ -20,6 +20,8 @@ DEFENCE_ROWS: Final[dict[str, str]] = {
     "attack:spoof_tier_timed": "Spoof-tier, verifier-timed PoC",
     "attack:spoof_throughput_self": "Spoof-throughput, self-reported PoC",
     "attack:spoof_throughput_timed": "Spoof-throughput, verifier-timed PoC",
+    "attack:free_rider_no_cr": "Free-rider, one-step submission",
+    "attack:free_rider_cr": "Free-rider, commit-reveal + audit",
 }
 COLUMNS: Final = ("dataset", "alpha", "method", "display", "n", "accuracy_mean", "accuracy_std",
                   "attacker_weight_mean", "attacker_stake_wei_mean")

@@ -9,8 +9,12 @@ from dataclasses import replace
 from typing import Any
 
 from chainlearn_ray.experiment.config import RunConfig
-from chainlearn_ray.experiment.defences import defence_variants
+from chainlearn_ray.experiment.defences import DefenceVariant, defence_variants
+from chainlearn_ray.experiment.methods import ours_for
 from chainlearn_ray.experiment.trust_settings import ours_trust_for, trust_config_of
+from chainlearn_ray.methods.contract import ContractPort
+from chainlearn_ray.methods.free_riding import OursPublic, OursTrustPublic
+from chainlearn_ray.methods.ours import Ours
 from chainlearn_ray.methods.trust_contract import TrustContractPort
 from chainlearn_ray.planning.placement import hospital_specs
 from chainlearn_ray.results.rows import RunKey, result_row, round_rows
@@ -31,10 +35,10 @@ def run_defence_study(cfg: RunConfig, data: Any, part: Any, key: RunKey,
     for variant in defence_variants(cfg, hardware):
         if only is not None and variant.method not in only:
             continue
-        port = TrustContractPort.open_trust("embedded", trust_config_of(cfg))
+        port: ContractPort = (ContractPort.open("embedded") if variant.kind == "seed_public"
+                              else TrustContractPort.open_trust("embedded", trust_config_of(cfg)))
         try:
-            method = ours_trust_for(cfg, hardware, data, behaviours=variant.behaviours, fresh=True,
-                                    **variant.inputs)
+            method = _method(cfg, hardware, data, variant)
             run = run_ours_sequential(cfg, data, part, port, method=method)
         finally:
             port.close()
@@ -47,3 +51,24 @@ def run_defence_study(cfg: RunConfig, data: Any, part: Any, key: RunKey,
         logger.info("%s: ensemble accuracy %s", variant.method,
                     run.outcomes[-1].ensemble.get("accuracy") if run.outcomes else None)
     return rows
+
+
+def _method(cfg: RunConfig, hardware: dict[str, str], data: Any,
+            variant: DefenceVariant) -> Ours:
+    """The variant's method object: Ours in trust mode, or a public-view variant."""
+    if variant.kind == "seed_public":
+        base = ours_for(cfg, hardware, behaviours=variant.behaviours, fresh=True)
+        return OursPublic(base.hospitals, epochs=base.epochs, seed=base.seed,
+                          attendance=base.attendance, deadline=base.deadline, poc=base.poc,
+                          behaviours=variant.behaviours, fresh=True)
+    method = ours_trust_for(cfg, hardware, data, behaviours=variant.behaviours, fresh=True,
+                            **variant.inputs)
+    if variant.kind == "trust_public":
+        return OursTrustPublic(method.hospitals, rounds=method.rounds,
+                               stake_wei=method.stake_wei, audit=method.audit,
+                               verifier_timed=method.verifier_timed,
+                               spot_checks=method.spot_checks, epochs=method.epochs,
+                               seed=method.seed, attendance=method.attendance,
+                               deadline=method.deadline, poc=method.poc,
+                               behaviours=variant.behaviours, fresh=True)
+    return method
