@@ -34,6 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chain", choices=["embedded", "anvil", "rpc"], help="chain backend")
     p.add_argument("--rpc-url", help="JSON-RPC URL of a node (implies --chain rpc)")
     p.add_argument("--contract", help="attach to an already deployed FLCoordinator address")
+    p.add_argument("--mode", choices=["seed", "trust"],
+                   help="contract mode: seed (default, the published protocol) or trust (stakes, "
+                        "verifier-timed PoC, commit-reveal, audits, rewards)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="training device")
     p.add_argument("--clock", choices=["cost", "measured"],
                    help="where simulated time comes from: cost (default; samples x seconds per "
@@ -70,7 +73,8 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
         "hospitals": args.hospitals if args.hospitals is not None else args.tiers,
         "train.rounds": args.rounds, "train.epochs": args.epochs,
         "runtime.address": args.address, "chain.backend": chain, "chain.rpc_url": args.rpc_url,
-        "chain.contract": args.contract, "runtime.device": args.device,
+        "chain.contract": args.contract, "chain.mode": args.mode,
+        "runtime.device": args.device,
         "runtime.throttle": args.throttle, "runtime.round_timeout": args.round_timeout,
         "runtime.clock": args.clock, "runtime.cost_model": args.cost_model,
         "runtime.deadline": args.deadline, "runtime.hospitals_per_actor": args.hospitals_per_actor,

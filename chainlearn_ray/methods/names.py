@@ -49,7 +49,7 @@ def attack_method(name: str) -> str:
 #: Every method name a results table may hold, in presentation order.
 METHODS: Final[tuple[str, ...]] = (
     CENTRALIZED, LOCAL_WEAK, LOCAL_MEDIUM, LOCAL_STRONG, LOCAL_BEST, FEDAVG, FEDPROX, FEDMD,
-    EQUAL_WEIGHT, OURS, OURS_DROPOUT, OURS_TRUST,
+    EQUAL_WEIGHT, OURS, OURS_DROPOUT,
     *(ablation_method(a) for a in ABLATIONS),
     *(attack_method(a) for a in ATTACKS),
 )

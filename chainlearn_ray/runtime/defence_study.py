@@ -5,9 +5,11 @@ deployment, with the same hospitals' data, as tidy rows (each row's attacker mar
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
+from chainlearn_ray.errors import ConfigError
 from chainlearn_ray.experiment.config import RunConfig
 from chainlearn_ray.experiment.defences import DefenceVariant, defence_variants
 from chainlearn_ray.experiment.methods import ours_for
@@ -26,13 +28,18 @@ logger = logging.getLogger(__name__)
 ATTACKER = "attacker"
 
 
-def run_defence_study(cfg: RunConfig, data: Any, part: Any, key: RunKey,
-                      only: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+def defence_rows(cfg: RunConfig, data: Any, part: Any, key: RunKey,
+                 only: tuple[str, ...] | None = None) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """Run each study row (``only``: those method names) in this process on the embedded
-    chain; returns every row's result rows (rounds, settlements, withdrawals, attacker)."""
+    chain, each on a fresh deployment; yields ``(method, its result rows)`` as each finishes
+    (rounds, settlements, withdrawals, and the ``attacker`` mark)."""
     hardware = {s.hospital_id: s.hardware_tier.label for s in hospital_specs(cfg, data)}
-    rows: list[dict[str, Any]] = []
-    for variant in defence_variants(cfg, hardware):
+    variants = defence_variants(cfg, hardware)
+    unknown = set(only or ()) - {v.method for v in variants}
+    if unknown:
+        raise ConfigError(f"--only: unknown study rows {sorted(unknown)}; use some of "
+                          f"{', '.join(v.method for v in variants)}")
+    for variant in variants:
         if only is not None and variant.method not in only:
             continue
         port: ContractPort = (ContractPort.open("embedded") if variant.kind == "seed_public"
@@ -43,14 +50,19 @@ def run_defence_study(cfg: RunConfig, data: Any, part: Any, key: RunKey,
         finally:
             port.close()
         vkey = replace(key, method=variant.method)
-        rows.append(result_row(vkey, 0, variant.attacker, hardware[variant.attacker],
-                               ATTACKER, 1.0))
+        rows = [result_row(vkey, 0, variant.attacker, hardware[variant.attacker], ATTACKER, 1.0)]
         for outcome in run.outcomes:
             rows.extend(round_rows(vkey, outcome))
         rows.extend(method.summary(vkey))
         logger.info("%s: ensemble accuracy %s", variant.method,
                     run.outcomes[-1].ensemble.get("accuracy") if run.outcomes else None)
-    return rows
+        yield variant.method, rows
+
+
+def run_defence_study(cfg: RunConfig, data: Any, part: Any, key: RunKey,
+                      only: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+    """Every row of :func:`defence_rows`, as one list."""
+    return [row for _method, rows in defence_rows(cfg, data, part, key, only) for row in rows]
 
 
 def _method(cfg: RunConfig, hardware: dict[str, str], data: Any,

@@ -16,6 +16,7 @@ from chainlearn_ray.protocol.rounds import RoundOutcome
 from chainlearn_ray.results.atomic import write_json_atomic, write_rows_atomic
 from chainlearn_ray.results.console import format_round, format_table
 from chainlearn_ray.results.manifest import build_manifest, config_digest
+from chainlearn_ray.methods.names import OURS, OURS_TRUST
 from chainlearn_ray.results.rows import RunKey, round_rows, setup_rows
 from chainlearn_ray.results.schema import rows_to_frame
 from chainlearn_ray.runtime.cluster import ensure_ray, plan_for, stop_ray
@@ -92,6 +93,8 @@ def run_simulation(cfg: RunConfig, out_dir: str | Path, *, progress: Progress | 
     cost = cost_model_of(cfg)  # the clock's table (calibrate: measured once per machine)
     conf_dict = config_record(cfg, cost)  # records the table used
     run_id = run_id_for(cfg)
+    if cfg.chain.mode == "trust" and method == OURS:
+        method = OURS_TRUST
     key = RunKey(run_id, cfg.data.dataset, float(cfg.data.alpha), int(cfg.seed), method)
 
     data, part = load_partitioned(cfg)
