@@ -19,7 +19,8 @@ import statistics
 import time
 
 from chainlearn_ray.experiment.loading import load_config
-from chainlearn_ray.experiment.trust_settings import ours_trust_for, trust_config_of
+from chainlearn_ray.experiment.trust_method import ours_trust_for
+from chainlearn_ray.experiment.trust_settings import trust_config_of
 from chainlearn_ray.methods.trust_contract import TrustContractPort
 from chainlearn_ray.planning.placement import hospital_specs
 from chainlearn_ray.runtime.sequential import run_ours_sequential

@@ -1,17 +1,16 @@
-"""Trust mode of a run (``chain.mode: trust``): its settings checked, the deployment's
-:class:`~chainlearn_ray.chain.trust.TrustConfig`, and Ours in trust mode built from them."""
+"""Trust mode of a run (``chain.mode: trust``): its settings checked and the deployment's
+:class:`~chainlearn_ray.chain.trust.TrustConfig` (Ours in trust mode is built by
+:mod:`chainlearn_ray.experiment.trust_method`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from chainlearn_ray.chain.trust import SCALE, TrustConfig
 from chainlearn_ray.errors import ConfigError
 
 if TYPE_CHECKING:
     from chainlearn_ray.experiment.config import ChainConfig, RunConfig
-    from chainlearn_ray.methods.ours_trust import OursTrust
 
 CHAIN_MODES: tuple[str, ...] = ("seed", "trust")
 #: Wei amounts stay below 2**53 so result rows (float64) hold them exactly.
@@ -47,34 +46,3 @@ def trust_config_of(cfg: RunConfig) -> TrustConfig:
     c = cfg.chain
     return TrustConfig(c.stake_wei, c.reward_per_round_wei, c.audit_tolerance, c.slash_fraction,
                        int(cfg.poc.weak_below * 1000), int(cfg.poc.medium_below * 1000))
-
-
-def ours_trust_for(cfg: RunConfig, hardware: Mapping[str, str], data: Any,
-                   **inputs: Any) -> OursTrust:
-    """Ours in trust mode with ``cfg``'s settings over ``hardware`` (id -> hardware tier);
-    its auditor holds a seeded ``chain.audit_fraction`` of ``data``'s test split, whose labels
-    no hospital is given. ``inputs`` replace the config's (e.g. ``audit=None``,
-    ``verifier_timed=False``, ``behaviours``)."""
-    from chainlearn_ray.experiment.methods import ours_for
-    from chainlearn_ray.methods.audit import audit_split
-    from chainlearn_ray.methods.ours_trust import OursTrust
-
-    split = None
-    if cfg.chain.audit:
-        split, _ = audit_split(
-            data.test.images, data.test.labels, cfg.chain.audit_fraction, cfg.seed,
-            n_classes=int(data.n_classes), in_channels=_channels(data, cfg),
-            size=cfg.data.resize or cfg.data.size, rgb=cfg.data.rgb,
-            normalize=cfg.data.normalize)
-    settings: dict[str, Any] = {
-        "rounds": cfg.train.rounds, "stake_wei": cfg.chain.stake_wei, "audit": split,
-        "verifier_timed": cfg.chain.verifier_timed, "spot_checks": cfg.chain.spot_checks,
-        **inputs}
-    base = ours_for(cfg, hardware)
-    return OursTrust(list(hardware), epochs=base.epochs, seed=base.seed,
-                     attendance=base.attendance, deadline=base.deadline, poc=base.poc,
-                     **settings)
-
-
-def _channels(data: Any, cfg: RunConfig) -> int:
-    return 3 if cfg.data.rgb else int(data.n_channels)

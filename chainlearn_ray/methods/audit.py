@@ -60,7 +60,7 @@ def audit_split(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, **shap
         raise ConfigError(f"trust.audit_fraction must be in (0, 1), got {fraction}")
     n = len(y)
     picked = np.sort(np.random.default_rng([int(seed), 0xA0D17]).choice(
-        n, size=max(1, int(round(n * fraction))), replace=False))
+        n, size=max(1, round(n * fraction)), replace=False))
     rest = np.setdiff1d(np.arange(n), picked)
     return AuditSplit(np.asarray(x)[picked], np.asarray(y).reshape(-1)[picked], **shape), rest
 

@@ -13,7 +13,8 @@ from chainlearn_ray.errors import ConfigError
 from chainlearn_ray.experiment.config import RunConfig
 from chainlearn_ray.experiment.defences import DefenceVariant, defence_variants
 from chainlearn_ray.experiment.methods import ours_for
-from chainlearn_ray.experiment.trust_settings import ours_trust_for, trust_config_of
+from chainlearn_ray.experiment.trust_method import ours_trust_for
+from chainlearn_ray.experiment.trust_settings import trust_config_of
 from chainlearn_ray.methods.contract import ContractPort
 from chainlearn_ray.methods.free_riding import OursPublic, OursTrustPublic
 from chainlearn_ray.methods.ours import Ours

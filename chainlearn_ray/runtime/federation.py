@@ -14,7 +14,8 @@ import ray
 from chainlearn_ray.errors import ResourceError
 from chainlearn_ray.experiment.config import RunConfig
 from chainlearn_ray.experiment.methods import ours_for
-from chainlearn_ray.experiment.trust_settings import ours_trust_for, trust_config_of
+from chainlearn_ray.experiment.trust_method import ours_trust_for
+from chainlearn_ray.experiment.trust_settings import trust_config_of
 from chainlearn_ray.hospital.spec import EvalSplits, HospitalSpec, TrainShard
 from chainlearn_ray.methods.ours import Ours
 from chainlearn_ray.planning.placement import actor_groups, hospital_specs

@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 from chainlearn_ray.data.partition import alpha_name
 from chainlearn_ray.experiment.clock import clock_record, config_record, cost_model_of
 from chainlearn_ray.experiment.config import RunConfig
+from chainlearn_ray.methods.names import OURS, OURS_TRUST
 from chainlearn_ray.protocol.rounds import RoundOutcome
 from chainlearn_ray.results.atomic import write_json_atomic, write_rows_atomic
 from chainlearn_ray.results.console import format_round, format_table
 from chainlearn_ray.results.manifest import build_manifest, config_digest
-from chainlearn_ray.methods.names import OURS, OURS_TRUST
 from chainlearn_ray.results.rows import RunKey, round_rows, setup_rows
 from chainlearn_ray.results.schema import rows_to_frame
 from chainlearn_ray.runtime.cluster import ensure_ray, plan_for, stop_ray

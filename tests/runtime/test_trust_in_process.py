@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from chainlearn_ray.errors import ConfigError
-from chainlearn_ray.experiment.trust_settings import ours_trust_for, trust_config_of
+from chainlearn_ray.experiment.trust_method import ours_trust_for
+from chainlearn_ray.experiment.trust_settings import trust_config_of
 from chainlearn_ray.hospital.spec import Behaviour
 from chainlearn_ray.methods.trust_contract import TrustContractPort
 from chainlearn_ray.planning.placement import hospital_specs
@@ -81,9 +82,9 @@ def test_inflated_claim_fails_its_audit_zero_weight_and_slash(synth_dir: Path) -
 
 
 def test_bad_trust_settings_name_the_setting(synth_dir: Path) -> None:
-    with pytest.raises(ConfigError, match="chain.mode"):
+    with pytest.raises(ConfigError, match=r"chain\.mode"):
         tiny_config(synth_dir, **{"chain.mode": "paranoid"})
-    with pytest.raises(ConfigError, match="chain.slash_fraction"):
+    with pytest.raises(ConfigError, match=r"chain\.slash_fraction"):
         tiny_config(synth_dir, **{"chain.slash_fraction": 20_000})
-    with pytest.raises(ConfigError, match="chain.stake_wei"):
+    with pytest.raises(ConfigError, match=r"chain\.stake_wei"):
         tiny_config(synth_dir, **{"chain.stake_wei": 2**60})
