@@ -29,7 +29,6 @@ METHOD_DISPLAY: Final = MappingProxyType(
         "equal_weight": "EqualWt-Ens",
         "ours": "Ours",
         "ours_dropout": "Ours-Dropout",
-        "ours_trust": "Ours (trust mode)",
         "ablation:no_capmul": "No CapMul",
         "ablation:no_conf": "No Conf",
         "ablation:no_ece": "No ECE",
