@@ -90,6 +90,6 @@ def score_model(split: AuditSplit, handed: dict[str, Any] | None,
 
 
 def deviates(claimed: tuple[int, int], audited: tuple[int, int], tolerance: int) -> bool:
-    """Whether a claim fails its audit: confidence or ECE off by more than ``tolerance``
-    (the contract's rule, here for the study's no-contract reasoning and tests)."""
+    """Whether a claim fails its audit: confidence or ECE off by more than ``tolerance`` (the
+    contract's rule; the optimistic auditor reports only such claims)."""
     return any(abs(int(c) - int(a)) > tolerance for c, a in zip(claimed, audited, strict=True))

@@ -8,8 +8,9 @@ checks the answer's digest and recomputes all or a seeded sample of its steps
 timing supports, its attestation and a stake (``registerHospitalAttested``). The reward reserve
 is funded for every round. Each round: train, then commit (``commitUpdate``); the reveal phase
 opens and every committed hospital reveals; the auditor scores each revealed model on an audit
-split no hospital is given (:mod:`chainlearn_ray.methods.audit`) and reports it
-(``reportAudit``): a claim beyond the tolerance loses its round weight and part of the stake. The
+split no hospital is given (:mod:`chainlearn_ray.methods.audit`). Optimistic: a claim within
+the tolerance stands with no transaction; a deviation is reported (``reportAudit``), and the
+contract zeroes that round weight and slashes part of the stake. The
 ensemble of the weights that stand is recorded, which settles the round's reward pool. After the
 last round every hospital withdraws its stake and rewards. Per-round stake, reward and slash of
 every hospital become result rows.
@@ -23,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from chainlearn_ray.errors import ChainlearnError, ConfigError, HospitalFailure
-from chainlearn_ray.methods.audit import AuditSplit, score_model
+from chainlearn_ray.methods.audit import AuditSplit, deviates, score_model
 from chainlearn_ray.methods.messages import ClientResult, RoundConfig, TrainSettings
 from chainlearn_ray.methods.names import OURS_TRUST
 from chainlearn_ray.methods.ours import REGISTER, SIGN_REGISTRATION, TRAIN, Ours
@@ -235,11 +236,14 @@ class OursTrust(Ours):
                 h, self.ledger.gas_commit.get(h, 0) + gas,
                 port.round_weight(result.round, self.addresses[h]))
         elif phase == AUDIT and h in self.ledger.audited:
-            conf, ece = self.ledger.audited[h]
-            self.ledger.gas_audit[h] = port.report_audit(
-                result.round, self.addresses[h], self.ledger.revealed[h], conf, ece)
-            self._live(result.round).weights[h] = port.round_weight(result.round,
-                                                                    self.addresses[h])
+            # optimistic: a claim within the tolerance stands without a transaction; only a
+            # deviation is reported, and the contract then zeroes the weight and slashes
+            opened, audited = self.ledger.opened[h], self.ledger.audited[h]
+            if deviates((opened.confidence, opened.ece), audited, port.trust.audit_tolerance):
+                self.ledger.gas_audit[h] = port.report_audit(
+                    result.round, self.addresses[h], self.ledger.revealed[h], *audited)
+                self._live(result.round).weights[h] = port.round_weight(result.round,
+                                                                        self.addresses[h])
         elif phase == WITHDRAW and result.payload:
             address = self.addresses[h]
             self.ledger.withdrawn[h] = port.account(address).withdrawable_wei

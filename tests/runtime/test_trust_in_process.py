@@ -59,14 +59,16 @@ def test_trust_run_settles_stakes_and_rewards_exactly(synth_dir: Path) -> None:
     for h in regs:
         assert stake[(2, h)] == cfg.chain.stake_wei
         assert withdrawn[(2, h)] == stake[(2, h)] + reward[(1, h)] + reward[(2, h)]
-    for outcome in run.outcomes:  # every weight stands and the commit-reveal gas is counted
+    for outcome in run.outcomes:  # every claim stands: the optimistic auditor reports nothing
         assert all(h.weight and h.weight > 0 for h in outcome.hospitals)
-        assert {"startRevealPhase", "reportAudit", "recordEnsemblePrediction"} <= set(outcome.gas)
+        assert {"startRevealPhase", "recordEnsemblePrediction"} <= set(outcome.gas)
+        assert "reportAudit" not in outcome.gas
 
 
 def test_inflated_claim_fails_its_audit_zero_weight_and_slash(synth_dir: Path) -> None:
     cfg, run, rows = _run(synth_dir, {"h02": Behaviour(total_epochs=1, reported=(10_000, 0))})
     first = {h.hospital_id: h for h in run.outcomes[0].hospitals}
+    assert run.outcomes[0].gas["reportAudit"] > 0  # the one deviating claim is reported
     assert first["h02"].weight == 0 and first["h00"].weight > 0
     slash = cfg.chain.stake_wei * cfg.chain.slash_fraction // 10_000
     assert _wei(rows, "audit_failed")[(1, "h02")] == 1
