@@ -90,3 +90,16 @@ def test_bad_trust_settings_name_the_setting(synth_dir: Path) -> None:
         tiny_config(synth_dir, **{"chain.slash_fraction": 20_000})
     with pytest.raises(ConfigError, match=r"chain\.stake_wei"):
         tiny_config(synth_dir, **{"chain.stake_wei": 2**60})
+
+
+@pytest.mark.slow
+def test_trust_run_is_deterministic(synth_dir: Path) -> None:
+    runs = [_run(synth_dir) for _ in range(2)]
+    decided = [[(o.round, o.participants, o.ensemble, o.ensemble_hash, o.gas,
+                 [(h.hospital_id, h.weight, h.accuracy, h.simulated_seconds)
+                  for h in o.hospitals]) for o in run.outcomes] for _cfg, run, _rows in runs]
+    assert decided[0] == decided[1]
+    assert runs[0][2].drop(columns=["run_id"]).equals(runs[1][2].drop(columns=["run_id"]))
+    regs = [[(r["hospital_id"], r["tier"], r["throughput"]) for r in run.method.registrations]
+            for _cfg, run, _rows in runs]
+    assert regs[0] == regs[1]
