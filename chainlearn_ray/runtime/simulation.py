@@ -187,7 +187,32 @@ def format_summary(summary: RunSummary) -> str:
         format_table(["hospital", "tier", "status", "accuracy", "macro_f1", "ece", "weight"],
                      table_rows),
         f"mean gas per call: {gas_text}",
+        *_trust_lines(summary.rows),
     ])
+
+
+def _trust_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """Trust mode: each hospital's rewards and slashes over the run, its stake after the last
+    round and what it withdrew (ETH); nothing in seed mode."""
+    per: dict[str, dict[str, float]] = {}
+    last: dict[str, int] = {}
+    for row in rows:
+        metric, h = str(row["metric"]), str(row["hospital"])
+        if metric in ("reward_wei", "slashed_wei"):
+            per.setdefault(h, {}).setdefault(metric, 0.0)
+            per[h][metric] += float(row["value"])
+        elif metric == "stake_wei" and int(row["round"]) >= last.get(h, -1):
+            last[h] = int(row["round"])
+            per.setdefault(h, {})["stake_wei"] = float(row["value"])
+        elif metric == "withdrawn_wei":
+            per.setdefault(h, {})["withdrawn_wei"] = float(row["value"])
+    if not per:
+        return []
+    eth = [[h, *(f"{v.get(m, 0.0) / 1e18:.6f}" for m in ("reward_wei", "slashed_wei",
+                                                           "stake_wei", "withdrawn_wei"))]
+           for h, v in sorted(per.items())]
+    return ["stakes (ETH):", format_table(["hospital", "rewards", "slashed", "stake after",
+                                           "withdrawn"], eth)]
 
 
 def validate_only(cfg: RunConfig) -> str:
