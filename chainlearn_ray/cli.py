@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stats": ("stats", "tables and paired significance tests from a results folder"),
     "figures": ("figures", "PDF/PNG figures from a results folder"),
     "report": ("report", "one self-contained HTML report (tables, figures, manifest)"),
+    "defences": ("defences", "the trust-mode adversarial study: each cheat without and with its "
+                 "defence"),
     "scale": ("scale", "scaling study: cost per round against the number of hospitals"),
 }
 

@@ -37,6 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weight-score", choices=["confidence", "balanced_accuracy"],
                    help="what the weight rewards: validation confidence (the seed protocol, "
                    "default) or validation balanced accuracy (Ours-BalAcc)")
+    p.add_argument("--mode", choices=["seed", "trust"],
+                   help="contract mode: seed (default, the published protocol) or trust (stakes, "
+                        "verifier-timed PoC, commit-reveal, audits, rewards)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="training device")
     p.add_argument("--clock", choices=["cost", "measured"],
                    help="where simulated time comes from: cost (default; samples x seconds per "
@@ -74,6 +77,7 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
         "train.rounds": args.rounds, "train.epochs": args.epochs,
         "runtime.address": args.address, "chain.backend": chain, "chain.rpc_url": args.rpc_url,
         "chain.contract": args.contract, "chain.weight_score": args.weight_score,
+        "chain.mode": args.mode,
         "runtime.device": args.device,
         "runtime.throttle": args.throttle, "runtime.round_timeout": args.round_timeout,
         "runtime.clock": args.clock, "runtime.cost_model": args.cost_model,

@@ -19,6 +19,7 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
     ("main", "Main", "no final-ensemble rows of the metric for any study method"),
     ("ablations", "Ablations", "no `ablation:*` methods (or no baseline) in the results"),
     ("adversarial", "Adversarial", "no `attack:*` methods in the results"),
+    ("defences", "Defences (trust mode)", "no trust-mode study rows (`attacker` marks)"),
     ("communication", "Communication", "no `comm_bytes_up` / `comm_bytes_down` rows"),
     ("gas", "Gas", "no `gas_<operation>` rows"),
     ("paired_tests", "Paired tests", "no other method has seeds in common with the baseline"),
@@ -124,6 +125,16 @@ def _present(name: str, table: pd.DataFrame, args: argparse.Namespace) -> str:
         )
         signed = {c: _signed for c in ("Δ accuracy", "Δ ECE")}
         return t.to_markdown(view, signed)
+    if name == "defences":
+        view = pd.DataFrame({
+            "Dataset": table["dataset"], "Non-IID": table["alpha"].map(t.alpha_label),
+            "Attack": table["display"], "n": table["n"],
+            "Ensemble accuracy": [t.format_mean_std(m, s) for m, s in zip(
+                table["accuracy_mean"], table["accuracy_std"], strict=True)],
+            "Attacker weight": table["attacker_weight_mean"],
+            "Attacker stake after (ETH)": table["attacker_stake_wei_mean"] / 1e18})
+        return t.to_markdown(view, {"Attacker weight": _thousands,
+                                    "Attacker stake after (ETH)": lambda v: f"{v:.6f}"})
     if name == "communication":
         view = table.rename(
             columns={
@@ -259,6 +270,7 @@ def build_tables(df: pd.DataFrame, args: argparse.Namespace) -> dict[str, pd.Dat
     import pandas as pd
 
     from chainlearn_ray.results import stats, tables
+    from chainlearn_ray.results.defences import defence_table
     from chainlearn_ray.results.sensitivity import sensitivity_table
 
     main_methods = [m for m in df["method"].unique() if tables.is_main_method(m)]
@@ -267,6 +279,7 @@ def build_tables(df: pd.DataFrame, args: argparse.Namespace) -> dict[str, pd.Dat
         "main": pd.concat([t for t in main if not t.empty] or main[:1], ignore_index=True),
         "ablations": stats.ablation_table(df, args.baseline),
         "adversarial": stats.adversarial_table(df, args.baseline),
+        "defences": defence_table(df),
         "communication": tables.communication_table(df),
         "gas": tables.gas_table(df, args.gwei, args.eth_usd),
         "paired_tests": stats.paired_tests(

@@ -133,6 +133,17 @@ class ChainConfig:
     #: What the weight formula's score term holds: ``"confidence"`` (the seed protocol) or
     #: ``"balanced_accuracy"`` (validation balanced accuracy; see ``protocol.weights.WeightScore``).
     weight_score: str = "confidence"
+    #: ``"seed"`` (the published protocol) or ``"trust"`` (stakes, verifier-timed PoC,
+    #: commit-reveal, audits; see :mod:`chainlearn_ray.experiment.trust_settings`).
+    mode: str = "seed"
+    stake_wei: int = 10**15
+    reward_per_round_wei: int = 3 * 10**14
+    audit_tolerance: int = 1000
+    slash_fraction: int = 5000
+    audit_fraction: float = 0.5
+    audit: bool = True
+    verifier_timed: bool = True
+    spot_checks: int | None = None
 
 
 @dataclass(frozen=True)
@@ -335,6 +346,9 @@ def validate(cfg: RunConfig) -> None:
                           f"{cfg.chain.weight_score!r}")
     if cfg.chain.backend == "rpc" and not cfg.chain.rpc_url:
         raise ConfigError("chain backend rpc needs --rpc-url (e.g. http://127.0.0.1:8545)")
+    from chainlearn_ray.experiment.trust_settings import validate_trust
+
+    validate_trust(cfg.chain)
     r = cfg.runtime
     if r.device not in DEVICES:
         raise ConfigError(f"runtime.device must be one of {DEVICES}")

@@ -75,6 +75,7 @@ class Hospital:
             self.throttle = Throttle.from_cost_model(self._profile(), spec.cost_model)
         self.rounds_trained = 0
         self.poc: Any = None
+        self.openings: dict[int, Any] = {}  # round -> what it committed to (trust mode)
         self._restore()
 
     # ---------------------------------------------------------------- identity / PoC
@@ -160,14 +161,15 @@ class Hospital:
                 raw = result.steps * result.batch_size / max(result.compute_seconds, 1e-9)
                 self.throttle = Throttle.from_profile(profile, raw)
             self.poc = result
-        measured = classify(result.throughput, weak_below, medium_below)
-        bench_hash = bytes(result.bench_hash)
+        throughput = float(self.behaviour.reported_throughput or result.throughput)
+        measured = classify(throughput, weak_below, medium_below)
+        bench_hash = benchmark_hash(throughput, result.steps, result.batch_size, measured)
         claim = measured
         if self.behaviour.claimed_tier is not None:
             claim = Tier.parse(self.behaviour.claimed_tier)
-            bench_hash = benchmark_hash(result.throughput, result.steps, result.batch_size, claim)
+            bench_hash = benchmark_hash(throughput, result.steps, result.batch_size, claim)
         return {
-            "throughput": float(result.throughput),
+            "throughput": throughput,
             "steps": int(result.steps),
             "batch_size": int(result.batch_size),
             "seconds": float(result.seconds),
@@ -178,15 +180,16 @@ class Hospital:
         }
 
     def sign_registration(self, tier: str, bench_hash: bytes, chain_id: int,
-                          contract: str) -> bytes:
+                          contract: str, challenge: bytes | None = None) -> bytes:
         """Sign the PoC statement for ``tier`` on this deployment under this hospital's id (the
-        name it is registered under), and adopt ``tier``."""
+        name it is registered under), with the verifier's ``challenge`` in trust mode, and adopt
+        ``tier``."""
         from chainlearn_ray.chain.statements import sign_poc
 
         self.tier = Tier.parse(tier)
         self.contract = contract
         signature = sign_poc(self._key, self.tier, bench_hash, chain_id, contract,
-                             name=self.spec.hospital_id)
+                             name=self.spec.hospital_id, challenge=challenge)
         self._ensure_model()
         self._checkpoint()
         return signature
@@ -304,6 +307,23 @@ class Hospital:
             raise HospitalFailure(f"{self.spec.hospital_id} cannot submit before registering")
         intended = encode_submit_update(model_hash, confidence, ece, self.tier.model_type)
         return sign_transaction(tx, self._key, expected_data=intended, expected_to=self.contract)
+
+    def sign_intended(self, tx: dict[str, Any], data: bytes, value: int = 0) -> bytes:
+        """Sign a prepared transaction after checking it carries exactly ``data`` and
+        ``value`` to the contract this hospital registered with (trust-mode operations)."""
+        from chainlearn_ray.chain.tx import sign_transaction
+
+        if self.contract is None:
+            raise HospitalFailure(f"{self.spec.hospital_id} cannot transact before registering")
+        return sign_transaction(tx, self._key, expected_data=data, expected_to=self.contract,
+                                expected_value=value)
+
+    def commit_salt(self, round_: int, model_hash: bytes) -> bytes:
+        """The secret salt of this hospital's commitment in ``round_``: derived from its key,
+        so nobody else can compute it and a rerun draws the same one."""
+        from eth_utils import keccak
+
+        return bytes(keccak(self._key + round_.to_bytes(4, "big") + bytes(model_hash)))
 
     # ---------------------------------------------------------------- checkpoints
     def _checkpoint_path(self) -> Path | None:

@@ -112,6 +112,13 @@ class Behaviour:
     reported:
         ``(confidence, ece)`` fixed-point values it reports in its signed submission instead
         of the measured ones (inflated metrics).
+    reported_throughput:
+        Samples/s it reports for its PoC, with a benchmark hash made for that figure, instead
+        of what its hardware measured (capacity spoofing by throughput).
+    poc_delay:
+        Seconds it holds back its answer to a verifier's challenge (it can look slower).
+    copies:
+        Hospital id whose submission it copies instead of training (the free-rider).
     """
 
     arch_by_tier: dict[str, str] | None = None
@@ -119,8 +126,15 @@ class Behaviour:
     data_fraction: float = 1.0
     total_epochs: int | None = None
     reported: tuple[int, int] | None = None
+    reported_throughput: float | None = None
+    poc_delay: float = 0.0
+    copies: str | None = None
 
     def __post_init__(self) -> None:
+        if self.reported_throughput is not None and not self.reported_throughput > 0:
+            raise ConfigError(f"reported_throughput must be > 0, got {self.reported_throughput}")
+        if not self.poc_delay >= 0:
+            raise ConfigError(f"poc_delay must be >= 0 seconds, got {self.poc_delay}")
         if self.claimed_tier is not None:
             Tier.parse(self.claimed_tier)
         if not 0.0 < self.data_fraction <= 1.0:

@@ -22,6 +22,8 @@ EQUAL_WEIGHT: Final = "equal_weight"
 OURS: Final = "ours"
 OURS_DROPOUT: Final = "ours_dropout"
 OURS_BALACC: Final = "ours_balacc"
+#: Ours on a trust-mode deployment (verifier-timed PoC, stakes, commit-reveal, audits).
+OURS_TRUST: Final = "ours_trust"
 
 #: Ablations that reuse Ours' trained models (weights recomputed, nothing retrained).
 POSTHOC_ABLATIONS: Final[tuple[str, ...]] = ("no_capmul", "no_conf", "no_ece", "no_bonus")

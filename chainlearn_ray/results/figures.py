@@ -297,11 +297,14 @@ def drawn_figures(
     df: pd.DataFrame, baseline: str = "ours", *, sensitivity: bool = True
 ) -> list[tuple[str, Figure]]:
     """``(stem, figure)`` of every figure the results support (see :func:`make_figures`)."""
+    from chainlearn_ray.results.defences_figure import defence_figure
+
     builders = {
         "accuracy": lambda: metric_figure(df, "accuracy"),
         "ece": lambda: metric_figure(df, "ece"),
         "ablation": lambda: ablation_figure(df, baseline),
         "attacks": lambda: attack_figure(df, baseline),
+        "defences": lambda: defence_figure(df),
         "communication": lambda: communication_figure(df),
     }
     if sensitivity:

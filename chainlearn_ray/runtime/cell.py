@@ -14,6 +14,7 @@ import pandas as pd
 import ray
 
 from chainlearn_ray.data.partition import alpha_name
+from chainlearn_ray.errors import ConfigError
 from chainlearn_ray.experiment.config import RunConfig
 from chainlearn_ray.experiment.methods import BASELINES, cell_variants
 from chainlearn_ray.experiment.study import StudyConfig
@@ -84,6 +85,9 @@ def run_cell(cfg: RunConfig, study: StudyConfig, out_dir: str | Path, *,
     pandas.DataFrame
         The tidy rows (:mod:`chainlearn_ray.results.schema`).
     """
+    if cfg.chain.mode != "seed":  # checked before anything starts
+        raise ConfigError("a study cell runs the seed protocol and its variants: set "
+                          "chain.mode: seed (the trust-mode study runs with chainlearn defences)")
     say = progress or (lambda _msg: None)
     t_start = time.perf_counter()
     out = Path(out_dir)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import ray
 
+from chainlearn_ray.chain.trust import TrustConfig
 from chainlearn_ray.errors import ConfigError
 from chainlearn_ray.protocol.rounds import RoundOutcome
 from chainlearn_ray.runtime.actor_executor import ActorExecutor
@@ -46,10 +47,14 @@ class CoordinatorActor:
     """
 
     def __init__(self, backend: str, rpc_url: str | None, contract: str | None,
-                 y_test: np.ndarray, n_classes: int, score: str = "confidence") -> None:
+                 y_test: np.ndarray, n_classes: int, score: str = "confidence",
+                 trust: TrustConfig | None = None) -> None:
         from chainlearn_ray.methods.contract import ContractPort
+        from chainlearn_ray.methods.trust_contract import TrustContractPort
 
-        self.port: ContractPort = ContractPort.open(backend, rpc_url, contract, score)
+        self.port: ContractPort = (
+            ContractPort.open(backend, rpc_url, contract, score) if trust is None
+            else TrustContractPort.open_trust(backend, trust, rpc_url, contract, score))
         self.y_test = np.asarray(y_test, dtype=np.int64)
         self.n_classes = int(n_classes)
         self.hosts: dict[str, Any] = {}

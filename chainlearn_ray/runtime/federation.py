@@ -14,6 +14,8 @@ import ray
 from chainlearn_ray.errors import ResourceError
 from chainlearn_ray.experiment.config import RunConfig
 from chainlearn_ray.experiment.methods import ours_for
+from chainlearn_ray.experiment.trust_method import ours_trust_for
+from chainlearn_ray.experiment.trust_settings import trust_config_of
 from chainlearn_ray.hospital.spec import EvalSplits, HospitalSpec, TrainShard
 from chainlearn_ray.methods.ours import Ours
 from chainlearn_ray.planning.placement import actor_groups, hospital_specs
@@ -65,6 +67,8 @@ class Federation:
     def ours(self, **inputs: Any) -> Ours:
         """Ours with this run's settings (``inputs``: see :func:`~chainlearn_ray.experiment.
         methods.ours_for`)."""
+        if self.cfg.chain.mode == "trust":  # Ours on a trust-mode deployment
+            return ours_trust_for(self.cfg, self.hardware, self.data, **inputs)
         return ours_for(self.cfg, self.hardware, **inputs)
 
     def plan_rounds(self, method: Ours) -> dict[int, list[str]]:
@@ -201,6 +205,7 @@ def open_federation(cfg: RunConfig, data: Any, part: Any, run_id: str, ckpt_dir:
             ).remote(
                 cfg.chain.backend, cfg.chain.rpc_url, cfg.chain.contract, data.test.labels,
                 data.n_classes, cfg.chain.weight_score,
+                trust_config_of(cfg) if cfg.chain.mode == "trust" else None,
             )
         gpu_tiers = {t.label for t in cfg.hospital_tiers()
                      if plan.ray_options(t.label)["num_gpus"] > 0}

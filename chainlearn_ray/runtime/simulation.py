@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from chainlearn_ray.data.partition import alpha_name
 from chainlearn_ray.experiment.clock import clock_record, config_record, cost_model_of
 from chainlearn_ray.experiment.config import RunConfig
+from chainlearn_ray.methods.names import OURS, OURS_TRUST
 from chainlearn_ray.protocol.rounds import RoundOutcome
 from chainlearn_ray.results.atomic import write_json_atomic, write_rows_atomic
 from chainlearn_ray.results.console import format_round, format_table
@@ -92,6 +93,8 @@ def run_simulation(cfg: RunConfig, out_dir: str | Path, *, progress: Progress | 
     cost = cost_model_of(cfg)  # the clock's table (calibrate: measured once per machine)
     conf_dict = config_record(cfg, cost)  # records the table used
     run_id = run_id_for(cfg)
+    if cfg.chain.mode == "trust" and method == OURS:
+        method = OURS_TRUST
     key = RunKey(run_id, cfg.data.dataset, float(cfg.data.alpha), int(cfg.seed), method)
 
     data, part = load_partitioned(cfg)
@@ -132,6 +135,8 @@ def run_simulation(cfg: RunConfig, out_dir: str | Path, *, progress: Progress | 
             facts["rounds_completed"] = outcome.round
             _persist(out, conf_dict, facts, rows)
             say(format_round(outcome))
+        if cfg.chain.mode == "trust":  # stakes, rewards, slashes and withdrawals
+            rows.extend(fed.summary(key))
         write_json_atomic(fed.receipts(), out / "receipts.json")
         t_end = time.perf_counter()
         timings = {
@@ -182,7 +187,32 @@ def format_summary(summary: RunSummary) -> str:
         format_table(["hospital", "tier", "status", "accuracy", "macro_f1", "ece", "weight"],
                      table_rows),
         f"mean gas per call: {gas_text}",
+        *_trust_lines(summary.rows),
     ])
+
+
+def _trust_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """Trust mode: each hospital's rewards and slashes over the run, its stake after the last
+    round and what it withdrew (ETH); nothing in seed mode."""
+    per: dict[str, dict[str, float]] = {}
+    last: dict[str, int] = {}
+    for row in rows:
+        metric, h = str(row["metric"]), str(row["hospital"])
+        if metric in ("reward_wei", "slashed_wei"):
+            per.setdefault(h, {}).setdefault(metric, 0.0)
+            per[h][metric] += float(row["value"])
+        elif metric == "stake_wei" and int(row["round"]) >= last.get(h, -1):
+            last[h] = int(row["round"])
+            per.setdefault(h, {})["stake_wei"] = float(row["value"])
+        elif metric == "withdrawn_wei":
+            per.setdefault(h, {})["withdrawn_wei"] = float(row["value"])
+    if not per:
+        return []
+    eth = [[h, *(f"{v.get(m, 0.0) / 1e18:.6f}" for m in ("reward_wei", "slashed_wei",
+                                                           "stake_wei", "withdrawn_wei"))]
+           for h, v in sorted(per.items())]
+    return ["stakes (ETH):", format_table(["hospital", "rewards", "slashed", "stake after",
+                                           "withdrawn"], eth)]
 
 
 def validate_only(cfg: RunConfig) -> str:
