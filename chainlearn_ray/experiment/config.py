@@ -349,6 +349,9 @@ def validate(cfg: RunConfig) -> None:
     from chainlearn_ray.experiment.trust_settings import validate_trust
 
     validate_trust(cfg.chain)
+    if cfg.chain.mode == "trust" and cfg.chain.weight_score != "confidence":
+        raise ConfigError("chain.weight_score balanced_accuracy runs in seed mode only (trust "
+                          "mode's audit recomputes confidence): drop one of the two settings")
     r = cfg.runtime
     if r.device not in DEVICES:
         raise ConfigError(f"runtime.device must be one of {DEVICES}")

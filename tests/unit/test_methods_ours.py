@@ -224,6 +224,8 @@ def test_ours_balacc_submits_validation_balanced_accuracy(ours: Run, data_dir: P
 def test_an_unknown_weight_score_is_a_config_error(data_dir: Path) -> None:
     with pytest.raises(ConfigError, match=r"chain\.weight_score must be one of"):
         _config(data_dir, **{"chain.weight_score": "brier"})
+    with pytest.raises(ConfigError, match="seed mode only"):
+        _config(data_dir, **{"chain.weight_score": "balanced_accuracy", "chain.mode": "trust"})
 
 
 def test_communication_counts_the_predictions_the_ensemble_needs(ours: Run) -> None:
