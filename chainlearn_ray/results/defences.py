@@ -35,8 +35,12 @@ def _per_seed(df: pd.DataFrame) -> pd.DataFrame:
     out = []
     keys = ["dataset", "alpha", "seed", "method"]
     for (dataset, alpha, seed, method), mark in marks.groupby(keys, sort=True):
+        if method not in DEFENCE_ROWS:
+            continue  # a seed-protocol attack of the main study
         run = df[(df["dataset"] == dataset) & (df["alpha"] == alpha) & (df["seed"] == seed)
                  & (df["method"] == method)]
+        if method == "attack:lazy" and not (run["metric"] == "stake_wei").any():
+            continue  # the main study's Lazy row (seed protocol), not the trust-mode one
         last = int(run["round"].max())
         final = run[run["round"] == last]
         attacker = str(mark["hospital"].iloc[0])

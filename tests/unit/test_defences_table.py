@@ -39,6 +39,16 @@ def test_defence_table_reads_the_final_round_of_each_seed() -> None:
     assert defence_table(pd.DataFrame(columns=_rows().columns)).empty
 
 
+def test_the_main_studys_seed_mode_attacks_stay_out() -> None:
+    rows = [*_rows().to_dict("records")]
+    for method in ("attack:lazy", "attack:inflated", "attack:spoof_poc"):
+        key = RunKey("r", "synthetic", 1.0, 1, method)
+        rows.append(result_row(key, 0, "h02", "strong", "attacker", 1.0))
+        rows.append(result_row(key, 2, "ensemble", "", "accuracy", 0.5))
+    table = defence_table(pd.DataFrame(rows))
+    assert set(table["method"]) == {"attack:inflated_no_audit", "attack:inflated_audit"}
+
+
 def test_stats_prints_and_figures_draw_the_defences(tmp_path: Path) -> None:
     from chainlearn_ray.commands.stats import sections
 
