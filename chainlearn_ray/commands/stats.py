@@ -133,8 +133,11 @@ def _present(name: str, table: pd.DataFrame, args: argparse.Namespace) -> str:
                 table["accuracy_mean"], table["accuracy_std"], strict=True)],
             "Attacker weight": table["attacker_weight_mean"],
             "Attacker stake after (ETH)": table["attacker_stake_wei_mean"] / 1e18})
+        def eth(v: float) -> str:  # no stake: a seed-protocol row (the one-step free-rider)
+            return t.DASH if v != v else f"{v:.6f}"
+
         return t.to_markdown(view, {"Attacker weight": _thousands,
-                                    "Attacker stake after (ETH)": lambda v: f"{v:.6f}"})
+                                    "Attacker stake after (ETH)": eth})
     if name == "communication":
         view = table.rename(
             columns={
