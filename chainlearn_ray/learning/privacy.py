@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -220,19 +221,21 @@ def _fit_private(account: PrivacyAccount, model: nn.Module, x: Tensor, target: T
     from chainlearn_ray.learning.training import (
         TrainStats,
         _batch_format,
-        _channels_last,
         _check_device,
-        _prepare,
         _rng_scope,
         _to_device,
     )
 
+    # the first layer's input needs no gradient: Opacus' hooks still see what they need
+    warnings.filterwarnings("ignore", message="Full backward hook is firing", category=UserWarning)
     n = int(x.shape[0])
     if n != account.n:
         raise DataError(f"the privacy account was planned for {account.n} samples, not {n}")
     dev = _check_device(device)
-    _prepare(model, dev)
-    channels_last = _channels_last(model, dev)
+    # Opacus' per-sample convolution gradients are wrong for channels-last tensors (silently:
+    # the model stops learning), so private training keeps the default memory format.
+    model.to(dev).to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
+    channels_last = False
     model.train()
     x_dev, t_dev = _to_device(x, dev), target.to(dev)
     wrapped = GradSampleModule(model, loss_reduction="mean")
