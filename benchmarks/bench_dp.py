@@ -58,7 +58,7 @@ def main() -> None:
                                     seed=r),
         "dp": lambda r: train(private, x, y, epochs=1, seed=r, privacy=account),
     }
-    for name, loop in loops.items():  # warm-up
+    for loop in loops.values():  # warm-up
         loop(0)
     rates: dict[str, dict[str, list[float]]] = {k: {"wall": [], "cpu": []} for k in loops}
     for rep in range(1, args.reps + 1):

@@ -32,6 +32,10 @@ if TYPE_CHECKING:  # torch and opacus load where hospitals train
 ACCOUNTANT: Final = "rdp"
 #: Opacus' secure RNG is off in simulation (seeded, reproducible noise).
 SECURE_MODE: Final = False
+#: Rényi orders the accountant searches (Opacus' defaults, extended to high orders, which the
+#: larger ε of a sweep need for a tight bound).
+RDP_ORDERS: Final = tuple([1 + x / 10.0 for x in range(1, 100)] + list(range(12, 64))
+                          + [80, 96, 128, 192, 256])
 #: Salt separating the noise generator's seed from the sampling generator's.
 _NOISE_SALT: Final = 0x0D9_5A17
 
@@ -131,7 +135,7 @@ def noise_multiplier(dp: DPSettings, n: int, batch_size: int, epochs: int,
     try:
         return float(get_noise_multiplier(target_epsilon=dp.epsilon, target_delta=dp.delta,
                                           sample_rate=sample_rate(n, batch_size), steps=steps,
-                                          accountant=ACCOUNTANT))
+                                          accountant=ACCOUNTANT, alphas=list(RDP_ORDERS)))
     except ValueError:
         raise ConfigError(f"{where} {dp.epsilon:g} cannot be reached in the planned {steps} "
                           f"steps on a shard of {n} (δ {dp.delta:g}); raise {where}, or lower "
@@ -169,7 +173,7 @@ class PrivacyAccount:
         """ε spent so far at the target δ (0 before the first step)."""
         if not self.accountant.history:
             return 0.0
-        return float(self.accountant.get_epsilon(delta=self.dp.delta))
+        return float(self.accountant.get_epsilon(delta=self.dp.delta, alphas=list(RDP_ORDERS)))
 
     def history(self) -> list[tuple[float, float, int]]:
         """The accountant's history (for checkpoints)."""

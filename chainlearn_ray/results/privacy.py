@@ -161,5 +161,7 @@ def present_privacy(name: str, table: pd.DataFrame, metric: str = "accuracy") ->
     wide["alpha"] = wide["alpha"].map(alpha_label)
     wide = wide.rename(columns={"dataset": "Dataset", "alpha": "Non-IID", "display": "Method",
                                 "hospital": "Hospital", "tier": "Tier", "delta": "δ"})
-    return to_markdown(wide, {c: (lambda v: DASH if v != v else f"{v:.2f}")
-                              for c in wide.columns if str(c).startswith("ε")})
+    formats: dict[str, Any] = {c: (lambda v: DASH if v != v else f"{v:.2f}")
+                               for c in wide.columns if str(c).startswith("ε")}
+    formats["δ"] = lambda v: f"{v:g}"
+    return to_markdown(wide, formats)

@@ -183,7 +183,7 @@ def test_baselines_spend_the_budget(shards: Any, factory: Any) -> None:
 
 # ---------------------------------------------------------------------------- errors
 def test_unreachable_epsilon_is_one_line_before_any_actor(data_dir: Path) -> None:
-    cfg = _dp_config(data_dir, **{"train.dp": {"epsilon": 1e-9, "delta": 1e-3},
+    cfg = _dp_config(data_dir, **{"train.dp": {"epsilon": 1e-9, "delta": 1e-5},
                                   "train.rounds": 50})
     with pytest.raises(ConfigError, match=r"train\.dp\.epsilon 1e-09 cannot be reached") as exc:
         check_dp_shards(cfg, [40, 200, 120])
