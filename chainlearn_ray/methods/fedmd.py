@@ -147,7 +147,11 @@ class FedMD(FederatedMethod):
 
     def client_step(self, client: Client, config: RoundConfig,
                     settings: TrainSettings) -> ClientResult:
-        """``communicate``: logits on the public set. ``digest``: distil, then train locally."""
+        """``communicate``: logits on the public set. ``digest``: distil, then train locally.
+
+        With DP only the local training is private: the digest fits public data and the
+        consensus, and spends no privacy budget.
+        """
         model = client.require_model()
         if config.phase == COMMUNICATE:
             logits = public_logits(model, self._public(), device=settings.device)
