@@ -171,15 +171,16 @@ def format_summary(summary: RunSummary) -> str:
     last = summary.rounds[-1]
     regs = {r["hospital_id"]: r for r in summary.registrations}
     table_rows: list[list[Any]] = []
+    private = any(h.dp_epsilon is not None for h in last.hospitals)
     for h in last.hospitals:
         reg = regs.get(h.hospital_id, {})
         table_rows.append([
             h.hospital_id, f"{reg.get('hardware_tier', '')}->{h.tier}", h.status,
             h.accuracy, h.macro_f1, h.ece, h.weight if h.weight else None,
-        ])
+        ] + ([h.dp_epsilon] if private else []))
     ens = last.ensemble
     table_rows.append(["ensemble", "", f"{last.participants} models", ens.get("accuracy"),
-                       ens.get("macro_f1"), ens.get("ece"), None])
+                       ens.get("macro_f1"), ens.get("ece"), None] + ([None] if private else []))
     gas: dict[str, list[float]] = {}
     for row in summary.rows:
         if str(row["metric"]).startswith("gas_"):
@@ -188,8 +189,8 @@ def format_summary(summary: RunSummary) -> str:
     total = summary.timings.get("total_seconds", float("nan"))
     return "\n".join([
         f"Run {summary.run_id}: {len(summary.rounds)} rounds in {total:.1f}s -> {summary.out_dir}",
-        format_table(["hospital", "tier", "status", "accuracy", "macro_f1", "ece", "weight"],
-                     table_rows),
+        format_table(["hospital", "tier", "status", "accuracy", "macro_f1", "ece", "weight"]
+                     + (["ε spent"] if private else []), table_rows),
         f"mean gas per call: {gas_text}",
     ])
 

@@ -246,3 +246,25 @@ def test_tiers_override_the_run_target(data_dir: Path) -> None:
     specs = hospital_specs(cfg, data)
     assert [s.dp.epsilon if s.dp else None for s in specs] == [8, TARGET, None]
     assert all(s.private_models and s.dp_epochs == 4 for s in specs)
+
+
+@pytest.mark.slow
+def test_a_restarted_hospital_keeps_its_spent_budget(data_dir: Path, tmp_path: Path) -> None:
+    from chainlearn_ray.hospital.site import Hospital
+    from chainlearn_ray.planning.placement import hospital_specs
+
+    cfg = _dp_config(data_dir)
+    data, part = load_partitioned(cfg)
+    spec = hospital_specs(cfg, data, ckpt=tmp_path)[0]
+    idx = part.indices[0]
+    shard = TrainShard(data.train.images[idx], data.train.labels[idx])
+    evals = EvalSplits(data.val.images, data.val.labels, data.test.images, data.test.labels)
+    first = Hospital(spec, shard, evals)
+    first.sign_registration("weak", b"\x00" * 32, 1, "0x" + "11" * 20)
+    report = first.train_round(1, 2)
+    assert report.extra["dp_epsilon"] == pytest.approx(first.privacy.spent())
+    restarted = Hospital(spec, shard, evals)  # a new process, from the checkpoint
+    assert restarted.privacy.history() == first.privacy.history()
+    assert restarted.privacy.spent() == first.privacy.spent()
+    again = restarted.train_round(2, 2)
+    assert abs(again.extra["dp_epsilon"] - TARGET) <= 0.05 * TARGET
