@@ -116,22 +116,29 @@ def _pattern(n: int) -> tuple[torch.Tensor, torch.Tensor]:
     return x, y
 
 
-def test_batchnorm_model_is_converted_and_still_learns() -> None:
-    x, y = _pattern(1024)
+def test_batchnorm_model_is_converted() -> None:
     model = build_model("tiny_cnn:4", 2, 1, seed=1)
     assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
     private, converted = make_private_model(model)
     assert converted == ["BatchNorm2d"]
     assert any(isinstance(m, nn.GroupNorm) for m in private.modules())
     assert not any(isinstance(m, nn.BatchNorm2d) for m in private.modules())
+    assert not any(getattr(m, "inplace", False) for m in private.modules())
+    assert converted_layers("tiny_cnn:4") == ("BatchNorm2d",)
+
+
+@pytest.mark.slow
+def test_batchnorm_model_is_converted_and_still_learns() -> None:
+    x, y = _pattern(1024)
+    private, _ = make_private_model(build_model("tiny_cnn:4", 2, 1, seed=1))
     account = PrivacyAccount(DPSettings(8.0, 1e-4, 1.0), 1024, 64, 6)
     losses = [train(private, x, y, epochs=2, lr=0.01, seed=r, privacy=account).final_loss
               for r in range(3)]
     assert losses[-1] < losses[0] - 0.1
     assert abs(account.spent() - 8.0) <= 0.4
-    assert converted_layers("tiny_cnn:4") == ("BatchNorm2d",)
 
 
+@pytest.mark.slow
 def test_private_gradients_match_plain_ones_without_noise_or_clipping() -> None:
     """With no noise and no clipping DP-SGD is ordinary training on Poisson batches: it must
     learn as fast (per-sample gradients of channels-last convolutions would not)."""
