@@ -4,6 +4,7 @@ privacy–utility table and figure (accuracy against ε per method), all from Pa
 from __future__ import annotations
 
 import math
+import textwrap
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
@@ -133,8 +134,8 @@ def privacy_figure(df: pd.DataFrame, metric: str = "accuracy") -> Figure | None:
         ax.set_title(f"{dataset}, {alpha_label(alpha)}", fontsize=9)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    fig.suptitle(f"Privacy–utility: {metric} of each method's final predictor against ε",
-                 fontsize=10)
+    title = f"Privacy–utility: {metric} of each method's final predictor against ε"
+    fig.suptitle(textwrap.fill(title, 45 * len(panels)), fontsize=10)
     return fig
 
 
