@@ -164,15 +164,28 @@ def prepare_sweep(path_or_plan: str | Path | SweepPlan, out_dir: str | Path, *,
 def check_private_cells(plan: SweepPlan) -> None:
     """Each cell that trains with DP: its ε and δ against its own shards, before any trial
     starts (the cells' synthetic data must be written)."""
-    from chainlearn_ray.experiment.privacy_config import is_private
+    import numpy as np
+
+    from chainlearn_ray.experiment.privacy_config import check_dp_shards, is_private
+    from chainlearn_ray.methods import names
+    from chainlearn_ray.methods.fedmd import split_public
     from chainlearn_ray.runtime.simulation import load_partitioned
 
     for cell in plan.cells:
-        if is_private(cell.config):
-            try:
-                load_partitioned(cell.config)
-            except ConfigError as exc:
-                raise ConfigError(f"sweep cell {cell.name}: {exc}") from None
+        if not is_private(cell.config):
+            continue
+        try:
+            data, part = load_partitioned(cell.config)
+            if names.FEDMD in plan.study.methods:  # FedMD trains on the shards minus its public set
+                public = split_public(data.train.labels, plan.study.fedmd_public_fraction,
+                                      cell.config.seed)[0]
+                try:
+                    check_dp_shards(cell.config, [int((~np.isin(np.asarray(i), public)).sum())
+                                                  for i in part.indices])
+                except ConfigError as exc:
+                    raise ConfigError(f"FedMD's shards without its public set: {exc}") from None
+        except ConfigError as exc:
+            raise ConfigError(f"sweep cell {cell.name}: {exc}") from None
 
 
 def select_cells(plan: SweepPlan, patterns: Sequence[str] | None) -> SweepPlan:

@@ -133,3 +133,18 @@ def test_dry_run_refuses_an_unreachable_epsilon_in_one_line(
     assert code == 2 and err.count("\n") == 0 and "Traceback" not in err
     assert "train.dp.epsilon 1e-09 cannot be reached in the planned" in err
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_a_sweep_checks_private_cells_on_their_shards(tmp_path: Path) -> None:
+    from chainlearn_ray.experiment.sweep_plan import write_synthetic_data
+    from chainlearn_ray.runtime.tune import check_private_cells
+
+    doc = _doc(dp_epsilons=["inf", 1e-9])
+    doc["train"]["rounds"] = 30
+    plan = expand_sweep(doc, tmp_path / "synth")
+    write_synthetic_data(plan)
+    with pytest.raises(ConfigError, match=r"sweep cell synth_mild_s0_eps1e-09: train\.dp\."
+                                          r"epsilon 1e-09 cannot be reached"):
+        check_private_cells(plan)
+    check_private_cells(expand_sweep(_doc(dp_epsilons=["inf", 8]), tmp_path / "synth"))
