@@ -36,6 +36,10 @@ SECURE_MODE: Final = False
 #: larger ε of a sweep need for a tight bound).
 RDP_ORDERS: Final = tuple([1 + x / 10.0 for x in range(1, 100)] + list(range(12, 64))
                           + [80, 96, 128, 192, 256])
+# The first layer's input needs no gradient; Opacus' hooks still see all they need, so torch's
+# note that its full backward hook fires on module outputs only is noise.
+warnings.filterwarnings("ignore", message="Full backward hook is firing", category=UserWarning)
+
 #: Salt separating the noise generator's seed from the sampling generator's.
 _NOISE_SALT: Final = 0x0D9_5A17
 
@@ -230,8 +234,6 @@ def _fit_private(account: PrivacyAccount, model: nn.Module, x: Tensor, target: T
         _to_device,
     )
 
-    # the first layer's input needs no gradient: Opacus' hooks still see what they need
-    warnings.filterwarnings("ignore", message="Full backward hook is firing", category=UserWarning)
     n = int(x.shape[0])
     if n != account.n:
         raise DataError(f"the privacy account was planned for {account.n} samples, not {n}")
