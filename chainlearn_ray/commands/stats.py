@@ -25,6 +25,8 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
     ("paired_tests", "Paired tests", "no other method has seeds in common with the baseline"),
     ("findings", "Findings", "no paired tests"),
     ("sensitivity", "Weight sensitivity", "nothing to compute"),
+    ("privacy_utility", "Privacy–utility", "no `dp_target_epsilon` rows (no run set train.dp)"),
+    ("privacy_spent", "Privacy spent (ε per hospital after each round)", "no `dp_epsilon` rows"),
 )
 #: Fixed confidence and ECE (fixed point) of the weight sensitivity section.
 SENSITIVITY_CONFIDENCE = 8500
@@ -104,6 +106,10 @@ def _present(name: str, table: pd.DataFrame, args: argparse.Namespace) -> str:
 
     if name == "main":
         return t.to_markdown(table)
+    if name.startswith("privacy_"):
+        from chainlearn_ray.results.privacy import present_privacy
+
+        return present_privacy(name, table, args.metric)
     if name in ("ablations", "adversarial"):
         view = pd.DataFrame(
             {
@@ -272,7 +278,7 @@ def build_tables(df: pd.DataFrame, args: argparse.Namespace) -> dict[str, pd.Dat
     """Every section's numeric table (empty frames for sections without data)."""
     import pandas as pd
 
-    from chainlearn_ray.results import stats, tables
+    from chainlearn_ray.results import privacy, stats, tables
     from chainlearn_ray.results.defences import defence_table
     from chainlearn_ray.results.sensitivity import sensitivity_table
 
@@ -289,6 +295,8 @@ def build_tables(df: pd.DataFrame, args: argparse.Namespace) -> dict[str, pd.Dat
             df, args.baseline, args.metric, n_boot=args.n_boot, seed=args.seed
         ),
         "sensitivity": sensitivity_table(SENSITIVITY_CONFIDENCE, SENSITIVITY_ECE),
+        "privacy_utility": privacy.privacy_utility_table(df, args.metric),
+        "privacy_spent": privacy.privacy_spent_table(df),
     }
     built["findings"] = built["paired_tests"]
     return built

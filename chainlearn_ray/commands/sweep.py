@@ -52,17 +52,29 @@ def _patterns(text: str | None) -> list[str] | None:
 
 def dry_run(args: argparse.Namespace, out: Path) -> int:
     """Print the cells and the per-trial resource request without starting any trial."""
+    from chainlearn_ray.experiment.privacy_config import is_private
+    from chainlearn_ray.experiment.sweep_plan import write_synthetic_data
     from chainlearn_ray.results.store import finished_cells
     from chainlearn_ray.runtime.cluster import ensure_ray, stop_ray
     from chainlearn_ray.runtime.trials import plan_trials
-    from chainlearn_ray.runtime.tune import _describe, prepare_sweep, select_cells
+    from chainlearn_ray.runtime.tune import (
+        _describe,
+        check_private_cells,
+        prepare_sweep,
+        select_cells,
+    )
 
     plan = select_cells(prepare_sweep(args.config, out, data_dir=args.data_dir),
                         _patterns(args.cells))
+    if any(is_private(c.config) for c in plan.cells):  # ε and δ are checked on the shards
+        write_synthetic_data(plan)
+        check_private_cells(plan)
     done = finished_cells(out) if not args.no_resume else set()
     print(f"sweep {plan.name}: {len(plan.cells)} of {plan.grid.size} cells "
           f"({len(plan.grid.datasets)} datasets × {len(plan.grid.alphas)} levels × "
-          f"{len(plan.grid.seeds)} seeds) -> {out}")
+          f"{len(plan.grid.seeds)} seeds"
+          + (f" × {len(plan.grid.dp_epsilons)} ε" if plan.grid.dp_epsilons else "")
+          + f") -> {out}")
     print(f"study: methods {', '.join(plan.study.methods)}; attacks "
           f"{', '.join(plan.study.attacks) or 'none'}")
     for cell in plan.cells:

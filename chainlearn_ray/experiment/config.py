@@ -8,8 +8,10 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Final, TypeVar
 
 from chainlearn_ray.errors import ChainlearnError, ConfigError
+from chainlearn_ray.experiment.privacy_config import check_dp
 from chainlearn_ray.learning.cost import POC_KEY, CostModel
 from chainlearn_ray.learning.hardware import CLOCKS, THROTTLE_MODES
+from chainlearn_ray.learning.privacy import DPSettings
 from chainlearn_ray.protocol.tiers import MEDIUM_BELOW, TIERS, WEAK_BELOW, Tier
 from chainlearn_ray.protocol.weights import WEIGHT_SCORES
 
@@ -65,6 +67,8 @@ class TierConfig:
         torch threads of the actor process.
     attendance:
         Probability that a hospital of this tier attends a round.
+    dp:
+        Differential privacy of this tier's hospitals, replacing ``train.dp`` (ε ``inf``: none).
     """
 
     arch: str
@@ -75,6 +79,7 @@ class TierConfig:
     gpu_memory_gb: float | None = None
     threads: int = 1
     attendance: float = 1.0
+    dp: DPSettings | None = None
 
 
 DEFAULT_TIERS: dict[str, TierConfig] = {
@@ -103,13 +108,18 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Local training budget and optimiser (SPEC.md §2 reference defaults, fewer rounds)."""
+    """Local training budget and optimiser (SPEC.md §2 reference defaults, fewer rounds).
+
+    ``dp``: DP-SGD target ``{epsilon, delta, max_grad_norm}`` of every hospital (defaults in
+    :mod:`~chainlearn_ray.experiment.privacy_config`); ``None``: no DP.
+    """
 
     rounds: int = 3
     epochs: int = 1
     batch_size: int = 32
     lr: float = 1e-3
     pretrained: str | None = None
+    dp: DPSettings | None = None
 
 
 @dataclass(frozen=True)
@@ -386,3 +396,4 @@ def validate(cfg: RunConfig) -> None:
         value = getattr(r, name)
         if value is not None and value <= 0:
             raise ConfigError(f"runtime.{name} must be positive (seconds) or null")
+    check_dp(cfg)

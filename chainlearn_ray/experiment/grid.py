@@ -17,6 +17,7 @@ logger = logging.getLogger(__name__)
 #: Keys of the ``sweep:`` section.
 SWEEP_KEYS: tuple[str, ...] = (
     "datasets", "alphas", "seeds", "overrides", "max_concurrent", "trial_cpus", "faults",
+    "dp_epsilons",
 )
 #: CPUs reserved for a trial's own process (it drives the actors and evaluates).
 TRIAL_CPUS = 0.5
@@ -38,13 +39,18 @@ class SyntheticData:
 
 @dataclass(frozen=True)
 class Cell:
-    """One trial of a sweep: a (dataset, α, seed) point and its fully resolved run config."""
+    """One trial of a sweep: a (dataset, α, seed[, ε]) point and its fully resolved run config.
+
+    ``dp_epsilon``: the cell's ``train.dp.epsilon`` on the ``dp_epsilons`` axis (``inf``: no
+    DP; ``None``: the grid has no such axis).
+    """
 
     name: str
     dataset: str
     alpha: float
     seed: int
     config: RunConfig
+    dp_epsilon: float | None = None
 
     @property
     def alpha_label(self) -> str:
@@ -64,11 +70,13 @@ class SweepGrid:
     max_concurrent: int | None = None
     trial_cpus: float = TRIAL_CPUS
     faults: tuple[str, ...] = ()
+    dp_epsilons: tuple[float, ...] = ()
 
     @property
     def size(self) -> int:
         """Number of cells."""
-        return len(self.datasets) * len(self.alphas) * len(self.seeds)
+        return (len(self.datasets) * len(self.alphas) * len(self.seeds)
+                * max(1, len(self.dp_epsilons)))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for manifests."""
@@ -82,12 +90,32 @@ class SweepGrid:
             "max_concurrent": self.max_concurrent,
             "trial_cpus": self.trial_cpus,
             "faults": list(self.faults),
+            "dp_epsilons": [str(e) if e == float("inf") else e for e in self.dp_epsilons],
         }
 
 
-def cell_name(dataset: str, alpha: float, seed: int) -> str:
-    """Stable name of a cell, e.g. ``"pneumoniamnist_mild_s0"`` (a safe file stem)."""
-    return f"{dataset}_{alpha_name(alpha)}_s{seed}"
+def cell_name(dataset: str, alpha: float, seed: int, dp_epsilon: float | None = None) -> str:
+    """Stable name of a cell, e.g. ``"pneumoniamnist_mild_s0"`` (a safe file stem), with
+    ``_eps8`` / ``_epsinf`` on a ``dp_epsilons`` axis."""
+    name = f"{dataset}_{alpha_name(alpha)}_s{seed}"
+    return name if dp_epsilon is None else f"{name}_eps{dp_epsilon:g}"
+
+
+def _dp_epsilons(section: Mapping[str, Any]) -> tuple[float, ...]:
+    """The ``dp_epsilons`` axis: positive numbers, ``inf`` for no DP, each once."""
+    if section.get("dp_epsilons") is None:
+        return ()
+    out: list[float] = []
+    for value in _as_list(section, "dp_epsilons"):
+        text = str(value).strip().lower()
+        eps = float("inf") if text in ("inf", ".inf", "infinity") else value
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
+            raise ConfigError(f"sweep.dp_epsilons entry {value!r} must be a positive number or "
+                              "inf (no DP)")
+        out.append(float(eps))
+    if len(set(out)) != len(out):
+        raise ConfigError(f"sweep.dp_epsilons {out} repeat a value: duplicate cells")
+    return tuple(out)
 
 
 def _as_list(section: Mapping[str, Any], key: str) -> list[Any]:
@@ -142,7 +170,7 @@ def parse_grid(section: Any) -> SweepGrid:
     section:
         ``{datasets: [flag | {name, synthetic: {...}, overrides: {...}}], alphas: [...],
         seeds: [...], overrides: {dataset: {dotted.key: value}}, max_concurrent: N,
-        trial_cpus: x, faults: ["<cell>:raise"]}``.
+        trial_cpus: x, faults: ["<cell>:raise"], dp_epsilons: [inf, 8, 3, 1]}``.
 
     Raises
     ------
@@ -214,4 +242,4 @@ def parse_grid(section: Any) -> SweepGrid:
             raise ConfigError(f"sweep fault {fault!r} must look like <cell name>:raise")
     return SweepGrid(tuple(datasets), tuple(alphas), tuple(seeds), synthetic,
                      {k: v for k, v in overrides.items() if v}, max_conc, float(trial_cpus),
-                     faults)
+                     faults, _dp_epsilons(section))

@@ -24,6 +24,7 @@ from chainlearn_ray.experiment.config import (
     _to_plain,
     validate,
 )
+from chainlearn_ray.experiment.privacy_config import parse_dp_sections
 from chainlearn_ray.learning.cost import POC_KEY
 from chainlearn_ray.protocol.tiers import TIERS, Tier
 
@@ -125,7 +126,7 @@ def _whole(value: Any, where: str) -> int:
 
 def from_dict(raw: Mapping[str, Any]) -> RunConfig:
     """Build and validate a :class:`RunConfig` from nested plain data (e.g. parsed YAML)."""
-    raw = dict(raw or {})
+    raw = parse_dp_sections(raw or {})
     known = {f.name for f in fields(RunConfig)}
     unknown = sorted(set(raw) - known - {"sweep", "study", "description"})
     if unknown:

@@ -124,7 +124,7 @@ def expand_sweep(
     cells: list[Cell] = []
     for dataset in grid.datasets:
         for alpha in grid.alphas:
-            for seed in grid.seeds:
+            for seed, eps in ((s, e) for s in grid.seeds for e in grid.dp_epsilons or (None,)):
                 raw = copy.deepcopy(base)
                 for key, value in {**grid.overrides.get(dataset, {}),
                                    **dict(overrides or {})}.items():
@@ -132,6 +132,8 @@ def expand_sweep(
                 _set_dotted(raw, "data.dataset", dataset)
                 _set_dotted(raw, "data.alpha", alpha)
                 raw["seed"] = seed
+                if eps is not None:
+                    _set_dotted(raw, "train.dp.epsilon", eps)
                 if dataset in grid.synthetic:
                     _set_dotted(raw, "data.data_dir", str(synth))
                     _set_dotted(raw, "data.download", False)
@@ -142,12 +144,12 @@ def expand_sweep(
                     if given:
                         _set_dotted(raw, "data.data_dir",
                                     str((root / Path(str(given)).expanduser()).resolve()))
-                name = cell_name(dataset, alpha, seed)
+                name = cell_name(dataset, alpha, seed, eps)
                 try:
                     cfg = from_dict(raw)
                 except ConfigError as exc:
                     raise ConfigError(f"sweep cell {name}: {exc}") from None
-                cells.append(Cell(name, dataset, alpha, seed, cfg))
+                cells.append(Cell(name, dataset, alpha, seed, cfg, eps))
     names = [c.name for c in cells]
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})

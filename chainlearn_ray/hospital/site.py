@@ -76,6 +76,7 @@ class Hospital:
         self.rounds_trained = 0
         self.poc: Any = None
         self.openings: dict[int, Any] = {}  # round -> what it committed to (trust mode)
+        self.privacy: Any = None  # its DP-SGD account, built at its first private training
         self._restore()
 
     # ---------------------------------------------------------------- identity / PoC
@@ -102,6 +103,7 @@ class Hospital:
 
         self.behaviour = behaviour or Behaviour()
         self.tier, self.contract, self.model = None, None, None
+        self.privacy = None  # a new deployment spends a new budget
         self.rounds_trained = self.epochs_trained = 0
         self._apply_fraction()
         path = self._checkpoint_path()
@@ -207,6 +209,19 @@ class Hospital:
             arch, self.spec.n_classes, self.spec.in_channels,
             pretrained=self.spec.pretrained, seed=self.spec.seed + self.spec.index,
         )
+        if self.spec.private_models:
+            from chainlearn_ray.learning.privacy import make_private_model
+
+            self.model = make_private_model(self.model, arch)[0]
+
+    def _account(self) -> Any:
+        """Its DP-SGD account (``None`` without DP), planned for the shard it trains on."""
+        if self.privacy is None and self.spec.dp is not None:
+            from chainlearn_ray.learning.privacy import PrivacyAccount
+
+            self.privacy = PrivacyAccount(self.spec.dp, int(self.y_train.shape[0]),
+                                          self.spec.batch_size, self.spec.dp_epochs)
+        return self.privacy
 
     def _inject_fault(self, round_: int) -> None:
         """Chaos testing: ``faults`` entries ``"<hospital_id>@<round>:crash|raise|hang"``."""
@@ -259,7 +274,7 @@ class Hospital:
             self.model, self.x_train, self.y_train, epochs=epochs,
             batch_size=self.spec.batch_size, lr=self.spec.lr,
             seed=hospital_seed(self.spec.seed, self.spec.index, round_),
-            device=self.spec.device, throttle=self.throttle,
+            device=self.spec.device, throttle=self.throttle, privacy=self._account(),
         )
         val_probs = predict_proba(self.model, self.x_val, device=self.spec.device)
         rel = reliability(val_probs, self.y_val)
@@ -273,6 +288,8 @@ class Hospital:
         # ensemble sends this hospital's model per query
         extra: dict[str, Any] = {"epochs": epochs,
                                  "query_bytes": int(math.prod(self.x_test.shape[1:]))}
+        if stats.epsilon is not None:
+            extra.update(dp_epsilon=stats.epsilon, dp_delta=stats.delta)
         if self.behaviour.reported is not None:
             extra.update(measured_confidence_fixed=conf_fixed, measured_ece_fixed=ece_fixed,
                          measured_balanced_accuracy_fixed=balacc_fixed)
@@ -348,6 +365,7 @@ class Hospital:
                 "epochs_trained": self.epochs_trained,
                 "behaviour": asdict(self.behaviour),
                 "slowdown": getattr(self.throttle, "slowdown", None),
+                "dp_history": None if self.privacy is None else self.privacy.history(),
             },
             buf,
         )
@@ -375,6 +393,8 @@ class Hospital:
             self._ensure_model()
             self.model.load_state_dict(state["model"])
         self.rounds_trained = int(state.get("rounds_trained", 0))
+        if state.get("dp_history") and self._account() is not None:
+            self.privacy.restore(state["dp_history"])
         if state.get("slowdown") is not None and self.spec.cost_model is None:
             from chainlearn_ray.learning.hardware import Throttle
 

@@ -12,6 +12,7 @@ from eth_hash.auto import keccak
 
 from chainlearn_ray.errors import ConfigError
 from chainlearn_ray.learning.cost import CostModel
+from chainlearn_ray.learning.privacy import DPSettings
 from chainlearn_ray.protocol.tiers import Tier
 
 
@@ -35,6 +36,12 @@ class HospitalSpec:
     cost_model:
         Prices the hospital's simulated time (the cost-model clock); ``None``: the measured
         clock, calibrated by the hospital's first PoC.
+    dp, dp_epochs:
+        Its DP-SGD target (``None``: no DP) and the epochs of the whole run its noise is
+        calibrated over.
+    private_models:
+        Models are made DP-compatible (Opacus' fix: BatchNorm → GroupNorm), as in every
+        hospital of a run where any trains privately.
     """
 
     hospital_id: str
@@ -54,6 +61,9 @@ class HospitalSpec:
     pretrained: str | None = None
     checkpoint_dir: str | None = None
     faults: tuple[str, ...] = ()
+    dp: DPSettings | None = None
+    dp_epochs: int = 0
+    private_models: bool = False
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -27,8 +28,10 @@ from chainlearn_ray.learning.models import (
 from chainlearn_ray.learning.rng import reseed, seeded
 from chainlearn_ray.learning.threads import synchronize, torch_threads
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from chainlearn_ray.learning.privacy import PrivacyAccount
 
+logger = logging.getLogger(__name__)
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
@@ -54,6 +57,8 @@ class TrainStats:
         ``compute_seconds``.
     final_loss:
         Mean training loss over the last epoch (sample-weighted).
+    epsilon, delta:
+        Privacy spent by the hospital so far (private training only, else ``None``).
     """
 
     samples: int
@@ -62,6 +67,8 @@ class TrainStats:
     compute_seconds: float
     simulated_seconds: float
     final_loss: float
+    epsilon: float | None = None
+    delta: float | None = None
 
 
 def set_determinism(seed: int, threads: int = 1) -> None:
@@ -244,6 +251,7 @@ def train(
     prox_mu: float = 0.0,
     prox_reference: Mapping[str, Tensor] | None = None,
     loss_fn: LossFn | None = None,
+    privacy: PrivacyAccount | None = None,
 ) -> TrainStats:
     """Train ``model`` in place with a fresh Adam optimiser (no weight decay).
 
@@ -269,6 +277,8 @@ def train(
         when ``prox_mu > 0``.
     loss_fn:
         ``loss(logits, labels)``; default cross-entropy.
+    privacy:
+        The hospital's DP-SGD account (:mod:`~chainlearn_ray.learning.privacy`), or ``None``.
 
     Returns
     -------
@@ -284,6 +294,9 @@ def train(
     base: LossFn = loss_fn if loss_fn is not None else F.cross_entropy
     if prox_mu < 0:
         raise ConfigError(f"prox_mu must be >= 0, got {prox_mu}")
+    if privacy is not None:
+        return privacy.fit(model, xs, ys, base, epochs=epochs, lr=lr, seed=seed, device=device,
+                           throttle=throttle, prox_mu=prox_mu, prox_reference=prox_reference)
     if prox_mu == 0:
         return _fit(model, xs, ys, base, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                     device=device, throttle=throttle)
@@ -384,6 +397,3 @@ def predict_proba(
     if not out:
         return np.zeros((0, 0), dtype=np.float32)
     return np.concatenate(out).astype(np.float32, copy=False)
-
-
-# --------------------------------------------------------------------------- canonical bytes

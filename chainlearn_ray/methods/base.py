@@ -39,7 +39,7 @@ from chainlearn_ray.protocol.ensemble import weighted_ensemble
 from chainlearn_ray.protocol.rounds import ATTENDED, HospitalRound, RoundOutcome
 from chainlearn_ray.protocol.tiers import Tier
 from chainlearn_ray.results.rows import RunKey
-from chainlearn_ray.results.schema import ALL, ENSEMBLE
+from chainlearn_ray.results.schema import ALL, DP_DELTA, DP_EPSILON, ENSEMBLE
 
 if TYPE_CHECKING:  # torch loads where models are trained, not in the coordinator or driver
     from torch import Tensor
@@ -70,6 +70,8 @@ class FederatedMethod(ABC):
         self._sent: dict[tuple[int, str], int] = {}
         self._labels: np.ndarray | None = None
         self._n_classes = 0
+        #: (round, client) -> (tier, ε spent so far, δ) of clients training with DP
+        self._privacy: dict[tuple[int, str], tuple[str, float, float]] = {}
         #: ``(N, C)`` test probabilities of the predictor after the last evaluated round.
         self.test_probs: np.ndarray | None = None
 
@@ -160,6 +162,9 @@ class FederatedMethod(ABC):
             entry[0] += int(r.bytes_up)
             entry[1] += int(down)
             self._tiers[r.hospital_id] = r.tier
+            if r.stats is not None and r.stats.epsilon is not None:
+                self._privacy[(round_, r.hospital_id)] = (r.tier, float(r.stats.epsilon),
+                                                          float(r.stats.delta or 0.0))
         self._aggregate(round_, phase, results)
 
     @abstractmethod
@@ -245,9 +250,15 @@ class FederatedMethod(ABC):
         return rows
 
     def round_rows(self, key: RunKey, outcome: RoundOutcome) -> list[dict[str, Any]]:
-        """Tidy rows of one round: the predictor's headline metrics."""
-        return [result_row(key, self.name, outcome.round, ENSEMBLE, "", m, outcome.ensemble[m])
+        """Tidy rows of one round: the predictor's headline metrics, and the privacy each
+        client training with DP has spent so far (``dp_epsilon``, ``dp_delta``)."""
+        rows = [result_row(key, self.name, outcome.round, ENSEMBLE, "", m, outcome.ensemble[m])
                 for m in HEADLINE]
+        for (round_, hid), (tier, eps, delta) in sorted(self._privacy.items()):
+            if round_ == outcome.round:
+                rows.append(result_row(key, self.name, round_, hid, tier, DP_EPSILON, eps))
+                rows.append(result_row(key, self.name, round_, hid, tier, DP_DELTA, delta))
+        return rows
 
     def summary(self, key: RunKey) -> list[dict[str, Any]]:
         """Closing rows: ``comm_bytes_up`` / ``comm_bytes_down`` per hospital per round."""

@@ -65,7 +65,7 @@ class Centralized(FederatedMethod):
         stats = train(
             model, client.x, client.y, epochs=settings.epochs, batch_size=settings.batch_size,
             lr=settings.lr, seed=settings.client_seed(client.index, config.round),
-            device=settings.device, throttle=client.throttle,
+            device=settings.device, throttle=client.throttle, privacy=client.privacy,
         )
         return ClientResult(client.hospital_id, client.tier.label, config.round, config.phase,
                             client.n_samples, None, 0, stats)

@@ -76,7 +76,7 @@ class FedAvg(FederatedMethod):
         stats = train(
             model, client.x, client.y, epochs=settings.epochs, batch_size=settings.batch_size,
             lr=settings.lr, seed=settings.client_seed(client.index, config.round),
-            device=settings.device, throttle=client.throttle,
+            device=settings.device, throttle=client.throttle, privacy=client.privacy,
             prox_mu=self.prox_mu, prox_reference=global_state if self.prox_mu > 0 else None,
         )
         local = _detached(model.state_dict())

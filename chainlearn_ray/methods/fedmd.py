@@ -147,7 +147,11 @@ class FedMD(FederatedMethod):
 
     def client_step(self, client: Client, config: RoundConfig,
                     settings: TrainSettings) -> ClientResult:
-        """``communicate``: logits on the public set. ``digest``: distil, then train locally."""
+        """``communicate``: logits on the public set. ``digest``: distil, then train locally.
+
+        With DP only the local training is private: the digest fits public data and the
+        consensus, and spends no privacy budget.
+        """
         model = client.require_model()
         if config.phase == COMMUNICATE:
             logits = public_logits(model, self._public(), device=settings.device)
@@ -162,7 +166,7 @@ class FedMD(FederatedMethod):
         stats = train(
             model, client.x, client.y, epochs=settings.epochs, batch_size=settings.batch_size,
             lr=settings.lr, seed=settings.client_seed(client.index, config.round),
-            device=settings.device, throttle=client.throttle,
+            device=settings.device, throttle=client.throttle, privacy=client.privacy,
         )
         return ClientResult(client.hospital_id, client.tier.label, config.round, config.phase,
                             client.n_samples, None, 0, stats)

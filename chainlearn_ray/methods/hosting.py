@@ -142,6 +142,7 @@ class BaselineSetup:
             x = self.to_tensor(pooled.x)
             y = torch.tensor(np.asarray(pooled.y).reshape(-1), dtype=torch.long)
             tier, throttle = Tier.STRONG, None  # the pooled trainer is no simulated hospital
+            dp = self.settings.dp
         else:
             # the whole shard, whatever study variant (attack behaviour) the hospital is in
             x = getattr(host, "_x_shard", host.x_train)
@@ -150,7 +151,7 @@ class BaselineSetup:
                 rows = torch.tensor(np.asarray(self.keep, dtype=np.int64))  # a read-only view
                 x, y = x[rows], y[rows]
             tier = Tier(host.tier if host.tier is not None else host.spec.hardware_tier)
-            throttle = host.throttle
+            throttle, dp = host.throttle, host.spec.dp
         members = self.method.participants([Client(host.spec.hospital_id, host.spec.index, tier,
                                                    x, y, throttle=throttle)])
         if len(members) != 1:
@@ -160,7 +161,8 @@ class BaselineSetup:
             self.method, members[0], replace(self.settings, device=host.spec.device),
             self.arch_by_tier, host.x_test, n_classes=host.spec.n_classes,
             pretrained=host.spec.pretrained,
-            public=None if public is None else self.to_tensor(public), threads=host.spec.threads)
+            public=None if public is None else self.to_tensor(public), threads=host.spec.threads,
+            dp=dp)
 
 
 class BaselineClient:
@@ -176,14 +178,28 @@ class BaselineClient:
     def create(cls, method: FederatedMethod, client: Client, settings: TrainSettings,
                arch_by_tier: Mapping[str, str], x_test: torch.Tensor, *, n_classes: int,
                pretrained: str | None = None, public: torch.Tensor | None = None,
-               threads: int | None = 1) -> BaselineClient:
+               threads: int | None = 1, dp: Any = "settings") -> BaselineClient:
         """``client`` with a freshly built model of the method's architecture for its tier
-        (seeded by the run seed and the client's index); FedMD's copy gets ``public``."""
+        (seeded by the run seed and the client's index); FedMD's copy gets ``public``.
+
+        ``dp``: the client's DP-SGD target (default ``settings.dp``; ``None``: no DP); its
+        account is planned for the client's training set over ``settings.dp_epochs``.
+        """
         from chainlearn_ray.learning.models import build_model
 
         client.model = build_model(method.arch_for(client.tier, arch_by_tier), n_classes,
                                    int(client.x.shape[1]), pretrained=pretrained,
                                    seed=settings.seed + client.index)
+        if settings.private_models:
+            from chainlearn_ray.learning.privacy import make_private_model
+
+            client.model = make_private_model(client.model)[0]
+        dp = settings.dp if dp == "settings" else dp
+        if dp is not None:
+            from chainlearn_ray.learning.privacy import PrivacyAccount
+
+            client.privacy = PrivacyAccount(dp, client.n_samples, settings.batch_size,
+                                            settings.dp_epochs)
         attach = getattr(method, "attach_public", None)
         if attach is not None:
             if public is None:
@@ -214,14 +230,19 @@ class BaselineClient:
 
 def initial_state(method: FederatedMethod, fact: Mapping[str, Any],
                   arch_by_tier: Mapping[str, str], n_classes: int, *,
-                  pretrained: str | None, seed: int) -> Mapping[str, torch.Tensor] | None:
+                  pretrained: str | None, seed: int,
+                  private: bool = False) -> Mapping[str, torch.Tensor] | None:
     """The initial global state a method starts from (``None`` unless it needs one): a model of
-    the first participant's architecture built with the run seed. ``fact``: that participant's
-    :meth:`BaselineClient.describe`."""
+    the first participant's architecture built with the run seed (made DP-compatible when
+    ``private``). ``fact``: that participant's :meth:`BaselineClient.describe`."""
     if not method.needs_initial_state:
         return None
     from chainlearn_ray.learning.models import build_model
 
     model = build_model(method.arch_for(Tier.parse(fact["tier"]), arch_by_tier), n_classes,
                         int(fact["in_channels"]), pretrained=pretrained, seed=seed)
+    if private:
+        from chainlearn_ray.learning.privacy import make_private_model
+
+        model = make_private_model(model)[0]
     return model.state_dict()

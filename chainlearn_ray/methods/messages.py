@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # torch loads where models are trained, not in the coordinato
     from torch import Tensor, nn
 
     from chainlearn_ray.learning.hardware import Throttle
+    from chainlearn_ray.learning.privacy import DPSettings, PrivacyAccount
     from chainlearn_ray.learning.training import TrainStats
 
 #: Phase of the requests that score a method's predictor on the test split.
@@ -40,6 +41,11 @@ class TrainSettings:
     threads:
         torch intra-op threads of an in-process run (``None``: leave the process setting);
         one thread per simulated hospital, as in the Ray runtime.
+    dp, dp_epochs:
+        DP-SGD target of clients without one of their own (the pooled trainer, in-process
+        runs; hosted clients take their hospital's) and the epochs of the whole run.
+    private_models:
+        Build every model DP-compatible (Opacus' fix), so averaged models share one form.
     """
 
     epochs: int
@@ -48,6 +54,9 @@ class TrainSettings:
     seed: int = 0
     device: str = "cpu"
     threads: int | None = 1
+    dp: DPSettings | None = None
+    dp_epochs: int = 0
+    private_models: bool = False
 
     def __post_init__(self) -> None:
         if self.epochs < 0 or self.batch_size < 1 or not self.lr > 0:
@@ -76,6 +85,9 @@ class Client:
         Its network (persistent across rounds); ``None`` until built.
     throttle:
         Its hardware throttle, if any.
+    privacy:
+        Its DP-SGD account (:class:`~chainlearn_ray.learning.privacy.PrivacyAccount`), kept
+        across rounds; ``None``: no DP.
     """
 
     hospital_id: str
@@ -85,6 +97,7 @@ class Client:
     y: Tensor
     model: nn.Module | None = None
     throttle: Throttle | None = None
+    privacy: PrivacyAccount | None = None
 
     @classmethod
     def from_hospital(cls, hospital: Any, model: nn.Module | None = None) -> Client:

@@ -71,6 +71,9 @@ class OursRound:
         for h in self.hospitals:
             rep = self.reports.get(h)
             hr = HospitalRound(h, tiers.get(h, ""), self.status[h], error=self.errors.get(h))
+            if rep is not None:  # privacy is spent by training, submitted or not
+                hr.dp_epsilon = rep.extra.get("dp_epsilon")
+                hr.dp_delta = rep.extra.get("dp_delta")
             if rep is not None and self.status[h] == ATTENDED:
                 preds = predict(rep.test_probs)
                 hr.weight = self.weights[h]

@@ -9,6 +9,7 @@ from typing import Any
 
 from chainlearn_ray.experiment.clock import cost_model_of
 from chainlearn_ray.experiment.config import RunConfig
+from chainlearn_ray.experiment.privacy_config import dp_for, is_private
 from chainlearn_ray.hospital.spec import HospitalSpec
 from chainlearn_ray.planning.resources import arch_cost, balance
 from chainlearn_ray.protocol.tiers import Tier
@@ -24,6 +25,7 @@ def hospital_specs(cfg: RunConfig, data: Any, gpu_tiers: Collection[str] = (),
     rgb = cfg.data.rgb
     cost = cost_model_of(cfg)  # None on the measured clock
     specs = []
+    private = is_private(cfg)
     for index, tier in enumerate(cfg.hospital_tiers()):
         tc = cfg.tiers[tier.label]
         specs.append(HospitalSpec(
@@ -36,7 +38,8 @@ def hospital_specs(cfg: RunConfig, data: Any, gpu_tiers: Collection[str] = (),
             device="cuda" if tier.label in gpu_tiers else "cpu",
             batch_size=cfg.train.batch_size, lr=cfg.train.lr, pretrained=cfg.train.pretrained,
             checkpoint_dir=None if ckpt is None else str(ckpt),
-            faults=tuple(cfg.runtime.faults),
+            faults=tuple(cfg.runtime.faults), dp=dp_for(cfg, tier.label),
+            dp_epochs=cfg.train.rounds * cfg.train.epochs, private_models=private,
         ))
     return specs
 

@@ -57,6 +57,9 @@ class HospitalRound:
     samples: int = 0
     gas_submit: int | None = None
     error: str | None = None
+    #: Privacy spent so far by a hospital training with DP (``None``: no DP).
+    dp_epsilon: float | None = None
+    dp_delta: float | None = None
 
 
 @dataclass

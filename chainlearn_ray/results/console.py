@@ -27,6 +27,7 @@ def format_round(outcome: RoundOutcome) -> str:
             lines.append(
                 f"  {h.hospital_id} {h.tier:<6} acc {h.accuracy:.3f} conf {h.confidence:.3f} "
                 f"ece {h.ece:.3f} weight {h.weight:>5} sim {h.simulated_seconds:.1f}s"
+                + (f" ε {h.dp_epsilon:.2f}" if h.dp_epsilon is not None else "")
             )
         else:
             detail = f" ({h.error})" if h.error else ""

@@ -16,6 +16,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator
 
 from chainlearn_ray.protocol.tiers import TIERS
 from chainlearn_ray.results.atomic import write_atomic
+from chainlearn_ray.results.privacy import privacy_figure
 from chainlearn_ray.results.sensitivity import sensitivity_table
 from chainlearn_ray.results.stats import summary_table
 from chainlearn_ray.results.styles import TIER_COLORS, method_style
@@ -306,6 +307,7 @@ def drawn_figures(
         "attacks": lambda: attack_figure(df, baseline),
         "defences": lambda: defence_figure(df),
         "communication": lambda: communication_figure(df),
+        "privacy": lambda: privacy_figure(df),
     }
     if sensitivity:
         builders["sensitivity"] = sensitivity_figure
@@ -331,8 +333,9 @@ def make_figures(
 
     Figures: ``accuracy`` and ``ece`` (main methods per dataset × non-IID level),
     ``ablation`` (baseline vs ``ablation:*``), ``attacks`` (honest baseline vs ``attack:*``),
-    ``communication`` (bytes per hospital per
-    round), and ``sensitivity`` (the weight formula, independent of the results). A figure
+    ``communication`` (bytes per hospital per round), ``privacy`` (accuracy against the
+    target ε per method), and ``sensitivity`` (the weight formula, independent of the
+    results). A figure
     whose rows are absent is skipped with a log message.
 
     Parameters

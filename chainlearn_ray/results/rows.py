@@ -13,7 +13,13 @@ from chainlearn_ray.protocol.rounds import (
     ATTENDED,
     RoundOutcome,
 )
-from chainlearn_ray.results.schema import ALL, ENSEMBLE, class_count_metric
+from chainlearn_ray.results.schema import (
+    ALL,
+    DP_DELTA,
+    DP_EPSILON,
+    ENSEMBLE,
+    class_count_metric,
+)
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,9 @@ def round_rows(key: RunKey, outcome: RoundOutcome) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for h in outcome.hospitals:
         rows.append(row(r, h.hospital_id, h.tier, "attended", float(h.status == ATTENDED)))
+        if h.dp_epsilon is not None:
+            rows.append(row(r, h.hospital_id, h.tier, DP_EPSILON, h.dp_epsilon))
+            rows.append(row(r, h.hospital_id, h.tier, DP_DELTA, h.dp_delta or 0.0))
         if h.status != ATTENDED:
             continue
         for metric in ("accuracy", "macro_f1", "confidence", "ece", "val_accuracy",

@@ -68,7 +68,14 @@ METRICS = {
     "round_seconds": "wall time of the round (s)",
     "simulated_seconds": "virtual-clock time of the hospital's round work (s)",
     "participants": "hospitals whose update reached the chain this round",
+    "dp_epsilon": "privacy spent by the hospital's DP-SGD training so far (ε, RDP accountant)",
+    "dp_delta": "δ at which dp_epsilon is stated",
+    "dp_target_epsilon": "the run's target ε (inf: the run's DP setting is off)",
 }
+#: Metric names of the privacy rows.
+DP_EPSILON = "dp_epsilon"
+DP_DELTA = "dp_delta"
+DP_TARGET = "dp_target_epsilon"
 
 
 def coerce(frame: pd.DataFrame) -> pd.DataFrame:

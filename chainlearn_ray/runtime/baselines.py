@@ -19,6 +19,7 @@ import ray
 
 from chainlearn_ray.errors import DataError, HospitalFailure
 from chainlearn_ray.experiment.methods import BASELINES, make_method
+from chainlearn_ray.experiment.privacy_config import settings_fields
 from chainlearn_ray.hospital.spec import TrainShard
 from chainlearn_ray.methods.base import FederatedMethod
 from chainlearn_ray.methods.centralized import CENTRAL_ID, Centralized
@@ -109,7 +110,8 @@ def run_baseline(fed: Federation, method: str, study: StudyConfig, key: RunKey, 
     n_rounds, epochs = fm.schedule(cfg.train.rounds, cfg.train.epochs)
     base = BaselineSetup(
         method=fm, settings=TrainSettings(epochs=epochs, batch_size=cfg.train.batch_size,
-                                          lr=cfg.train.lr, seed=cfg.seed, threads=None),
+                                          lr=cfg.train.lr, seed=cfg.seed, threads=None,
+                                          **settings_fields(cfg)),
         arch_by_tier={label: t.arch for label, t in cfg.tiers.items()},
         size=cfg.data.resize or cfg.data.size, rgb=cfg.data.rgb, normalize=cfg.data.normalize,
     )
@@ -126,7 +128,8 @@ def run_baseline(fed: Federation, method: str, study: StudyConfig, key: RunKey, 
         clock["setup_seconds"] = time.perf_counter() - started
         clock["round_seconds"] = []
         fm.initialize(initial_state(fm, facts[0], base.arch_by_tier, fed.data.n_classes,
-                                    pretrained=cfg.train.pretrained, seed=cfg.seed))
+                                    pretrained=cfg.train.pretrained, seed=cfg.seed,
+                                    private=base.settings.private_models))
         fm.bind_test(fed.data.test.labels, fed.data.n_classes)
         rows = fm.setup_rows(run_key, n_rounds, epochs, facts)
         executor = ActorExecutor(hosts, {}, {f["client_id"]: int(f["n_samples"]) for f in facts})

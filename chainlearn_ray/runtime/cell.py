@@ -17,6 +17,7 @@ from chainlearn_ray.data.partition import alpha_name
 from chainlearn_ray.errors import ConfigError
 from chainlearn_ray.experiment.config import RunConfig
 from chainlearn_ray.experiment.methods import BASELINES, cell_variants
+from chainlearn_ray.experiment.privacy_config import privacy_record, target_epsilon
 from chainlearn_ray.experiment.study import StudyConfig
 from chainlearn_ray.hospital.spec import Behaviour, shard_positions
 from chainlearn_ray.methods import names
@@ -25,6 +26,7 @@ from chainlearn_ray.methods.names import budget_rows
 from chainlearn_ray.methods.ours import Ours
 from chainlearn_ray.results.console import format_round
 from chainlearn_ray.results.manifest import build_manifest
+from chainlearn_ray.results.privacy import target_rows
 from chainlearn_ray.results.rows import RunKey, cost_rows, setup_rows
 from chainlearn_ray.results.schema import rows_to_frame
 from chainlearn_ray.results.store import write_json_atomic, write_parquet_atomic
@@ -41,8 +43,9 @@ class _Cell:
     def __init__(self, cfg: RunConfig, study: StudyConfig, out: Path, key: RunKey) -> None:
         self.cfg, self.study, self.out, self.key = cfg, study, out, key
         self.conf = cfg.to_dict()
-        self.rows: list[dict[str, Any]] = []
+        self.rows: list[dict[str, Any]] = target_rows(key, target_epsilon(cfg))
         self.facts: dict[str, Any] = {"run_id": key.run_id, "status": "running",
+                                      "privacy": privacy_record(cfg),
                                       "study": study.to_dict(), "methods_done": [],
                                       "methods_skipped": {}, "deployments": {}, "timings": {}}
 

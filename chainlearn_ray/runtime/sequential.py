@@ -138,7 +138,8 @@ def run_sequential(
     run_key = replace(run_key, method=method.name)
     with torch_threads(settings.threads):
         n_rounds, epochs = method.schedule(rounds, settings.epochs)
-        run_settings = replace(settings, epochs=epochs)
+        run_settings = replace(settings, epochs=epochs,
+                               dp_epochs=settings.dp_epochs or n_rounds * epochs)
         x_test = _tensor(evals.x_test, evals)
         public_x = None if public is None else _tensor(public, evals)
         hosted = [BaselineClient.create(method, c, run_settings, arch_by_tier, x_test,
@@ -147,7 +148,8 @@ def run_sequential(
                   for c in method.participants(build_clients(shards, evals, tiers))]
         facts = [h.describe() for h in hosted]
         method.initialize(initial_state(method, facts[0], arch_by_tier, n_classes,
-                                        pretrained=pretrained, seed=settings.seed))
+                                        pretrained=pretrained, seed=settings.seed,
+                                        private=settings.private_models))
         method.bind_test(evals.y_test, n_classes)
         out = SequentialRun(method, [h.client for h in hosted], rounds=n_rounds, epochs=epochs)
         out.rows.extend(method.setup_rows(run_key, n_rounds, epochs, facts))

@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING, Any
 from chainlearn_ray.data.partition import alpha_name
 from chainlearn_ray.experiment.clock import clock_record, config_record, cost_model_of
 from chainlearn_ray.experiment.config import RunConfig
+from chainlearn_ray.experiment.privacy_config import privacy_record, target_epsilon
 from chainlearn_ray.methods.names import OURS, OURS_TRUST
 from chainlearn_ray.protocol.rounds import RoundOutcome
 from chainlearn_ray.results.atomic import write_json_atomic, write_rows_atomic
 from chainlearn_ray.results.console import format_round, format_table
 from chainlearn_ray.results.manifest import build_manifest, config_digest
+from chainlearn_ray.results.privacy import target_rows
 from chainlearn_ray.results.rows import RunKey, round_rows, setup_rows
 from chainlearn_ray.results.schema import rows_to_frame
 from chainlearn_ray.runtime.cluster import ensure_ray, plan_for, stop_ray
@@ -54,15 +56,21 @@ def run_id_for(cfg: RunConfig) -> str:
 
 
 def load_partitioned(cfg: RunConfig) -> tuple[Any, Any]:
-    """The dataset of ``cfg`` and its Dirichlet partition over the configured hospitals."""
+    """The dataset of ``cfg`` and its Dirichlet partition over the configured hospitals.
+
+    With DP asked for, every private hospital's δ and ε are checked against its shard here,
+    before any actor starts (:func:`~chainlearn_ray.experiment.privacy_config.check_dp_shards`).
+    """
     from chainlearn_ray.data.medmnist import load_dataset
     from chainlearn_ray.data.partition import dirichlet_partition
+    from chainlearn_ray.experiment.privacy_config import check_dp_shards
 
     data = load_dataset(cfg.data.dataset, cfg.data.data_dir, size=cfg.data.size,
                         split_mode=cfg.data.split, download=cfg.data.download)
     part = dirichlet_partition(data.train.labels, cfg.n_hospitals, cfg.data.alpha,
                                seed=cfg.seed, min_size=cfg.data.min_shard,
                                strategy=cfg.data.partition_strategy)  # type: ignore[arg-type]
+    check_dp_shards(cfg, [int(n) for n in part.class_counts.sum(axis=1)])
     return data, part
 
 
@@ -116,6 +124,7 @@ def run_simulation(cfg: RunConfig, out_dir: str | Path, *, progress: Progress | 
                 f"{r['throughput']:8.1f} samples/s -> registered {r['tier']}")
         rows = setup_rows(key, regs, part.class_counts,
                           {r["hospital_id"]: r["gas_register"] for r in regs})
+        rows += target_rows(key, target_epsilon(cfg))
         facts: dict[str, Any] = {
             "run_id": run_id, "status": "running", "chain": fed.chain,
             "clock": clock_record(cfg, cost),
@@ -123,7 +132,7 @@ def run_simulation(cfg: RunConfig, out_dir: str | Path, *, progress: Progress | 
                      "n_classes": data.n_classes, "split_mode": data.split_mode,
                      "partition_attempts": int(part.attempts),
                      "partition_topped_up": bool(part.topped_up)},
-            "hospitals": [dict(r) for r in regs],
+            "hospitals": [dict(r) for r in regs], "privacy": privacy_record(cfg),
         }
         _persist(out, conf_dict, facts, rows)
         t_setup = time.perf_counter()
@@ -167,15 +176,16 @@ def format_summary(summary: RunSummary) -> str:
     last = summary.rounds[-1]
     regs = {r["hospital_id"]: r for r in summary.registrations}
     table_rows: list[list[Any]] = []
+    private = any(h.dp_epsilon is not None for h in last.hospitals)
     for h in last.hospitals:
         reg = regs.get(h.hospital_id, {})
         table_rows.append([
             h.hospital_id, f"{reg.get('hardware_tier', '')}->{h.tier}", h.status,
             h.accuracy, h.macro_f1, h.ece, h.weight if h.weight else None,
-        ])
+        ] + ([h.dp_epsilon] if private else []))
     ens = last.ensemble
     table_rows.append(["ensemble", "", f"{last.participants} models", ens.get("accuracy"),
-                       ens.get("macro_f1"), ens.get("ece"), None])
+                       ens.get("macro_f1"), ens.get("ece"), None] + ([None] if private else []))
     gas: dict[str, list[float]] = {}
     for row in summary.rows:
         if str(row["metric"]).startswith("gas_"):
@@ -184,8 +194,8 @@ def format_summary(summary: RunSummary) -> str:
     total = summary.timings.get("total_seconds", float("nan"))
     return "\n".join([
         f"Run {summary.run_id}: {len(summary.rounds)} rounds in {total:.1f}s -> {summary.out_dir}",
-        format_table(["hospital", "tier", "status", "accuracy", "macro_f1", "ece", "weight"],
-                     table_rows),
+        format_table(["hospital", "tier", "status", "accuracy", "macro_f1", "ece", "weight"]
+                     + (["ε spent"] if private else []), table_rows),
         f"mean gas per call: {gas_text}",
         *_trust_lines(summary.rows),
     ])
@@ -217,6 +227,10 @@ def _trust_lines(rows: list[dict[str, Any]]) -> list[str]:
 
 def validate_only(cfg: RunConfig) -> str:
     """Resolve the resource plan without creating actors (for ``--dry-run``)."""
+    from chainlearn_ray.experiment.privacy_config import is_private
+
+    if is_private(cfg):  # the shards decide whether ε and δ can be met
+        load_partitioned(cfg)
     started = ensure_ray(cfg.runtime.address)
     try:
         return plan_for(cfg).render()

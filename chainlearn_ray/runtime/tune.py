@@ -161,6 +161,33 @@ def prepare_sweep(path_or_plan: str | Path | SweepPlan, out_dir: str | Path, *,
     return load_sweep(path_or_plan, Path(out_dir) / SYNTHETIC_FOLDER, data_dir=data_dir)
 
 
+def check_private_cells(plan: SweepPlan) -> None:
+    """Each cell that trains with DP: its ε and δ against its own shards, before any trial
+    starts (the cells' synthetic data must be written)."""
+    import numpy as np
+
+    from chainlearn_ray.experiment.privacy_config import check_dp_shards, is_private
+    from chainlearn_ray.methods import names
+    from chainlearn_ray.methods.fedmd import split_public
+    from chainlearn_ray.runtime.simulation import load_partitioned
+
+    for cell in plan.cells:
+        if not is_private(cell.config):
+            continue
+        try:
+            data, part = load_partitioned(cell.config)
+            if names.FEDMD in plan.study.methods:  # FedMD trains on the shards minus its public set
+                public = split_public(data.train.labels, plan.study.fedmd_public_fraction,
+                                      cell.config.seed)[0]
+                try:
+                    check_dp_shards(cell.config, [int((~np.isin(np.asarray(i), public)).sum())
+                                                  for i in part.indices])
+                except ConfigError as exc:
+                    raise ConfigError(f"FedMD's shards without its public set: {exc}") from None
+        except ConfigError as exc:
+            raise ConfigError(f"sweep cell {cell.name}: {exc}") from None
+
+
 def select_cells(plan: SweepPlan, patterns: Sequence[str] | None) -> SweepPlan:
     """The plan reduced to the cells matching any of the shell ``patterns`` (None: all)."""
     if not patterns:
@@ -214,6 +241,7 @@ def run_sweep(path_or_config: str | Path | SweepPlan, out_dir: str | Path, *,
     plan = select_cells(prepare_sweep(path_or_config, out, data_dir=data_dir), cells)
     out.mkdir(parents=True, exist_ok=True)
     write_synthetic_data(plan)
+    check_private_cells(plan)
     done_before = finished_cells(out) if resume else set()
     todo = [c for c in plan.cells if c.name not in done_before]
     outcomes = {c.name: CellOutcome(c.name, c.dataset, c.alpha, c.seed,
