@@ -9,6 +9,7 @@ from chainlearn_ray.chain.artifact import artifact_sha256
 from chainlearn_ray.chain.backends import ChainConnection, connect
 from chainlearn_ray.chain.client import FLCoordinatorClient
 from chainlearn_ray.chain.records import HospitalInfo
+from chainlearn_ray.errors import ChainError
 from chainlearn_ray.methods.chain_port import RoundOpening, Update
 from chainlearn_ray.protocol.tiers import Tier
 
@@ -30,19 +31,34 @@ class ContractPort:
         deploy a new one.
     backend:
         Name of the backend, as recorded in manifests.
+    journal:
+        The signed transactions of an earlier run on a fresh chain of this backend (its
+        :meth:`journal`): replayed first, and the port attaches to the deployment they made,
+        so a resumed run continues on the chain state it left.
     """
 
     def __init__(self, conn: ChainConnection, contract: str | None = None,
-                 backend: str = "") -> None:
+                 backend: str = "", journal: list[str] | None = None) -> None:
         self.conn, self.backend = conn, backend
+        if journal:
+            receipts = conn.replay(journal)
+            contract = next((str(r["contractAddress"]) for r in receipts
+                             if r.get("contractAddress")), None)
+            if contract is None:
+                raise ChainError("the run's chain journal deploys no contract")
         self.client = (FLCoordinatorClient.attach(conn, contract) if contract
                        else FLCoordinatorClient.deploy(conn))
 
     @classmethod
-    def open(cls, backend: str, rpc_url: str | None = None,
-             contract: str | None = None) -> ContractPort:
-        """Connect to ``backend`` (``embedded`` runs an in-process EVM) and deploy or attach."""
-        return cls(connect(backend, rpc_url=rpc_url), contract, backend)
+    def open(cls, backend: str, rpc_url: str | None = None, contract: str | None = None,
+             journal: list[str] | None = None) -> ContractPort:
+        """Connect to ``backend`` (``embedded`` runs an in-process EVM) and deploy or attach
+        (after replaying ``journal``, when given)."""
+        return cls(connect(backend, rpc_url=rpc_url), contract, backend, journal)
+
+    def journal(self) -> list[str]:
+        """Every signed transaction sent on this connection so far, in order (hex)."""
+        return list(self.conn.journal)
 
     # ------------------------------------------------------------------ the port
     @property

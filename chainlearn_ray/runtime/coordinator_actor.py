@@ -41,13 +41,15 @@ class CoordinatorActor:
         attaches to a deployed FLCoordinator instead of deploying one.
     y_test, n_classes:
         Test labels, to score hospitals and the ensemble.
+    journal:
+        An interrupted run's signed transactions, replayed on the fresh chain first (resume).
     """
 
     def __init__(self, backend: str, rpc_url: str | None, contract: str | None,
-                 y_test: np.ndarray, n_classes: int) -> None:
+                 y_test: np.ndarray, n_classes: int, journal: list[str] | None = None) -> None:
         from chainlearn_ray.methods.contract import ContractPort
 
-        self.port: ContractPort = ContractPort.open(backend, rpc_url, contract)
+        self.port: ContractPort = ContractPort.open(backend, rpc_url, contract, journal)
         self.y_test = np.asarray(y_test, dtype=np.int64)
         self.n_classes = int(n_classes)
         self.hosts: dict[str, Any] = {}
@@ -108,6 +110,18 @@ class CoordinatorActor:
         self._driver().setup(next_attending)
         assert self.method is not None
         return list(self.method.registrations)
+
+    def resume(self, registrations: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Take up the method after its set-up as an earlier run recorded it (the chain was
+        rebuilt from that run's journal); returns the registrations."""
+        self._driver()
+        assert self.method is not None
+        self.method.restore(registrations)
+        return list(self.method.registrations)
+
+    def journal(self) -> list[str]:
+        """Every signed transaction sent on the chain so far (see :meth:`resume`)."""
+        return self.port.journal()
 
     def run_round(self, round_: int, attending: Sequence[str],
                   next_attending: Sequence[str] | None = None) -> RoundOutcome:

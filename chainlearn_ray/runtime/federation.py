@@ -93,6 +93,21 @@ class Federation:
         self.registrations = regs
         return regs
 
+    def resume(self, registrations: list[dict[str, Any]], method: Ours) -> list[dict[str, Any]]:
+        """Take ``method`` up after its set-up as an interrupted run recorded it (the chain was
+        rebuilt from that run's journal, the hospitals restored from its checkpoints)."""
+        self._need_chain("resuming")
+        self.chain = ray.get(self.coordinator.open.remote(
+            method, round_timeout=self.cfg.runtime.round_timeout))
+        self.registrations = ray.get(self.coordinator.resume.remote(registrations))
+        return self.registrations
+
+    def journal(self) -> list[str]:
+        """Every signed transaction sent on the chain so far (none without a chain)."""
+        if self.coordinator is None:
+            return []
+        return list(ray.get(self.coordinator.journal.remote()))
+
     def run_round(self, round_: int, attending: list[str],
                   next_attending: list[str] | None = None) -> RoundOutcome:
         """One round of the registered method with ``attending`` hospitals.
@@ -151,6 +166,14 @@ class Federation:
             _await_names_free(names)
 
 
+def _empty_folder(folder: Path) -> None:
+    """Make ``folder`` an empty folder (whatever an earlier run left there must not leak
+    into this one's actors)."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+
+
 def _await_names_free(names: list[str], timeout: float = 30.0) -> None:
     """Wait until no live actor holds any of ``names`` (``ray.kill`` returns before the
     actor is gone, and its name stays taken until then)."""
@@ -166,27 +189,28 @@ def _await_names_free(names: list[str], timeout: float = 30.0) -> None:
 
 def open_federation(cfg: RunConfig, data: Any, part: Any, run_id: str, ckpt_dir: Path,
                     say: Progress | None = None, *, chain: bool = True,
-                    preload: Sequence[str] = ()) -> Federation:
+                    preload: Sequence[str] = (),
+                    prepare: Callable[[Path], None] | None = None,
+                    journal: list[str] | None = None) -> Federation:
     """Connect to Ray, validate resources, create the coordinator (deploying or attaching the
     contract) and the hospital actors. On any error everything started here is stopped.
 
     ``chain=False`` starts no coordinator and touches no chain: for methods that never use it
     (the FedAvg / FedProx / FedMD / Centralized baselines on their own). ``preload``: modules
     the caller needs soon, imported on a side thread from Ray's start on (see
-    :func:`ensure_ray`).
+    :func:`ensure_ray`). ``prepare``: called with ``ckpt_dir`` once every check has passed and
+    before any actor starts, to make the folder ready (default: emptied, since checkpoints
+    only restore an actor that Ray restarts within this federation). ``journal``: an
+    interrupted run's signed transactions, replayed on the fresh chain (resume).
     """
     say = say or (lambda _msg: None)
-    # checkpoints only restore an actor that Ray restarts within this federation: whatever an
-    # earlier run left in the folder (another config, or a finished run) must not leak in
-    if Path(ckpt_dir).exists():
-        shutil.rmtree(ckpt_dir)
-    Path(ckpt_dir).mkdir(parents=True)
     t0 = time.perf_counter()
     started_ray = ensure_ray(cfg.runtime.address, preload=preload)
     fed = Federation(cfg, run_id, data, part, None, [], started_ray)
     fed.timings["ray_seconds"] = time.perf_counter() - t0
     try:
         fed.plan = plan = plan_for(cfg)
+        (prepare or _empty_folder)(Path(ckpt_dir))  # every check has passed
         say(plan.render())
         evals = EvalSplits(
             x_val=data.val.images, y_val=data.val.labels, x_test=data.test.images,
@@ -200,7 +224,7 @@ def open_federation(cfg: RunConfig, data: Any, part: Any, run_id: str, ckpt_dir:
                 **plan.coordinator_options()
             ).remote(
                 cfg.chain.backend, cfg.chain.rpc_url, cfg.chain.contract, data.test.labels,
-                data.n_classes,
+                data.n_classes, journal,
             )
         gpu_tiers = {t.label for t in cfg.hospital_tiers()
                      if plan.ray_options(t.label)["num_gpus"] > 0}
