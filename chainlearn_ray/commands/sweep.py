@@ -2,7 +2,8 @@
 
 Each (dataset, α, seed) cell is one Tune trial that runs every method of the file's ``study:``
 section; finished cells land atomically in ``OUT/results/<dataset>/<cell>.parquet``.
-Re-running skips finished cells; read the results with ``chainlearn stats OUT`` and
+Re-running skips finished cells whose config is unchanged and re-runs those whose config
+changed since they ran (each cell's identity is a digest of its full config); read the results with ``chainlearn stats OUT`` and
 ``chainlearn figures OUT``.
 """
 
@@ -52,14 +53,16 @@ def _patterns(text: str | None) -> list[str] | None:
 
 def dry_run(args: argparse.Namespace, out: Path) -> int:
     """Print the cells and the per-trial resource request without starting any trial."""
-    from chainlearn_ray.results.store import finished_cells
     from chainlearn_ray.runtime.cluster import ensure_ray, stop_ray
+    from chainlearn_ray.runtime.sweep_cells import split_finished
     from chainlearn_ray.runtime.trials import plan_trials
     from chainlearn_ray.runtime.tune import _describe, prepare_sweep, select_cells
 
     plan = select_cells(prepare_sweep(args.config, out, data_dir=args.data_dir),
                         _patterns(args.cells))
-    done = finished_cells(out) if not args.no_resume else set()
+    done, changed = split_finished(out, plan.cells, plan.study)
+    if args.no_resume:
+        done = set()
     print(f"sweep {plan.name}: {len(plan.cells)} of {plan.grid.size} cells "
           f"({len(plan.grid.datasets)} datasets × {len(plan.grid.alphas)} levels × "
           f"{len(plan.grid.seeds)} seeds) -> {out}")
@@ -68,7 +71,8 @@ def dry_run(args: argparse.Namespace, out: Path) -> int:
     for cell in plan.cells:
         cfg = cell.config
         archs = "/".join(cfg.tiers[t].arch for t in ("weak", "medium", "strong"))
-        mark = "finished" if cell.name in done else "to run"
+        mark = "finished" if cell.name in done else \
+            "config changed: re-run" if cell.name in changed else "to run"
         print(f"  {cell.name:<36} alpha {cell.alpha:<4g} hospitals {cfg.n_hospitals} "
               f"arch {archs} size {cfg.data.resize or cfg.data.size} "
               f"rounds {cfg.train.rounds}x{cfg.train.epochs}  [{mark}]")

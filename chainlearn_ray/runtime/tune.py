@@ -31,6 +31,12 @@ from chainlearn_ray.results.store import (
     write_json_atomic,
 )
 from chainlearn_ray.runtime.cluster import ensure_ray, stop_ray
+from chainlearn_ray.runtime.sweep_cells import (
+    cell_identity,
+    forget_identity,
+    split_finished,
+    write_identity,
+)
 from chainlearn_ray.runtime.sweep_summary import (
     CELLS_FOLDER,
     SWEEP_MANIFEST,
@@ -64,10 +70,13 @@ class _ResultSink:
         return self.attempts[name]
 
     def store(self, frame: pd.DataFrame, dataset: str, name: str,
-              manifest: dict[str, Any] | None) -> str:
+              manifest: dict[str, Any] | None, identity: dict[str, Any]) -> str:
+        forget_identity(self.out, name)  # the results below replace any earlier ones
         if manifest is not None:
             write_json_atomic(manifest, self.out / CELLS_FOLDER / f"{name}.json")
-        return str(append_cell(frame, self.out, dataset, name))
+        path = str(append_cell(frame, self.out, dataset, name))
+        write_identity(self.out, name, identity)
+        return path
 
     def attempt_counts(self) -> dict[str, int]:
         return dict(self.attempts)
@@ -81,7 +90,8 @@ def _run_cell(cfg: RunConfig, study: StudyConfig, work: Path, say: Progress) -> 
 
 
 def _trial(config: dict[str, Any], *, cells: Mapping[str, Cell], study: StudyConfig,
-           out_dir: str, sink: Any, faults: tuple[str, ...], echo: bool) -> None:
+           out_dir: str, sink: Any, faults: tuple[str, ...], echo: bool,
+           identities: Mapping[str, dict[str, Any]]) -> None:
     """Tune function trainable: run one cell and hand its rows to the sink.
 
     With ``echo``, the cell's progress lines are printed (Ray forwards them to the driver).
@@ -106,7 +116,7 @@ def _trial(config: dict[str, Any], *, cells: Mapping[str, Cell], study: StudyCon
         import json
 
         manifest = json.loads(manifest_file.read_text())
-    ray.get(sink.store.remote(frame, cell.dataset, name, manifest))
+    ray.get(sink.store.remote(frame, cell.dataset, name, manifest, identities[name]))
     tune.report({"rows": len(frame), "cell_seconds": time.perf_counter() - t0,
                  "attempt": attempt})
 
@@ -192,7 +202,9 @@ def run_sweep(path_or_config: str | Path | SweepPlan, out_dir: str | Path, *,
     max_concurrent:
         Trials at once (default: ``sweep.max_concurrent``, else as many as fit the cluster).
     resume:
-        Skip cells whose results are already in ``out_dir`` (``False`` reruns them all).
+        Skip cells whose results are already in ``out_dir`` and ran with the config they have
+        now (a cell whose config changed is re-run, its results replaced); ``False`` reruns
+        them all.
     retries:
         How many times a failed trial is retried (Tune ``FailureConfig.max_failures``).
     progress:
@@ -211,10 +223,16 @@ def run_sweep(path_or_config: str | Path | SweepPlan, out_dir: str | Path, *,
         raise ConfigError(f"--retries must be >= 0, got {retries}")
     t0 = time.perf_counter()
     out = Path(out_dir).resolve()
-    plan = select_cells(prepare_sweep(path_or_config, out, data_dir=data_dir), cells)
+    whole = prepare_sweep(path_or_config, out, data_dir=data_dir)
+    plan = select_cells(whole, cells)
     out.mkdir(parents=True, exist_ok=True)
     write_synthetic_data(plan)
-    done_before = finished_cells(out) if resume else set()
+    done_before, changed = split_finished(out, plan.cells, plan.study)
+    if not resume:
+        done_before = set()
+    elif changed:
+        say(f"{len(changed)} finished cell(s) ran with another config than the file's now: "
+            f"re-running {', '.join(sorted(changed))}")
     todo = [c for c in plan.cells if c.name not in done_before]
     outcomes = {c.name: CellOutcome(c.name, c.dataset, c.alpha, c.seed,
                                     "skipped" if c.name in done_before else "pending")
@@ -246,7 +264,7 @@ def run_sweep(path_or_config: str | Path | SweepPlan, out_dir: str | Path, *,
         summary.cells = list(outcomes.values())
         summary.seconds = time.perf_counter() - t0
         summary.interrupted = interrupted
-        write_sweep_manifest(out, plan, summary, status)
+        write_sweep_manifest(out, whole, summary, status)
         if started_ray:
             stop_ray()
     return summary
@@ -277,7 +295,9 @@ def _tune(plan: SweepPlan, todo: list[Cell], configs: dict[str, RunConfig],
     factories = {n: tune.PlacementGroupFactory(b, strategy="PACK") for n, b in bundles.items()}
     trainable = tune.with_resources(
         tune.with_parameters(_trial, cells=cells, study=plan.study, out_dir=str(out), sink=sink,
-                             faults=plan.grid.faults, echo=echo),
+                             faults=plan.grid.faults, echo=echo,
+                             identities={c.name: cell_identity(c, plan.study)
+                                         for c in plan.cells if c.name in cells}),
         lambda spec: factories[spec["cell"]],
     )
     tuner = tune.Tuner(
