@@ -11,6 +11,7 @@ import numpy as np
 
 from chainlearn_ray.protocol.rounds import (
     ATTENDED,
+    STATUS_ROWS,
     RoundOutcome,
 )
 from chainlearn_ray.results.schema import ALL, ENSEMBLE, class_count_metric
@@ -64,13 +65,17 @@ def setup_rows(
 
 
 def round_rows(key: RunKey, outcome: RoundOutcome) -> list[dict[str, Any]]:
-    """Tidy rows of one round: per-hospital metrics and weights, ensemble metrics, gas, times."""
+    """Tidy rows of one round: per-hospital metrics and weights (and, for a hospital without a
+    submission, a ``status_<why>`` row: dropout, late, crashed, timed_out or rejected),
+    ensemble metrics, gas, times."""
     r = outcome.round
     row = partial(result_row, key)
     rows: list[dict[str, Any]] = []
     for h in outcome.hospitals:
         rows.append(row(r, h.hospital_id, h.tier, "attended", float(h.status == ATTENDED)))
-        if h.status != ATTENDED:
+        if h.status != ATTENDED:  # why not: status_dropout, status_crashed, ... (value 1)
+            why = STATUS_ROWS.get(h.status, h.status)
+            rows.append(row(r, h.hospital_id, h.tier, f"status_{why}", 1.0))
             continue
         for metric in ("accuracy", "macro_f1", "confidence", "ece", "val_accuracy",
                        "simulated_seconds", "wall_seconds"):

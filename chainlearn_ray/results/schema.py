@@ -67,6 +67,12 @@ METRICS = {
     "round_seconds": "wall time of the round (s)",
     "simulated_seconds": "virtual-clock time of the hospital's round work (s)",
     "participants": "hospitals whose update reached the chain this round",
+    "attended": "1 when the hospital's update reached the chain this round, else 0",
+    "status_dropout": "1: the hospital did not attend the round (its attendance draw)",
+    "status_late": "1: the hospital missed the round's deadline on the simulated clock",
+    "status_crashed": "1: the hospital's step failed (its process died, or it raised)",
+    "status_timed_out": "1: the hospital exceeded the round timeout (its process restarted)",
+    "status_rejected": "1: the server refused the hospital's result (e.g. a reverted submit)",
 }
 
 
