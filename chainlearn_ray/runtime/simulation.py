@@ -244,10 +244,13 @@ def format_summary(summary: RunSummary) -> str:
 
 
 def validate_only(cfg: RunConfig) -> str:
-    """Resolve the resource plan without creating actors (for ``--dry-run``)."""
+    """Resolve the resource plan without creating actors (for ``--dry-run``): the plan, its
+    memory estimate and what a process that dies costs a round."""
+    from chainlearn_ray.runtime.dry_run import dry_run_report
+
     started = ensure_ray(cfg.runtime.address)
     try:
-        return plan_for(cfg).render()
+        return dry_run_report(cfg, plan_for(cfg), cfg.runtime.address)
     finally:
         if started:
             stop_ray()
