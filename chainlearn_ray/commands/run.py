@@ -113,12 +113,19 @@ def main(args: argparse.Namespace) -> int:
 
         print(validate_only(cfg))
         return 0
+    from chainlearn_ray.commands.live import RunDisplay, is_terminal
     from chainlearn_ray.runtime.simulation import run_simulation
 
     say = (lambda _m: None) if args.quiet else (lambda m: print(m, flush=True))
+    display: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+    events = None
+    if not args.quiet and is_terminal():  # off a terminal: plain lines only
+        display = live = RunDisplay(cfg.train.rounds)
+        say, events = live.say, live.event
     try:
-        with terminate_as_interrupt():
-            summary = run_simulation(cfg, out, progress=say, existing=existing_mode(args))
+        with terminate_as_interrupt(), display:
+            summary = run_simulation(cfg, out, progress=say, existing=existing_mode(args),
+                                     events=events)
     except (KeyboardInterrupt, SystemExit) as exc:  # SIGTERM under Ray: SystemExit
         if (out / "manifest.json").exists():
             print(f"chainlearn run: interrupted; resume with: {resume_command(out)}",
@@ -138,9 +145,11 @@ def existing_mode(args: argparse.Namespace) -> str:
     return "resume" if args.resume else "overwrite" if args.overwrite else "refuse"
 
 
-def resume_command(out: Path, argv: list[str] | None = None) -> str:
-    """The exact command that resumes the run in ``out``: this command's own arguments, with
-    ``--resume`` in place of ``--overwrite`` and ``--out`` pinned."""
+def resume_command(out: Path, argv: list[str] | None = None, *, verb: str = "run",
+                   add: tuple[str, ...] = ("--resume",)) -> str:
+    """The exact command that resumes the run (or sweep) in ``out``: this command's own
+    arguments without ``--overwrite`` / ``--resume`` / ``--no-resume``, ``--out`` pinned, and
+    ``add`` appended."""
     import shlex
 
     args = list(sys.argv[1:] if argv is None else argv)
@@ -150,7 +159,7 @@ def resume_command(out: Path, argv: list[str] | None = None) -> str:
         if skip:
             skip = False
             continue
-        if arg in ("--overwrite", "--resume"):
+        if arg in ("--overwrite", "--resume", "--no-resume"):
             continue
         if arg == "--out" and i + 1 < len(args):
             skip = True
@@ -158,9 +167,9 @@ def resume_command(out: Path, argv: list[str] | None = None) -> str:
         if arg.startswith("--out="):
             continue
         keep.append(arg)
-    if keep[:1] == ["run"]:
+    if keep[:1] == [verb]:
         keep = keep[1:]
-    return shlex.join(["chainlearn", "run", *keep, "--out", str(out), "--resume"])
+    return shlex.join(["chainlearn", verb, *keep, "--out", str(out), *add])
 
 
 @contextlib.contextmanager

@@ -10,8 +10,10 @@ changed since they ran (each cell's identity is a digest of its full config); re
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -101,14 +103,29 @@ def main(args: argparse.Namespace) -> int:
         return dry_run(args, out)
     from chainlearn_ray.runtime.tune import run_sweep
 
+    from chainlearn_ray.commands.live import SweepDisplay, is_terminal
+    from chainlearn_ray.commands.run import resume_command
+
     say = (lambda _m: None) if args.quiet else (lambda m: print(m, flush=True))
-    summary = run_sweep(args.config, out, address=args.address,
-                        max_concurrent=args.max_concurrent, resume=not args.no_resume,
-                        retries=args.retries, progress=say, data_dir=args.data_dir,
-                        cells=_patterns(args.cells))
+    display: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+    counts = None
+    if not args.quiet and is_terminal():  # off a terminal: plain lines only
+        display = live = SweepDisplay(0)
+        say, counts = live.say, live.update
+    again = resume_command(out, verb="sweep", add=())
+    try:
+        with display:
+            summary = run_sweep(args.config, out, address=args.address,
+                                max_concurrent=args.max_concurrent, resume=not args.no_resume,
+                                retries=args.retries, progress=say, data_dir=args.data_dir,
+                                cells=_patterns(args.cells), counts=counts)
+    except KeyboardInterrupt:
+        print(f"chainlearn sweep: interrupted; finished cells are kept; resume with: {again}",
+              file=sys.stderr)
+        raise
     print(summary.render())
     if summary.interrupted:
-        print("chainlearn sweep: interrupted; finished cells are kept, run it again to resume",
+        print(f"chainlearn sweep: interrupted; finished cells are kept; resume with: {again}",
               file=sys.stderr)
         return 130
     return 1 if summary.count("failed") else 0

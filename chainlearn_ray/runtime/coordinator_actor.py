@@ -21,6 +21,7 @@ from chainlearn_ray.errors import ConfigError
 from chainlearn_ray.protocol.rounds import RoundOutcome
 from chainlearn_ray.runtime.actor_executor import ActorExecutor
 from chainlearn_ray.runtime.driver import Driver
+from chainlearn_ray.runtime.progress import ObservedPort, poster
 
 if TYPE_CHECKING:
     from chainlearn_ray.methods.contract import ContractPort
@@ -56,6 +57,7 @@ class CoordinatorActor:
         self.executor: ActorExecutor | None = None
         self.method: Ours | None = None
         self.driver: Driver | None = None
+        self.board: Any = None  # live progress (see runtime.progress)
 
     def chain_info(self) -> dict[str, Any]:
         """Contract address, chain id, backend and artifact hash."""
@@ -90,13 +92,24 @@ class CoordinatorActor:
         if redeploy:
             self.port.redeploy()
         self.executor.forget()
-        method.connect(self.port)
+        observer = None
+        if self.board is not None:
+            observer = poster(self.board)
+            method.connect(ObservedPort(self.port, observer))  # type: ignore[arg-type]
+        else:
+            method.connect(self.port)
         method.bind_test(self.y_test, self.n_classes)
         self.method = method
         self.driver = Driver(method, self.executor, list(self.hosts),
                              round_timeout=round_timeout,
                              restart_timeout=max(60.0, round_timeout or 0.0))
+        self.driver.observer = observer
         return self.chain_info()
+
+    def watch(self, board: Any) -> None:
+        """Report live progress to ``board`` (a :class:`~chainlearn_ray.runtime.progress.
+        ProgressBoard`) from the next :meth:`open` on."""
+        self.board = board
 
     def _driver(self) -> Driver:
         if self.driver is None:
@@ -127,7 +140,10 @@ class CoordinatorActor:
                   next_attending: Sequence[str] | None = None) -> RoundOutcome:
         """One round with ``attending`` hospitals; ``next_attending``: who attends the next
         one, whose training a process may start as soon as it is through this one."""
-        return self._driver().run_round(round_, attending, next_attending)
+        driver = self._driver()
+        if isinstance(getattr(self.method, "port", None), ObservedPort):
+            self.method.port.round = round_  # type: ignore[union-attr]
+        return driver.run_round(round_, attending, next_attending)
 
     def summary(self, key: RunKey) -> list[dict[str, Any]]:
         """The method's closing rows (Ours: the traffic of every submission)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from chainlearn_ray.errors import ChainlearnError, HospitalFailure
@@ -83,6 +83,9 @@ class Driver:
         self.round_timeout, self.restart_timeout = round_timeout, restart_timeout
         self._out: set[str] = set()
         self._restarted: set[str] = set()  # restarted within the current round
+        #: Told of each round's start, each client's primary step and each drop (kind, round,
+        #: facts), for live progress; ``None``: nobody watches.
+        self.observer: Callable[[str, int, dict[str, Any]], None] | None = None
 
     def plan(self, rounds: int) -> dict[int, list[str]]:
         """Round -> who attends it (the method decides), for rounds ``1..rounds``."""
@@ -117,6 +120,8 @@ class Driver:
                 "attending; pass the same attendance to both rounds")
         started = time.perf_counter()
         self._out, self._restarted = set(), set()
+        if self.observer is not None:
+            self.observer("round_started", round_, {"hospitals": len(attending)})
         clock = ServerClock()
         ahead_config = self.method.configure_ahead(round_ + 1) if next_attending else None
         ahead: Ahead = NoAhead() if ahead_config is None else self.executor.ahead(
@@ -216,6 +221,8 @@ class Driver:
         except HospitalFailure as exc:
             self._drop(round_, client, FAILED, str(exc))
             return
+        if primary and self.observer is not None:
+            self.observer("step", round_, {"hospital": client, "phase": config.phase})
         if follow_up is None:
             ph.finals[client] = result
         else:
@@ -278,5 +285,7 @@ class Driver:
                 return
 
     def _drop(self, round_: int, client: str, status: str, why: str) -> None:
+        if self.observer is not None:
+            self.observer("dropped", round_, {"hospital": client, "status": status})
         self._out.add(client)
         self.method.dropped(round_, client, status, why)

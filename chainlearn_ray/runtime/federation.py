@@ -23,6 +23,7 @@ from chainlearn_ray.runtime.cluster import ensure_ray, plan_for, poc_concurrency
 from chainlearn_ray.runtime.coordinator_actor import CoordinatorActor
 from chainlearn_ray.runtime.hospital_actor import HospitalActor
 from chainlearn_ray.runtime.inputs import ActorInputs, InputStore
+from chainlearn_ray.runtime.progress import Events, ProgressBoard, await_with_events
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,8 @@ class Federation:
         self._names: list[str] = []  # the names of the hospital actors and the input store
         #: Wall seconds of connecting to Ray and of starting the actors (contract included).
         self.timings: dict[str, float] = {}
+        self._board: Any = None  # live progress (see watch)
+        self._events: Events | None = None
 
     def _need_chain(self, what: str) -> None:
         if self.coordinator is None:
@@ -66,6 +69,14 @@ class Federation:
         """Ours with this run's settings (``inputs``: see :func:`~chainlearn_ray.experiment.
         methods.ours_for`)."""
         return ours_for(self.cfg, self.hardware, **inputs)
+
+    def watch(self, events: Events) -> None:
+        """Hand live progress (:class:`~chainlearn_ray.runtime.progress.RunEvent`) to
+        ``events`` from the next registration on, while this process waits for the chain."""
+        self._need_chain("live progress")
+        self._board = ProgressBoard.remote()  # type: ignore[attr-defined]
+        ray.get(self.coordinator.watch.remote(self._board))
+        self._events = events
 
     def plan_rounds(self, method: Ours) -> dict[int, list[str]]:
         """Round -> the hospitals attending it, for every round of the config (the method's
@@ -86,7 +97,8 @@ class Federation:
         method = method or self.ours(verify_claims=verify_claims)
         self.chain = ray.get(self.coordinator.open.remote(
             method, redeploy=method.fresh, round_timeout=self.cfg.runtime.round_timeout))
-        regs = ray.get(self.coordinator.setup.remote(first_attending))
+        regs = await_with_events(self.coordinator.setup.remote(first_attending), self._board,
+                                 self._events)
         hw = self.hardware
         for r in regs:
             r["hardware_tier"] = hw[r["hospital_id"]]
@@ -117,7 +129,9 @@ class Federation:
         with the same hospitals.
         """
         self._need_chain("a round of Ours")
-        return ray.get(self.coordinator.run_round.remote(round_, attending, next_attending))
+        return await_with_events(  # type: ignore[no-any-return]
+            self.coordinator.run_round.remote(round_, attending, next_attending), self._board,
+            self._events)
 
     def run_rounds(self, plan: dict[int, list[str]],
                    announce: Progress | None = None) -> Iterator[RoundOutcome]:
@@ -154,11 +168,12 @@ class Federation:
                 ray.get(self.coordinator.close.remote(), timeout=30)
             except Exception:  # the run's own error matters more than cleanup's
                 logger.debug("coordinator close failed", exc_info=True)
-        others = [a for a in (self.coordinator, self._store) if a is not None]
+        others = [a for a in (self.coordinator, self._store, self._board) if a is not None]
         for actor in [*self.actors, *others]:
             ray.kill(actor)
         names, self._names = self._names, []
         self.actors, self.coordinator, self._refs, self._store = [], None, [], None
+        self._board = self._events = None
         if self.started_ray:
             stop_ray()
             self.started_ray = False

@@ -31,6 +31,7 @@ from chainlearn_ray.results.rows import RunKey, round_rows, setup_rows
 from chainlearn_ray.results.schema import rows_to_frame
 from chainlearn_ray.runtime.cluster import ensure_ray, plan_for, stop_ray
 from chainlearn_ray.runtime.federation import Progress, open_federation
+from chainlearn_ray.runtime.progress import Events
 
 if TYPE_CHECKING:  # pandas loads when results are written, not for runs without a table
     import pandas as pd
@@ -78,7 +79,7 @@ def load_partitioned(cfg: RunConfig) -> tuple[Any, Any]:
 
 def run_simulation(cfg: RunConfig, out_dir: str | Path, *, progress: Progress | None = None,
                    method: str = "ours", first_round_early: bool = True,
-                   existing: str = "refuse") -> RunSummary:
+                   existing: str = "refuse", events: Events | None = None) -> RunSummary:
     """Run one federated simulation end to end and write ``out_dir/results.parquet``.
 
     Parameters
@@ -102,6 +103,9 @@ def run_simulation(cfg: RunConfig, out_dir: str | Path, *, progress: Progress | 
         it (same config; the chain is rebuilt from its journal, the hospitals from their
         checkpoints, and the rounds not written yet are run) or ``overwrite`` it (its files
         are removed once every check of this run has passed).
+    events:
+        Receives live progress (:class:`~chainlearn_ray.runtime.progress.RunEvent`: a round's
+        start, each hospital's step, drops, chain steps) while the run waits for the chain.
     """
     say = progress or (lambda _msg: None)
     t_start = time.perf_counter()
@@ -142,6 +146,8 @@ def run_simulation(cfg: RunConfig, out_dir: str | Path, *, progress: Progress | 
                               preload=("pyarrow.parquet",), prepare=prepare,
                               journal=record.transactions if done else None)
         t_actors = time.perf_counter()
+        if events is not None:
+            fed.watch(events)
         ours = fed.ours()
         plan = fed.plan_rounds(ours)
         if done:

@@ -121,12 +121,26 @@ def _trial(config: dict[str, Any], *, cells: Mapping[str, Cell], study: StudyCon
                  "attempt": attempt})
 
 
-class _ProgressLines(tune.Callback):
-    """Tune callback printing one line per trial event."""
+#: A sweep's live counts: cells done, cells in all, failed, running.
+Counts = Callable[[int, int, int, int], None]
 
-    def __init__(self, say: Progress, total: int) -> None:
-        self.say, self.total, self.done = say, total, 0
+
+class _ProgressLines(tune.Callback):
+    """Tune callback printing one line per trial event (and, with ``counts``, handing the
+    sweep's counts on after each)."""
+
+    def __init__(self, say: Progress, total: int, counts: Counts | None = None) -> None:
+        self.say, self.total, self.done, self.failed = say, total, 0, 0
         self.started: dict[str, float] = {}
+        self.counts = counts
+
+    def _count(self) -> None:
+        if self.counts is not None:
+            running = max(0, len(self.started) - self.done)
+            self.counts(self.done, self.total, self.failed, running)
+
+    def on_step_begin(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        self._count()  # keeps the elapsed time and ETA moving between trial events
 
     def _name(self, trial: Any) -> str:
         return str(trial.config.get("cell", trial.trial_id))
@@ -134,6 +148,7 @@ class _ProgressLines(tune.Callback):
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self.started[self._name(trial)] = time.perf_counter()
         self.say(f"[{self.done}/{self.total}] started {self._name(trial)}")
+        self._count()
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any,
                           **info: Any) -> None:
@@ -142,6 +157,7 @@ class _ProgressLines(tune.Callback):
         rows = (trial.last_result or {}).get("rows", "?")
         self.say(f"[{self.done}/{self.total}] done {self._name(trial)} in {spent:.1f}s "
                  f"({rows} rows)")
+        self._count()
 
     def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any,
                          **info: Any) -> None:
@@ -150,7 +166,9 @@ class _ProgressLines(tune.Callback):
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self.done += 1
+        self.failed += 1
         self.say(f"[{self.done}/{self.total}] FAILED {self._name(trial)} ({_trial_error(trial)})")
+        self._count()
 
 
 def _trial_error(trial: Any) -> str:
@@ -186,7 +204,7 @@ def run_sweep(path_or_config: str | Path | SweepPlan, out_dir: str | Path, *,
               address: str | None = None, max_concurrent: int | None = None,
               resume: bool = True, retries: int = 1, progress: Progress | None = None,
               data_dir: str | Path | None = None,
-              cells: Sequence[str] | None = None) -> SweepSummary:
+              cells: Sequence[str] | None = None, counts: Counts | None = None) -> SweepSummary:
     """Run every cell of a sweep as a Ray Tune trial; results land in one Parquet dataset.
 
     Parameters
@@ -213,6 +231,9 @@ def run_sweep(path_or_config: str | Path | SweepPlan, out_dir: str | Path, *,
         Folder of real MedMNIST files (overrides ``$CHAINLEARN_DATA`` and the file).
     cells:
         Only the cells whose names match one of these shell patterns (default: every cell).
+    counts:
+        Receives the live counts (cells done, in all, failed, running) as they change, for a
+        progress display.
 
     Returns
     -------
@@ -250,7 +271,7 @@ def run_sweep(path_or_config: str | Path | SweepPlan, out_dir: str | Path, *,
             summary.max_concurrent, summary.trial_bundles = k, bundles
             say(f"{k} trial(s) at once; per trial: {_describe(bundles[todo[0].name])}")
             interrupted = _tune(plan, todo, configs, bundles, k, retries, out, outcomes, say,
-                                progress is not None)
+                                progress is not None, counts)
         status = "interrupted" if interrupted else "complete"
     except KeyboardInterrupt:
         interrupted, status = True, "interrupted"
@@ -281,7 +302,8 @@ def _describe(bundles: list[dict[str, float]]) -> str:
 
 def _tune(plan: SweepPlan, todo: list[Cell], configs: dict[str, RunConfig],
           bundles: dict[str, list[dict[str, float]]], k: int, retries: int, out: Path,
-          outcomes: dict[str, CellOutcome], say: Progress, echo: bool) -> bool:
+          outcomes: dict[str, CellOutcome], say: Progress, echo: bool,
+          counts: Counts | None = None) -> bool:
     """Run the trials; fills ``outcomes``; returns True when Tune was interrupted."""
     # the progress lines below replace Tune's own tables and its stack trace per failed
     # attempt (they name the error; the cell's manifest keeps it); either can be set back
@@ -308,9 +330,12 @@ def _tune(plan: SweepPlan, todo: list[Cell], configs: dict[str, RunConfig],
             name=f"{plan.name}-{time.strftime('%Y%m%d-%H%M%S')}",
             storage_path=str(out / "tune"),
             failure_config=tune.FailureConfig(max_failures=retries),
-            verbose=0, callbacks=[_ProgressLines(say, len(todo))],
+            verbose=0, callbacks=[_ProgressLines(say, len(todo), counts)],
         ),
     )
+    quiet = _NoRestoreHint()  # on Ctrl-C the command prints the `chainlearn sweep` to resume
+    tune_logger = logging.getLogger("ray.tune.tune")
+    tune_logger.addFilter(quiet)
     try:
         grid = tuner.fit()
         attempts = ray.get(sink.attempt_counts.remote())
@@ -329,4 +354,14 @@ def _tune(plan: SweepPlan, todo: list[Cell], configs: dict[str, RunConfig],
         on_disk = finished_cells(out)
         return any(n not in on_disk and outcomes[n].error is None for n in cells)
     finally:
+        tune_logger.removeFilter(quiet)
         ray.kill(sink)
+
+
+class _NoRestoreHint(logging.Filter):
+    """Drops Tune's "Resume experiment with: Tuner.restore(...)" and its stop-signal notice:
+    a sweep resumes by running the same ``chainlearn sweep`` command again."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        return "Tuner.restore(" not in text and "Stop signal received" not in text

@@ -124,8 +124,11 @@ def test_changed_config_reruns_changed_cells(first: dict[str, Any]) -> None:
     # the file now says epochs 2; only cell s0 is asked for: it re-runs, s1 keeps epochs 1
     config = _write(first["folder"], [0, 1], [], epochs=2)
     lines: list[str] = []
-    summary = run_sweep(config, out, cells=["syn_mild_s0"], progress=lines.append)
+    counts: list[tuple[int, int, int, int]] = []
+    summary = run_sweep(config, out, cells=["syn_mild_s0"], progress=lines.append,
+                        counts=lambda *c: counts.append(c))
     assert summary.count("finished") == 1 and summary.count("skipped") == 0
+    assert counts[-1] == (1, 1, 0, 0)  # live counts: cells done, in all, failed, running
     assert any("re-running syn_mild_s0" in line for line in lines)
     assert _stamp(kept) == before
     manifest = json.loads((out / SWEEP_MANIFEST).read_text())
