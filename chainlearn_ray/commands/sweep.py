@@ -3,8 +3,9 @@
 Each (dataset, α, seed) cell is one Tune trial that runs every method of the file's ``study:``
 section; finished cells land atomically in ``OUT/results/<dataset>/<cell>.parquet``.
 Re-running skips finished cells whose config is unchanged and re-runs those whose config
-changed since they ran (each cell's identity is a digest of its full config); read the results with ``chainlearn stats OUT`` and
-``chainlearn figures OUT``.
+changed since they ran (each cell's identity is a digest of its full config); read the
+results with ``chainlearn stats OUT`` and ``chainlearn figures OUT``. On a terminal a live
+display shows cells done / total, failures and ETA; Ctrl-C prints the command that resumes.
 """
 
 from __future__ import annotations
@@ -101,10 +102,9 @@ def main(args: argparse.Namespace) -> int:
     out = _out_dir(args)
     if args.dry_run:
         return dry_run(args, out)
-    from chainlearn_ray.runtime.tune import run_sweep
-
     from chainlearn_ray.commands.live import SweepDisplay, is_terminal
     from chainlearn_ray.commands.run import resume_command
+    from chainlearn_ray.runtime.tune import run_sweep
 
     say = (lambda _m: None) if args.quiet else (lambda m: print(m, flush=True))
     display: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()

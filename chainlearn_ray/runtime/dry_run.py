@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+
 import ray
 
 from chainlearn_ray.experiment.config import RunConfig

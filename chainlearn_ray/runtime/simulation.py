@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chainlearn_ray.data.partition import alpha_name
+from chainlearn_ray.errors import ConfigError
 from chainlearn_ray.experiment.clock import clock_record, config_record, cost_model_of
 from chainlearn_ray.experiment.config import RunConfig
-from chainlearn_ray.protocol.rounds import RoundOutcome
-from chainlearn_ray.errors import ConfigError
 from chainlearn_ray.hospital.checkpoints import rewind_checkpoints
+from chainlearn_ray.protocol.rounds import RoundOutcome
 from chainlearn_ray.results.console import format_round, format_table
 from chainlearn_ray.results.manifest import config_digest
+from chainlearn_ray.results.rows import RunKey, round_rows, setup_rows
 from chainlearn_ray.results.run_folder import (
     check_out,
     check_resumable,
@@ -27,7 +28,6 @@ from chainlearn_ray.results.run_folder import (
     remove_if_empty,
 )
 from chainlearn_ray.results.run_record import RunRecord
-from chainlearn_ray.results.rows import RunKey, round_rows, setup_rows
 from chainlearn_ray.results.schema import rows_to_frame
 from chainlearn_ray.runtime.cluster import ensure_ray, plan_for, stop_ray
 from chainlearn_ray.runtime.federation import Progress, open_federation

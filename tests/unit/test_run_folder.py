@@ -39,7 +39,7 @@ def _run_in(folder: Path, status: str = "interrupted", rounds: int = 1) -> Path:
 
 def test_a_folder_holding_a_run_is_refused_unless_asked(tmp_path: Path) -> None:
     run = _run_in(tmp_path / "run")
-    with pytest.raises(ConfigError, match="holds a run: pass --resume .* --overwrite"):
+    with pytest.raises(ConfigError, match=r"holds a run: pass --resume .* --overwrite"):
         check_out(run)
     check_out(run, "resume")
     check_out(run, "overwrite")
@@ -89,7 +89,6 @@ def test_out_on_a_read_only_place_is_one_line() -> None:
     finally:
         ro.chmod(0o755)
         shutil.rmtree(ro)
-    assert not list(tmp_path.glob("**/.chainlearn-probe-*"))
 
 
 def test_resume_names_what_differs(tmp_path: Path) -> None:
