@@ -84,6 +84,9 @@ class RunDisplay(_Live):
         elif ev.kind == "dropped":
             self.progress.advance(self.task)
             self.say(f"  {ev.data.get('hospital')} {ev.data.get('status')} in round {ev.round}")
+        elif ev.kind == "restarted":
+            self.say(f"  {ev.data.get('hospital')}: its process died in round {ev.round}; "
+                     "restarted, training again")
         elif ev.kind == "chain":
             self.progress.update(self.task, note=f"chain: {ev.data.get('step', '')}")
 

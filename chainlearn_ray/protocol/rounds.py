@@ -86,3 +86,5 @@ class RoundOutcome:
     #: CPU time of the coordinator process during its chain work (wall time of work done
     #: alongside training also counts the wait for a core).
     chain_cpu_seconds: float = 0.0
+    #: Hospitals whose process died in the round and that started their step again in it.
+    restarted: tuple[str, ...] = ()

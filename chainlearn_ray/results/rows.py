@@ -66,7 +66,8 @@ def setup_rows(
 
 def round_rows(key: RunKey, outcome: RoundOutcome) -> list[dict[str, Any]]:
     """Tidy rows of one round: per-hospital metrics and weights (and, for a hospital without a
-    submission, a ``status_<why>`` row: dropout, late, crashed, timed_out or rejected),
+    submission, a ``status_<why>`` row: dropout, late, crashed, timed_out or rejected; and
+    ``status_restarted`` for one whose process died and that ran again within the round),
     ensemble metrics, gas, times."""
     r = outcome.round
     row = partial(result_row, key)
@@ -85,6 +86,9 @@ def round_rows(key: RunKey, outcome: RoundOutcome) -> list[dict[str, Any]]:
         rows.append(row(r, h.hospital_id, h.tier, "weight", h.weight))
         if h.gas_submit is not None:
             rows.append(row(r, h.hospital_id, h.tier, "gas_submitUpdate", h.gas_submit))
+    tiers = {h.hospital_id: h.tier for h in outcome.hospitals}
+    for h in outcome.restarted:  # its process died; it ran its step again within the round
+        rows.append(row(r, h, tiers.get(h, ""), "status_restarted", 1.0))
     for metric, value in outcome.ensemble.items():
         rows.append(row(r, ENSEMBLE, "", metric, value))
     rows.append(row(r, ALL, "", "participants", outcome.participants))

@@ -73,6 +73,7 @@ METRICS = {
     "status_crashed": "1: the hospital's step failed (its process died, or it raised)",
     "status_timed_out": "1: the hospital exceeded the round timeout (its process restarted)",
     "status_rejected": "1: the server refused the hospital's result (e.g. a reverted submit)",
+    "status_restarted": "1: the hospital's process died and it ran its step again in the round",
 }
 
 

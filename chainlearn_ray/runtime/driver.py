@@ -157,7 +157,8 @@ class Driver:
         outcome = self.method.evaluate(round_, scored)
         return dataclasses.replace(
             outcome, round_seconds=time.perf_counter() - started, chain_seconds=clock.wall,
-            train_seconds=busy, chain_overlap_seconds=clock.overlap, chain_cpu_seconds=clock.cpu)
+            train_seconds=busy, chain_overlap_seconds=clock.overlap, chain_cpu_seconds=clock.cpu,
+            restarted=tuple(sorted(self._restarted)))
 
     def _phase(self, round_: int, configs: dict[str, RoundConfig], ahead: Ahead,
                clock: ServerClock, stop_at: float | None) -> tuple[list[ClientResult], float]:
@@ -239,6 +240,8 @@ class Driver:
         if left <= 0 or self.executor.await_up([client], min(left, self.restart_timeout)):
             return False
         self._restarted.add(client)
+        if self.observer is not None:
+            self.observer("restarted", round_, {"hospital": client})
         logger.warning("%s: its process died in round %d; restarted, running its step again",
                        client, round_)
         ph.handles[self.executor.start(client, config)] = (client, config)

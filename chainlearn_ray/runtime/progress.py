@@ -29,7 +29,8 @@ class RunEvent:
 
     ``kind``: ``round_started`` (``hospitals``: how many attend), ``step`` (a hospital's
     primary step of the round came back: ``hospital``, ``phase``), ``dropped`` (``hospital``,
-    ``status``), ``chain`` (``step``: what the chain is doing).
+    ``status``), ``restarted`` (``hospital``: its process died, its step starts again),
+    ``chain`` (``step``: what the chain is doing).
     """
 
     kind: str

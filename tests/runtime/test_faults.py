@@ -67,6 +67,9 @@ def test_a_crash_in_a_process_training_on_threads(ray_local: Any, synth_dir: Pat
     # start again in the restarted process within the round, and the round loses nobody
     assert status[2] == dict.fromkeys(ids, "submitted")
     assert status[3] == dict.fromkeys(ids, "submitted")
+    assert "h01" in summary.rounds[1].restarted  # and the results say so
     frame = pd.read_parquet(tmp_path / "run" / "results.parquet")
     assert frame[(frame["round"] == 3) & (frame.metric == "participants")].value.item() == 6
     assert frame[(frame["round"] == 2) & (frame.metric == "participants")].value.item() == 6
+    again = frame[frame.metric == "status_restarted"]
+    assert "h01" in set(again.hospital) and set(again["round"]) == {2}

@@ -189,7 +189,12 @@ class DiesOnce(Scripted):
 def test_a_client_whose_process_died_runs_again_within_the_round() -> None:
     method = Echo()
     executor = DiesOnce(_toys(method, SIZES), finish=["c", "b", "a", "c"])
-    Driver(method, executor, list(SIZES)).run_round(1)
+    driver = Driver(method, executor, list(SIZES))
+    seen: list[tuple[str, int, dict[str, Any]]] = []
+    driver.observer = lambda *e: seen.append(e)
+    outcome = driver.run_round(1)
+    assert outcome.restarted == ("c",)
+    assert ("restarted", 1, {"hospital": "c"}) in seen
     assert executor.started.count("c:fit") == 2
     assert not [e for e in method.log if e[0] == "dropped"]
     assert method.log[-1] == ("aggregate", "a", "b", "c")

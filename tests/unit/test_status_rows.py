@@ -29,3 +29,9 @@ def test_every_status_has_its_row() -> None:
     attended = {r["hospital"]: r["value"] for r in rows if r["metric"] == "attended"}
     assert attended == {"h00": 1.0, **{f"h{i:02d}": 0.0 for i in range(1, 6)}}
     assert set(why.values()) <= set(METRICS)  # every status row is a documented metric
+    restarted = RoundOutcome(3, [HospitalRound("h00", "weak", ATTENDED, weight=9)], 1,
+                             restarted=("h00",))
+    rows = round_rows(RunKey("r", "syn", 0.5, 42, "ours"), restarted)
+    assert [(r["hospital"], r["tier"]) for r in rows if r["metric"] == "status_restarted"] == [
+        ("h00", "weak")]
+    assert "status_restarted" in METRICS
