@@ -87,8 +87,8 @@ def round_rows(key: RunKey, outcome: RoundOutcome) -> list[dict[str, Any]]:
         if h.gas_submit is not None:
             rows.append(row(r, h.hospital_id, h.tier, "gas_submitUpdate", h.gas_submit))
     tiers = {h.hospital_id: h.tier for h in outcome.hospitals}
-    for h in outcome.restarted:  # its process died; it ran its step again within the round
-        rows.append(row(r, h, tiers.get(h, ""), "status_restarted", 1.0))
+    for hid in outcome.restarted:  # its process died; it ran its step again within the round
+        rows.append(row(r, hid, tiers.get(hid, ""), "status_restarted", 1.0))
     for metric, value in outcome.ensemble.items():
         rows.append(row(r, ENSEMBLE, "", metric, value))
     rows.append(row(r, ALL, "", "participants", outcome.participants))
