@@ -2,10 +2,10 @@
 
 ``<id>.pt`` is what a restarted hospital restores from. Every checkpoint is also kept as
 ``<id>@<round>.pt`` (a hard link: no second write), the round being the last one the hospital
-trained (0: registered, not trained yet); the two latest are kept. A process may start its next
-round's training before the current round is written, so a run resumed after round ``k``
-rewinds each hospital to its latest checkpoint of round ``k`` or before
-(:func:`rewind_checkpoints`).
+trained (0: registered, not trained yet); the three latest are kept. While round ``k + 1`` is
+under way (the last one written is ``k``) a process may finish it and start round ``k + 2``
+ahead, so a run resumed after round ``k`` rewinds each hospital to its latest checkpoint of
+round ``k`` or before (:func:`rewind_checkpoints`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from pathlib import Path
 
 from chainlearn_ray.errors import ConfigError
 
-#: Tagged checkpoints kept per hospital (the current round's and the one before).
-KEEP_TAGGED = 2
+#: Tagged checkpoints kept per hospital: the last round written, the one under way and the
+#: one a process may have started ahead.
+KEEP_TAGGED = 3
 
 
 def latest_path(folder: str | Path, hospital_id: str) -> Path:

@@ -147,11 +147,12 @@ class Federation:
         self._need_chain("a summary of Ours")
         return list(ray.get(self.coordinator.summary.remote(key)))
 
-    def receipts(self) -> list[dict[str, Any]]:
-        """Every transaction of the current deployment (none without a chain)."""
+    def receipts(self, timeout: float | None = None) -> list[dict[str, Any]]:
+        """Every transaction of the current deployment (none without a chain); ``timeout``:
+        seconds to wait for a coordinator that may be busy (``GetTimeoutError`` after)."""
         if self.coordinator is None:
             return []
-        return list(ray.get(self.coordinator.receipts.remote()))
+        return list(ray.get(self.coordinator.receipts.remote(), timeout=timeout))
 
     def identities(self) -> list[dict[str, Any]]:
         """Every hospital's identity as its actor reports it now."""

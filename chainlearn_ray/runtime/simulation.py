@@ -123,7 +123,7 @@ def run_simulation(cfg: RunConfig, out_dir: str | Path, *, progress: Progress | 
                               "resumed, its chain moved on; start it again with --overwrite")
         if done:
             record = RunRecord.resume(out, record.conf, read_manifest(out))
-    made = [p for p in (out, out / "checkpoints") if not p.exists()]
+    made = [p for p in (out, out / "checkpoints") if not p.exists()]  # children last
 
     data, part = load_partitioned(cfg)
     say(f"data: {data.flag} ({len(data.train)} train / {len(data.val)} val / "
@@ -138,6 +138,8 @@ def run_simulation(cfg: RunConfig, out_dir: str | Path, *, progress: Progress | 
             return
         if existing != "refuse":
             clear_run(out)
+        if not ckpt.exists():
+            made.append(ckpt)  # removed again if this run produces nothing
         ckpt.mkdir(parents=True, exist_ok=True)
 
     fed: Any = None
@@ -171,6 +173,7 @@ def run_simulation(cfg: RunConfig, out_dir: str | Path, *, progress: Progress | 
                 "hospitals": [dict(r) for r in regs], "rounds_completed": 0,
             }
         record.facts["status"] = "running"
+        record.facts.pop("error", None)  # of an earlier attempt of a resumed run
         record.persist(fed.receipts(), fed.journal())
         t_setup = time.perf_counter()
 
@@ -199,19 +202,24 @@ def run_simulation(cfg: RunConfig, out_dir: str | Path, *, progress: Progress | 
             fed.close()
 
 
+#: Seconds an interrupted run waits for the coordinator's receipts of the round under way.
+UNFINISHED_RECEIPTS_WAIT = 3.0
+
+
 def _close_unfinished(record: RunRecord, fed: Any, exc: BaseException,
                       made: list[Path]) -> None:
     """A run that stopped early: its manifest says why (interrupted or failed) and its receipts
     so far are written; a run that produced nothing leaves nothing behind."""
     if not record.written:
-        for path in reversed(made):  # checkpoints, then the folder itself
+        for path in made:
             if path.name == "checkpoints" and path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
-        remove_if_empty(*reversed(made))
+        remove_if_empty(*sorted(set(made), key=lambda p: -len(p.parts)))  # children first
         return
     receipts = None
-    with contextlib.suppress(Exception):  # the chain may be gone with the interruption
-        receipts = fed.receipts() if fed is not None else None
+    with contextlib.suppress(Exception):  # the chain may be gone, or busy with the round:
+        # then receipts.json stays as of the last round written
+        receipts = fed.receipts(timeout=UNFINISHED_RECEIPTS_WAIT) if fed is not None else None
     # Ctrl-C, or SIGTERM (Ray's own handler turns it into SystemExit)
     interrupted = isinstance(exc, KeyboardInterrupt | SystemExit)
     with contextlib.suppress(Exception):  # the run's own error matters more

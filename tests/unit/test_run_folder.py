@@ -124,12 +124,12 @@ def test_checkpoints_rewind_to_the_round_written(tmp_path: Path) -> None:
         tmp.write_text(f"{h} after round {round_}")
         publish(tmp, tmp_path, h, round_)
 
-    for r in (0, 1, 2, 3):
+    for r in (0, 1, 2, 3, 4):
         save("h00", r)
     save("h01", 0)
     save("h01", 3)  # absent in rounds 1 and 2 (Ours-Dropout)
-    assert tagged_rounds(tmp_path, "h00") == [2, 3]  # the two latest are kept
-    # round 2 was written; round 3's training had started early in every process
+    assert tagged_rounds(tmp_path, "h00") == [2, 3, 4]  # the three latest are kept
+    # round 2 was written; round 3 had finished in every process, and round 4 had started
     rewind_checkpoints(tmp_path, ["h00", "h01"], 2)
     assert (tmp_path / "h00.pt").read_text() == "h00 after round 2"
     assert (tmp_path / "h01.pt").read_text() == "h01 after round 0"
@@ -142,3 +142,33 @@ def test_resume_command_repeats_the_run(tmp_path: Path) -> None:
     argv = ["run", "--dataset", "synthetic", "--out", "old", "--overwrite", "--seed", "7"]
     assert resume_command(tmp_path / "r", argv) == (
         f"chainlearn run --dataset synthetic --seed 7 --out {tmp_path / 'r'} --resume")
+
+
+def test_a_resumed_record_stops_where_the_manifest_does(tmp_path: Path) -> None:
+    from chainlearn_ray.results.run_record import RunRecord
+
+    def rows(round_: int) -> list[dict[str, object]]:
+        return [{"run_id": "r", "dataset": "syn", "alpha": 0.5, "seed": 1, "method": "ours",
+                 "round": round_, "hospital": "h00", "tier": "weak", "metric": "m",
+                 "value": 1.0}]
+
+    record = RunRecord(tmp_path, {"seed": 1}, {"status": "running", "rounds_completed": 0})
+    record.rows = rows(0)
+    record.persist([{"op": "deploy"}], ["0xaa"])
+    record.rows += rows(1)
+    record.facts["rounds_completed"] = 1
+    record.persist([{"op": "deploy"}, {"op": "round 1"}], ["0xaa", "0xbb"])
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    # round 2 reached the journal and the results, but not the manifest: it is not written
+    record.rows += rows(2)
+    record.facts["rounds_completed"] = 2
+    record.persist([{"op": "deploy"}, {"op": "round 1"}, {"op": "round 2"}],
+                   ["0xaa", "0xbb", "0xcc"])
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    again = RunRecord.resume(tmp_path, {"seed": 1}, manifest)
+    assert again.transactions == ["0xaa", "0xbb"]
+    assert again.prior_receipts == [{"op": "deploy"}, {"op": "round 1"}]
+    assert sorted({r["round"] for r in again.rows}) == [0, 1]
+    assert again.facts["resumed_after_round"] == [1]
+    with pytest.raises(ConfigError, match="does not reach round 3"):
+        RunRecord.resume(tmp_path, {"seed": 1}, {**manifest, "rounds_completed": 3})
