@@ -43,7 +43,7 @@ def chainlearn_run(args: argparse.Namespace) -> dict[str, Any]:
         "data.min_shard": 32 if args.hospitals <= 24 else 16,
     })
     with MemorySampler() as mem:
-        summary = run_simulation(cfg, args.out)
+        summary = run_simulation(cfg, args.out, existing="overwrite")
     total = time.perf_counter() - t0
     rounds = [o.round_seconds for o in summary.rounds]
     chain = [o.chain_seconds for o in summary.rounds]

@@ -79,6 +79,9 @@ class ChainConnection:
         self.rpc_url = rpc_url
         self.chain_id = int(w3.eth.chain_id)
         self.nonces = NonceTracker(w3)
+        #: Every signed transaction this connection sent, in order (hex): replayed on a fresh
+        #: chain of the same backend, it rebuilds the chain's state (see :meth:`replay`).
+        self.journal: list[str] = []
         self._process = process
         self._fees: dict[str, int] | None = None
         self._fees_at = 0.0
@@ -197,7 +200,29 @@ class ChainConnection:
             **self.fee_fields(),
         }
         signed = account.sign_transaction(tx)  # type: ignore[arg-type]
-        return bytes(self.w3.eth.send_raw_transaction(signed.raw_transaction))
+        return self.send_raw(bytes(signed.raw_transaction))
+
+    def send_raw(self, raw: bytes) -> bytes:
+        """Send a signed transaction (recorded in :attr:`journal`); returns its hash."""
+        tx_hash = bytes(self.w3.eth.send_raw_transaction(raw))
+        self.journal.append("0x" + bytes(raw).hex())
+        return tx_hash
+
+    def replay(self, journal: Iterable[str]) -> list[TxReceipt]:
+        """Send the signed transactions of ``journal`` (an earlier connection's
+        :attr:`journal`) in order and wait for each; on a fresh chain of the same backend this
+        rebuilds the state that connection left. Returns the receipts."""
+        receipts = []
+        for raw in journal:
+            try:
+                tx_hash = self.send_raw(bytes.fromhex(raw.removeprefix("0x")))
+            except Exception as exc:
+                raise ChainError(
+                    f"replaying the run's chain journal failed ({exc}): the chain is not the "
+                    "fresh chain that run started from") from exc
+            receipts.append(self.wait_for_receipt(tx_hash))
+        self.nonces = NonceTracker(self.w3)  # every account's nonce moved
+        return receipts
 
     def close(self) -> None:
         """Release the connection; stops the anvil node this connection started."""

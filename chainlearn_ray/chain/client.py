@@ -207,7 +207,7 @@ class FLCoordinatorClient(TrustOperations):
             sender, nonce = recover_sender(bytes(raw))
             payload = bytes(raw)
             try:
-                tx_hash = self._guard(partial(self.conn.w3.eth.send_raw_transaction, payload))
+                tx_hash = self._guard(partial(self.conn.send_raw, payload))
             except ChainError:
                 self.conn.nonces.resync(sender)
                 raise

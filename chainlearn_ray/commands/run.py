@@ -7,7 +7,10 @@ With no flags: 3 hospitals (one per tier) on PneumoniaMNIST, the embedded chain 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--alpha", help="non-IID level: mild, moderate, severe or a number")
     p.add_argument("--seed", type=int, help="run seed")
     p.add_argument("--out", default=None, help="results folder (default runs/<name>-<seed>)")
+    existing = p.add_mutually_exclusive_group()
+    existing.add_argument("--resume", action="store_true",
+                          help="continue the run in --out (same config) from its checkpoints "
+                               "and the rounds already written")
+    existing.add_argument("--overwrite", action="store_true",
+                          help="replace the run in --out (removed once every check passed)")
     p.add_argument("--address", help="Ray address: 'auto' joins a running `ray start` cluster")
     p.add_argument("--chain", choices=["embedded", "anvil", "rpc"], help="chain backend")
     p.add_argument("--rpc-url", help="JSON-RPC URL of a node (implies --chain rpc)")
@@ -94,11 +103,17 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
 def main(args: argparse.Namespace) -> int:
     """Run (or, with --dry-run, plan) one simulation and print its summary."""
     from chainlearn_ray.experiment.loading import load_config
+    from chainlearn_ray.results.run_folder import check_out, check_writable
 
     cfg = load_config(args.config, overrides(args))
+    out = Path(args.out or f"runs/{cfg.name}-{cfg.data.dataset}-seed{cfg.seed}")
     from chainlearn_ray.chain.preflight import check_chain
 
     check_chain(cfg.chain.backend, cfg.chain.rpc_url, cfg.chain.contract)
+    if args.dry_run:
+        check_writable(out)
+    else:  # before Ray starts: a folder that holds a run needs --resume or --overwrite
+        check_out(out, existing_mode(args))
     if args.dataset == "synthetic" or cfg.data.dataset.startswith("synthetic"):
         cfg = _ensure_synthetic(cfg)
     if args.dry_run:
@@ -106,11 +121,24 @@ def main(args: argparse.Namespace) -> int:
 
         print(validate_only(cfg))
         return 0
+    from chainlearn_ray.commands.live import RunDisplay, is_terminal
     from chainlearn_ray.runtime.simulation import run_simulation
 
-    out = Path(args.out or f"runs/{cfg.name}-{cfg.data.dataset}-seed{cfg.seed}")
     say = (lambda _m: None) if args.quiet else (lambda m: print(m, flush=True))
-    summary = run_simulation(cfg, out, progress=say)
+    display: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+    events = None
+    if not args.quiet and is_terminal():  # off a terminal: plain lines only
+        display = live = RunDisplay(cfg.train.rounds)
+        say, events = live.say, live.event
+    try:
+        with terminate_as_interrupt(), display:
+            summary = run_simulation(cfg, out, progress=say, existing=existing_mode(args),
+                                     events=events)
+    except (KeyboardInterrupt, SystemExit) as exc:  # SIGTERM under Ray: SystemExit
+        if (out / "manifest.json").exists():
+            print(f"chainlearn run: interrupted; resume with: {resume_command(out)}",
+                  file=sys.stderr)
+        raise KeyboardInterrupt from exc
     if args.quiet:
         from chainlearn_ray.runtime.simulation import format_summary
 
@@ -118,6 +146,56 @@ def main(args: argparse.Namespace) -> int:
     print(f"results: {out / 'results.parquet'}  manifest: {out / 'manifest.json'}",
           file=sys.stderr)
     return 0
+
+
+def existing_mode(args: argparse.Namespace) -> str:
+    """What to do with an --out folder that holds a run: refuse, resume or overwrite."""
+    return "resume" if args.resume else "overwrite" if args.overwrite else "refuse"
+
+
+def resume_command(out: Path, argv: list[str] | None = None, *, verb: str = "run",
+                   add: tuple[str, ...] = ("--resume",)) -> str:
+    """The exact command that resumes the run (or sweep) in ``out``: this command's own
+    arguments without ``--overwrite`` / ``--resume`` / ``--no-resume``, ``--out`` pinned, and
+    ``add`` appended."""
+    import shlex
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    keep: list[str] = []
+    skip = False
+    for i, arg in enumerate(args):
+        if skip:
+            skip = False
+            continue
+        if arg in ("--overwrite", "--resume", "--no-resume"):
+            continue
+        if arg == "--out" and i + 1 < len(args):
+            skip = True
+            continue
+        if arg.startswith("--out="):
+            continue
+        keep.append(arg)
+    if keep[:1] == [verb]:
+        keep = keep[1:]
+    return shlex.join(["chainlearn", verb, *keep, "--out", str(out), *add])
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt in the main thread while inside (as Ctrl-C does), so
+    a terminated run closes as interrupted."""
+    def interrupt(_sig: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: nothing to install
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _ensure_synthetic(cfg: Any) -> Any:

@@ -2,15 +2,19 @@
 
 Each (dataset, α, seed) cell is one Tune trial that runs every method of the file's ``study:``
 section; finished cells land atomically in ``OUT/results/<dataset>/<cell>.parquet``.
-Re-running skips finished cells; read the results with ``chainlearn stats OUT`` and
-``chainlearn figures OUT``.
+Re-running skips finished cells whose config is unchanged and re-runs those whose config
+changed since they ran (each cell's identity is a digest of its full config); read the
+results with ``chainlearn stats OUT`` and ``chainlearn figures OUT``. On a terminal a live
+display shows cells done / total, failures and ETA; Ctrl-C prints the command that resumes.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -54,8 +58,8 @@ def dry_run(args: argparse.Namespace, out: Path) -> int:
     """Print the cells and the per-trial resource request without starting any trial."""
     from chainlearn_ray.experiment.privacy_config import is_private
     from chainlearn_ray.experiment.sweep_plan import write_synthetic_data
-    from chainlearn_ray.results.store import finished_cells
     from chainlearn_ray.runtime.cluster import ensure_ray, stop_ray
+    from chainlearn_ray.runtime.sweep_cells import split_finished
     from chainlearn_ray.runtime.trials import plan_trials
     from chainlearn_ray.runtime.tune import (
         _describe,
@@ -69,7 +73,9 @@ def dry_run(args: argparse.Namespace, out: Path) -> int:
     if any(is_private(c.config) for c in plan.cells):  # ε and δ are checked on the shards
         write_synthetic_data(plan)
         check_private_cells(plan)
-    done = finished_cells(out) if not args.no_resume else set()
+    done, changed = split_finished(out, plan.cells, plan.study)
+    if args.no_resume:
+        done = set()
     print(f"sweep {plan.name}: {len(plan.cells)} of {plan.grid.size} cells "
           f"({len(plan.grid.datasets)} datasets × {len(plan.grid.alphas)} levels × "
           f"{len(plan.grid.seeds)} seeds"
@@ -80,7 +86,8 @@ def dry_run(args: argparse.Namespace, out: Path) -> int:
     for cell in plan.cells:
         cfg = cell.config
         archs = "/".join(cfg.tiers[t].arch for t in ("weak", "medium", "strong"))
-        mark = "finished" if cell.name in done else "to run"
+        mark = "finished" if cell.name in done else \
+            "config changed: re-run" if cell.name in changed else "to run"
         print(f"  {cell.name:<36} alpha {cell.alpha:<4g} hospitals {cfg.n_hospitals} "
               f"arch {archs} size {cfg.data.resize or cfg.data.size} "
               f"rounds {cfg.train.rounds}x{cfg.train.epochs}  [{mark}]")
@@ -107,16 +114,30 @@ def main(args: argparse.Namespace) -> int:
     out = _out_dir(args)
     if args.dry_run:
         return dry_run(args, out)
+    from chainlearn_ray.commands.live import SweepDisplay, is_terminal
+    from chainlearn_ray.commands.run import resume_command
     from chainlearn_ray.runtime.tune import run_sweep
 
     say = (lambda _m: None) if args.quiet else (lambda m: print(m, flush=True))
-    summary = run_sweep(args.config, out, address=args.address,
-                        max_concurrent=args.max_concurrent, resume=not args.no_resume,
-                        retries=args.retries, progress=say, data_dir=args.data_dir,
-                        cells=_patterns(args.cells))
+    display: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+    counts = None
+    if not args.quiet and is_terminal():  # off a terminal: plain lines only
+        display = live = SweepDisplay(0)
+        say, counts = live.say, live.update
+    again = resume_command(out, verb="sweep", add=())
+    try:
+        with display:
+            summary = run_sweep(args.config, out, address=args.address,
+                                max_concurrent=args.max_concurrent, resume=not args.no_resume,
+                                retries=args.retries, progress=say, data_dir=args.data_dir,
+                                cells=_patterns(args.cells), counts=counts)
+    except KeyboardInterrupt:
+        print(f"chainlearn sweep: interrupted; finished cells are kept; resume with: {again}",
+              file=sys.stderr)
+        raise
     print(summary.render())
     if summary.interrupted:
-        print("chainlearn sweep: interrupted; finished cells are kept, run it again to resume",
+        print(f"chainlearn sweep: interrupted; finished cells are kept; resume with: {again}",
               file=sys.stderr)
         return 130
     return 1 if summary.count("failed") else 0

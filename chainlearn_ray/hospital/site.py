@@ -193,7 +193,7 @@ class Hospital:
         signature = sign_poc(self._key, self.tier, bench_hash, chain_id, contract,
                              name=self.spec.hospital_id, challenge=challenge)
         self._ensure_model()
-        self._checkpoint()
+        self._checkpoint(0)
         return signature
 
     # ---------------------------------------------------------------- training
@@ -281,7 +281,7 @@ class Hospital:
         test_probs = predict_proba(self.model, self.x_test, device=self.spec.device)
         self.rounds_trained += 1
         self.epochs_trained += epochs
-        self._checkpoint()
+        self._checkpoint(round_)
         conf_fixed, ece_fixed = int(rel.confidence_fixed), int(rel.ece_fixed)
         balacc_fixed = to_fixed(balanced_accuracy(val_probs, self.y_val, val_probs.shape[1]))
         # one query image as the model takes it (uint8 channels × side²): the bytes serving the
@@ -348,8 +348,12 @@ class Hospital:
             return None
         return Path(self.spec.checkpoint_dir) / f"{self.spec.hospital_id}.pt"
 
-    def _checkpoint(self) -> None:
+    def _checkpoint(self, round_: int | None = None) -> None:
+        """Write the hospital's state; ``round_``: the round it ends (tags a copy, see
+        :mod:`chainlearn_ray.hospital.checkpoints`)."""
         import torch
+
+        from chainlearn_ray.hospital.checkpoints import publish
 
         path = self._checkpoint_path()
         if path is None or self.model is None:
@@ -371,7 +375,7 @@ class Hospital:
         )
         tmp = path.with_suffix(".pt.tmp")
         tmp.write_bytes(buf.getvalue())
-        os.replace(tmp, path)
+        publish(tmp, path.parent, self.spec.hospital_id, round_)
 
     def _restore(self) -> None:
         import torch

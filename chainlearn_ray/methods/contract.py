@@ -9,7 +9,7 @@ from chainlearn_ray.chain.artifact import artifact_sha256
 from chainlearn_ray.chain.backends import ChainConnection, connect
 from chainlearn_ray.chain.client import FLCoordinatorClient
 from chainlearn_ray.chain.records import HospitalInfo
-from chainlearn_ray.errors import ConfigError
+from chainlearn_ray.errors import ChainError, ConfigError
 from chainlearn_ray.methods.chain_port import RoundOpening, Update
 from chainlearn_ray.protocol.tiers import Tier
 from chainlearn_ray.protocol.weights import WeightScore
@@ -35,20 +35,37 @@ class ContractPort:
     score:
         What a new deployment's submissions carry in their score field (ignored when
         attaching: an existing deployment says what it holds).
+    journal:
+        The signed transactions of an earlier run on a fresh chain of this backend (its
+        :meth:`journal`): replayed first, and the port attaches to the deployment they made,
+        so a resumed run continues on the chain state it left.
     """
 
     def __init__(self, conn: ChainConnection, contract: str | None = None,
-                 backend: str = "", score: WeightScore | str = WeightScore.CONFIDENCE) -> None:
+                 backend: str = "", score: WeightScore | str = WeightScore.CONFIDENCE,
+                 journal: list[str] | None = None) -> None:
         self.conn, self.backend, self.attached = conn, backend, bool(contract)
+        if journal:
+            receipts = conn.replay(journal)
+            contract = next((str(r["contractAddress"]) for r in receipts
+                             if r.get("contractAddress")), None)
+            if contract is None:
+                raise ChainError("the run's chain journal deploys no contract")
         self.client = (FLCoordinatorClient.attach(conn, contract) if contract
                        else FLCoordinatorClient.deploy(conn, score=score))
         self._score = self.client.weight_score()
 
     @classmethod
     def open(cls, backend: str, rpc_url: str | None = None, contract: str | None = None,
-             score: WeightScore | str = WeightScore.CONFIDENCE) -> ContractPort:
-        """Connect to ``backend`` (``embedded`` runs an in-process EVM) and deploy or attach."""
-        return cls(connect(backend, rpc_url=rpc_url), contract, backend, score)
+             score: WeightScore | str = WeightScore.CONFIDENCE,
+             journal: list[str] | None = None) -> ContractPort:
+        """Connect to ``backend`` (``embedded`` runs an in-process EVM) and deploy or attach
+        (after replaying ``journal``, when given)."""
+        return cls(connect(backend, rpc_url=rpc_url), contract, backend, score, journal)
+
+    def journal(self) -> list[str]:
+        """Every signed transaction sent on this connection so far, in order (hex)."""
+        return list(self.conn.journal)
 
     # ------------------------------------------------------------------ the port
     @property

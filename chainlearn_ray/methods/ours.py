@@ -230,6 +230,13 @@ class Ours(FederatedMethod):
             self._live(result.round).submitted(
                 h, gas, port.round_weight(result.round, self.addresses[h]))
 
+    def restore(self, registrations: Sequence[Mapping[str, Any]]) -> None:
+        """Take up a run after its set-up from its recorded registrations (a resumed run,
+        whose chain already holds them): who is registered under which address and tier."""
+        self.registrations = [dict(r) for r in registrations]
+        self.addresses = {r["hospital_id"]: r["address"] for r in registrations}
+        self.tiers = {r["hospital_id"]: r["tier"] for r in registrations}
+
     def dropped(self, round_: int, client: str, status: str, reason: str) -> None:
         """A hospital out of a round takes no part in it; none may miss the set-up."""
         if round_ == 0:

@@ -12,6 +12,14 @@ ATTENDED = "submitted"
 LATE = "late"
 FAILED = "failed"
 TIMED_OUT = "timed_out"
+#: The server refused the hospital's result (Ours: the chain rejected its submission).
+REJECTED = "rejected"
+
+#: Why a hospital has no submission in a round, as result rows name it (``status_<why>``).
+STATUS_ROWS: dict[str, str] = {
+    ABSENT: "dropout", LATE: "late", FAILED: "crashed", TIMED_OUT: "timed_out",
+    REJECTED: "rejected",
+}
 
 #: Ours-Dropout's attendance probability per tier (SPEC.md §2).
 DROPOUT_ATTENDANCE: dict[str, float] = {"weak": 1.0, "medium": 0.8, "strong": 0.6}
@@ -81,3 +89,5 @@ class RoundOutcome:
     #: CPU time of the coordinator process during its chain work (wall time of work done
     #: alongside training also counts the wait for a core).
     chain_cpu_seconds: float = 0.0
+    #: Hospitals whose process died in the round and that started their step again in it.
+    restarted: tuple[str, ...] = ()

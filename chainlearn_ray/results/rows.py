@@ -11,6 +11,7 @@ import numpy as np
 
 from chainlearn_ray.protocol.rounds import (
     ATTENDED,
+    STATUS_ROWS,
     RoundOutcome,
 )
 from chainlearn_ray.results.schema import (
@@ -70,7 +71,10 @@ def setup_rows(
 
 
 def round_rows(key: RunKey, outcome: RoundOutcome) -> list[dict[str, Any]]:
-    """Tidy rows of one round: per-hospital metrics and weights, ensemble metrics, gas, times."""
+    """Tidy rows of one round: per-hospital metrics and weights (and, for a hospital without a
+    submission, a ``status_<why>`` row: dropout, late, crashed, timed_out or rejected; and
+    ``status_restarted`` for one whose process died and that ran again within the round),
+    ensemble metrics, gas, times."""
     r = outcome.round
     row = partial(result_row, key)
     rows: list[dict[str, Any]] = []
@@ -79,7 +83,9 @@ def round_rows(key: RunKey, outcome: RoundOutcome) -> list[dict[str, Any]]:
         if h.dp_epsilon is not None:
             rows.append(row(r, h.hospital_id, h.tier, DP_EPSILON, h.dp_epsilon))
             rows.append(row(r, h.hospital_id, h.tier, DP_DELTA, h.dp_delta or 0.0))
-        if h.status != ATTENDED:
+        if h.status != ATTENDED:  # why not: status_dropout, status_crashed, ... (value 1)
+            why = STATUS_ROWS.get(h.status, h.status)
+            rows.append(row(r, h.hospital_id, h.tier, f"status_{why}", 1.0))
             continue
         for metric in ("accuracy", "macro_f1", "confidence", "ece", "val_accuracy",
                        "simulated_seconds", "wall_seconds"):
@@ -89,6 +95,9 @@ def round_rows(key: RunKey, outcome: RoundOutcome) -> list[dict[str, Any]]:
         rows.append(row(r, h.hospital_id, h.tier, "weight", h.weight))
         if h.gas_submit is not None:
             rows.append(row(r, h.hospital_id, h.tier, "gas_submitUpdate", h.gas_submit))
+    tiers = {h.hospital_id: h.tier for h in outcome.hospitals}
+    for hid in outcome.restarted:  # its process died; it ran its step again within the round
+        rows.append(row(r, hid, tiers.get(hid, ""), "status_restarted", 1.0))
     for metric, value in outcome.ensemble.items():
         rows.append(row(r, ENSEMBLE, "", metric, value))
     rows.append(row(r, ALL, "", "participants", outcome.participants))

@@ -71,6 +71,13 @@ METRICS = {
     "dp_epsilon": "privacy spent by the hospital's DP-SGD training so far (ε, RDP accountant)",
     "dp_delta": "δ at which dp_epsilon is stated",
     "dp_target_epsilon": "the run's target ε (inf: the run's DP setting is off)",
+    "attended": "1 when the hospital's update reached the chain this round, else 0",
+    "status_dropout": "1: the hospital did not attend the round (its attendance draw)",
+    "status_late": "1: the hospital missed the round's deadline on the simulated clock",
+    "status_crashed": "1: the hospital's step failed (its process died, or it raised)",
+    "status_timed_out": "1: the hospital exceeded the round timeout (its process restarted)",
+    "status_rejected": "1: the server refused the hospital's result (e.g. a reverted submit)",
+    "status_restarted": "1: the hospital's process died and it ran its step again in the round",
 }
 #: Metric names of the privacy rows.
 DP_EPSILON = "dp_epsilon"

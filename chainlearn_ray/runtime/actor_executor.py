@@ -169,7 +169,8 @@ class ActorExecutor:
         try:
             return ray.get(handle.ref)  # type: ignore[no-any-return]
         except (RayActorError, RayTaskError) as exc:
-            raise StepFailed(type(exc).__name__) from exc
+            raise StepFailed(type(exc).__name__,
+                             died=isinstance(exc, RayActorError)) from exc
         finally:
             self._finished(handle)
 

@@ -22,6 +22,7 @@ from chainlearn_ray.errors import ConfigError
 from chainlearn_ray.protocol.rounds import RoundOutcome
 from chainlearn_ray.runtime.actor_executor import ActorExecutor
 from chainlearn_ray.runtime.driver import Driver
+from chainlearn_ray.runtime.progress import ObservedPort, poster
 
 if TYPE_CHECKING:
     from chainlearn_ray.methods.contract import ContractPort
@@ -44,16 +45,18 @@ class CoordinatorActor:
         Test labels, to score hospitals and the ensemble.
     score:
         What the first deployment's submissions hold (``chain.weight_score``).
+    journal:
+        An interrupted run's signed transactions, replayed on the fresh chain first (resume).
     """
 
     def __init__(self, backend: str, rpc_url: str | None, contract: str | None,
                  y_test: np.ndarray, n_classes: int, score: str = "confidence",
-                 trust: TrustConfig | None = None) -> None:
+                 trust: TrustConfig | None = None, journal: list[str] | None = None) -> None:
         from chainlearn_ray.methods.contract import ContractPort
         from chainlearn_ray.methods.trust_contract import TrustContractPort
 
         self.port: ContractPort = (
-            ContractPort.open(backend, rpc_url, contract, score) if trust is None
+            ContractPort.open(backend, rpc_url, contract, score, journal) if trust is None
             else TrustContractPort.open_trust(backend, trust, rpc_url, contract, score))
         self.y_test = np.asarray(y_test, dtype=np.int64)
         self.n_classes = int(n_classes)
@@ -61,6 +64,7 @@ class CoordinatorActor:
         self.executor: ActorExecutor | None = None
         self.method: Ours | None = None
         self.driver: Driver | None = None
+        self.board: Any = None  # live progress (see runtime.progress)
 
     def chain_info(self) -> dict[str, Any]:
         """Contract address, chain id, backend and artifact hash."""
@@ -96,13 +100,24 @@ class CoordinatorActor:
         if redeploy or method.score != self.port.weight_score:
             self.port.redeploy(method.score)
         self.executor.forget()
-        method.connect(self.port)
+        observer = None
+        if self.board is not None:
+            observer = poster(self.board)
+            method.connect(ObservedPort(self.port, observer))  # type: ignore[arg-type]
+        else:
+            method.connect(self.port)
         method.bind_test(self.y_test, self.n_classes)
         self.method = method
         self.driver = Driver(method, self.executor, list(self.hosts),
                              round_timeout=round_timeout,
                              restart_timeout=max(60.0, round_timeout or 0.0))
+        self.driver.observer = observer
         return self.chain_info()
+
+    def watch(self, board: Any) -> None:
+        """Report live progress to ``board`` (a :class:`~chainlearn_ray.runtime.progress.
+        ProgressBoard`) from the next :meth:`open` on."""
+        self.board = board
 
     def _driver(self) -> Driver:
         if self.driver is None:
@@ -117,11 +132,26 @@ class CoordinatorActor:
         assert self.method is not None
         return list(self.method.registrations)
 
+    def resume(self, registrations: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Take up the method after its set-up as an earlier run recorded it (the chain was
+        rebuilt from that run's journal); returns the registrations."""
+        self._driver()
+        assert self.method is not None
+        self.method.restore(registrations)
+        return list(self.method.registrations)
+
+    def journal(self) -> list[str]:
+        """Every signed transaction sent on the chain so far (see :meth:`resume`)."""
+        return self.port.journal()
+
     def run_round(self, round_: int, attending: Sequence[str],
                   next_attending: Sequence[str] | None = None) -> RoundOutcome:
         """One round with ``attending`` hospitals; ``next_attending``: who attends the next
         one, whose training a process may start as soon as it is through this one."""
-        return self._driver().run_round(round_, attending, next_attending)
+        driver = self._driver()
+        if isinstance(getattr(self.method, "port", None), ObservedPort):
+            self.method.port.round = round_  # type: ignore[union-attr]
+        return driver.run_round(round_, attending, next_attending)
 
     def summary(self, key: RunKey) -> list[dict[str, Any]]:
         """The method's closing rows (Ours: the traffic of every submission)."""

@@ -14,13 +14,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from chainlearn_ray.errors import ChainlearnError, HospitalFailure
 from chainlearn_ray.methods.base import FederatedMethod
 from chainlearn_ray.methods.messages import ClientResult, RoundConfig
-from chainlearn_ray.protocol.rounds import FAILED, TIMED_OUT, RoundOutcome
+from chainlearn_ray.protocol.rounds import FAILED, REJECTED, TIMED_OUT, RoundOutcome
 from chainlearn_ray.runtime.executor import Ahead, Executor, StepFailed
 from chainlearn_ray.runtime.scheduling import NoAhead
 
@@ -82,6 +82,10 @@ class Driver:
         self.method, self.executor, self.clients = method, executor, list(clients)
         self.round_timeout, self.restart_timeout = round_timeout, restart_timeout
         self._out: set[str] = set()
+        self._restarted: set[str] = set()  # restarted within the current round
+        #: Told of each round's start, each client's primary step and each drop (kind, round,
+        #: facts), for live progress; ``None``: nobody watches.
+        self.observer: Callable[[str, int, dict[str, Any]], None] | None = None
 
     def plan(self, rounds: int) -> dict[int, list[str]]:
         """Round -> who attends it (the method decides), for rounds ``1..rounds``."""
@@ -115,7 +119,9 @@ class Driver:
                 f"round {round_}: {sorted(stray)} started training early but are not "
                 "attending; pass the same attendance to both rounds")
         started = time.perf_counter()
-        self._out = set()
+        self._out, self._restarted = set(), set()
+        if self.observer is not None:
+            self.observer("round_started", round_, {"hospitals": len(attending)})
         clock = ServerClock()
         ahead_config = self.method.configure_ahead(round_ + 1) if next_attending else None
         ahead: Ahead = NoAhead() if ahead_config is None else self.executor.ahead(
@@ -151,7 +157,8 @@ class Driver:
         outcome = self.method.evaluate(round_, scored)
         return dataclasses.replace(
             outcome, round_seconds=time.perf_counter() - started, chain_seconds=clock.wall,
-            train_seconds=busy, chain_overlap_seconds=clock.overlap, chain_cpu_seconds=clock.cpu)
+            train_seconds=busy, chain_overlap_seconds=clock.overlap, chain_cpu_seconds=clock.cpu,
+            restarted=tuple(sorted(self._restarted)))
 
     def _phase(self, round_: int, configs: dict[str, RoundConfig], ahead: Ahead,
                clock: ServerClock, stop_at: float | None) -> tuple[list[ClientResult], float]:
@@ -184,7 +191,7 @@ class Driver:
                 continue
             with clock:
                 if handle is not None:
-                    self._take(round_, ph, handle)
+                    self._take(round_, ph, handle, stop_at)
                 if not ph.running and not busy:
                     busy = time.perf_counter() - t0
                 ahead.start_ready(through)
@@ -197,7 +204,7 @@ class Driver:
             self._accept(ph, one=False)
         return [ph.finals[c] for c in configs if c in ph.finals and c not in self._out], busy
 
-    def _take(self, round_: int, ph: _Phase, handle: Any) -> None:
+    def _take(self, round_: int, ph: _Phase, handle: Any, stop_at: float | None) -> None:
         """A finished step: review its result, and ask the follow-up it calls for."""
         client, config = ph.handles.pop(handle)
         primary = client in ph.running
@@ -206,6 +213,8 @@ class Driver:
             result = self.executor.result(handle)
             follow_up = self.method.review(result)
         except StepFailed as exc:
+            if primary and exc.died and self._restart(round_, ph, client, config, stop_at):
+                return
             why = str(exc) if primary else f"{config.phase}: {exc}"
             logger.warning("%s failed in round %d: %s", client, round_, why)
             self._drop(round_, client, FAILED, why)
@@ -213,10 +222,31 @@ class Driver:
         except HospitalFailure as exc:
             self._drop(round_, client, FAILED, str(exc))
             return
+        if primary and self.observer is not None:
+            self.observer("step", round_, {"hospital": client, "phase": config.phase})
         if follow_up is None:
             ph.finals[client] = result
         else:
             ph.handles[self.executor.start(client, follow_up)] = (client, follow_up)
+
+    def _restart(self, round_: int, ph: _Phase, client: str, config: RoundConfig,
+                 stop_at: float | None) -> bool:
+        """A client whose process died (taking every client it hosts out of the step) starts
+        its step again, once a round, when its restarted process answers before the round's
+        deadline; False when it cannot."""
+        if round_ == 0 or client in self._restarted:
+            return False
+        left = self.restart_timeout if stop_at is None else stop_at - time.monotonic()
+        if left <= 0 or self.executor.await_up([client], min(left, self.restart_timeout)):
+            return False
+        self._restarted.add(client)
+        if self.observer is not None:
+            self.observer("restarted", round_, {"hospital": client})
+        logger.warning("%s: its process died in round %d; restarted, running its step again",
+                       client, round_)
+        ph.handles[self.executor.start(client, config)] = (client, config)
+        ph.running.add(client)
+        return True
 
     def _expire(self, round_: int, ph: _Phase) -> None:
         """Nothing came back in time: time out the primary steps still running (their
@@ -250,13 +280,15 @@ class Driver:
                 continue
             try:
                 self.method.accept(ph.finals[client])
-            except HospitalFailure as exc:
+            except HospitalFailure as exc:  # the server refused it (a rejected submission)
                 logger.warning("%s: accepting its result failed: %s", client, exc)
-                self._drop(ph.finals[client].round, client, FAILED, str(exc))
+                self._drop(ph.finals[client].round, client, REJECTED, str(exc))
                 continue
             if one:
                 return
 
     def _drop(self, round_: int, client: str, status: str, why: str) -> None:
+        if self.observer is not None:
+            self.observer("dropped", round_, {"hospital": client, "status": status})
         self._out.add(client)
         self.method.dropped(round_, client, status, why)

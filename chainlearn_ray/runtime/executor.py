@@ -15,7 +15,15 @@ from chainlearn_ray.methods.messages import ClientResult, RoundConfig
 
 
 class StepFailed(ChainlearnError):
-    """A client step failed where it ran (its process died, or the step raised)."""
+    """A client step failed where it ran (its process died, or the step raised).
+
+    ``died``: the process died (Ray restarts it from its checkpoints), rather than the step
+    raising an error of its own.
+    """
+
+    def __init__(self, message: str, *, died: bool = False) -> None:
+        super().__init__(message)
+        self.died = died
 
 
 class Ahead(Protocol):

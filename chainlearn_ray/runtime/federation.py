@@ -25,6 +25,7 @@ from chainlearn_ray.runtime.cluster import ensure_ray, plan_for, poc_concurrency
 from chainlearn_ray.runtime.coordinator_actor import CoordinatorActor
 from chainlearn_ray.runtime.hospital_actor import HospitalActor
 from chainlearn_ray.runtime.inputs import ActorInputs, InputStore
+from chainlearn_ray.runtime.progress import Events, ProgressBoard, await_with_events
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,8 @@ class Federation:
         self._names: list[str] = []  # the names of the hospital actors and the input store
         #: Wall seconds of connecting to Ray and of starting the actors (contract included).
         self.timings: dict[str, float] = {}
+        self._board: Any = None  # live progress (see watch)
+        self._events: Events | None = None
 
     def _need_chain(self, what: str) -> None:
         if self.coordinator is None:
@@ -70,6 +73,14 @@ class Federation:
         if self.cfg.chain.mode == "trust":  # Ours on a trust-mode deployment
             return ours_trust_for(self.cfg, self.hardware, self.data, **inputs)
         return ours_for(self.cfg, self.hardware, **inputs)
+
+    def watch(self, events: Events) -> None:
+        """Hand live progress (:class:`~chainlearn_ray.runtime.progress.RunEvent`) to
+        ``events`` from the next registration on, while this process waits for the chain."""
+        self._need_chain("live progress")
+        self._board = ProgressBoard.remote()  # type: ignore[attr-defined]
+        ray.get(self.coordinator.watch.remote(self._board))
+        self._events = events
 
     def plan_rounds(self, method: Ours) -> dict[int, list[str]]:
         """Round -> the hospitals attending it, for every round of the config (the method's
@@ -90,12 +101,28 @@ class Federation:
         method = method or self.ours(verify_claims=verify_claims)
         self.chain = ray.get(self.coordinator.open.remote(
             method, redeploy=method.fresh, round_timeout=self.cfg.runtime.round_timeout))
-        regs = ray.get(self.coordinator.setup.remote(first_attending))
+        regs = await_with_events(self.coordinator.setup.remote(first_attending), self._board,
+                                 self._events)
         hw = self.hardware
         for r in regs:
             r["hardware_tier"] = hw[r["hospital_id"]]
         self.registrations = regs
         return regs
+
+    def resume(self, registrations: list[dict[str, Any]], method: Ours) -> list[dict[str, Any]]:
+        """Take ``method`` up after its set-up as an interrupted run recorded it (the chain was
+        rebuilt from that run's journal, the hospitals restored from its checkpoints)."""
+        self._need_chain("resuming")
+        self.chain = ray.get(self.coordinator.open.remote(
+            method, round_timeout=self.cfg.runtime.round_timeout))
+        self.registrations = ray.get(self.coordinator.resume.remote(registrations))
+        return self.registrations
+
+    def journal(self) -> list[str]:
+        """Every signed transaction sent on the chain so far (none without a chain)."""
+        if self.coordinator is None:
+            return []
+        return list(ray.get(self.coordinator.journal.remote()))
 
     def run_round(self, round_: int, attending: list[str],
                   next_attending: list[str] | None = None) -> RoundOutcome:
@@ -106,7 +133,9 @@ class Federation:
         with the same hospitals.
         """
         self._need_chain("a round of Ours")
-        return ray.get(self.coordinator.run_round.remote(round_, attending, next_attending))
+        return await_with_events(  # type: ignore[no-any-return]
+            self.coordinator.run_round.remote(round_, attending, next_attending), self._board,
+            self._events)
 
     def run_rounds(self, plan: dict[int, list[str]],
                    announce: Progress | None = None) -> Iterator[RoundOutcome]:
@@ -122,11 +151,12 @@ class Federation:
         self._need_chain("a summary of Ours")
         return list(ray.get(self.coordinator.summary.remote(key)))
 
-    def receipts(self) -> list[dict[str, Any]]:
-        """Every transaction of the current deployment (none without a chain)."""
+    def receipts(self, timeout: float | None = None) -> list[dict[str, Any]]:
+        """Every transaction of the current deployment (none without a chain); ``timeout``:
+        seconds to wait for a coordinator that may be busy (``GetTimeoutError`` after)."""
         if self.coordinator is None:
             return []
-        return list(ray.get(self.coordinator.receipts.remote()))
+        return list(ray.get(self.coordinator.receipts.remote(), timeout=timeout))
 
     def identities(self) -> list[dict[str, Any]]:
         """Every hospital's identity as its actor reports it now."""
@@ -143,16 +173,25 @@ class Federation:
                 ray.get(self.coordinator.close.remote(), timeout=30)
             except Exception:  # the run's own error matters more than cleanup's
                 logger.debug("coordinator close failed", exc_info=True)
-        others = [a for a in (self.coordinator, self._store) if a is not None]
+        others = [a for a in (self.coordinator, self._store, self._board) if a is not None]
         for actor in [*self.actors, *others]:
             ray.kill(actor)
         names, self._names = self._names, []
         self.actors, self.coordinator, self._refs, self._store = [], None, [], None
+        self._board = self._events = None
         if self.started_ray:
             stop_ray()
             self.started_ray = False
         else:  # Ray stays up: a next federation of the same run may reuse the actors' names
             _await_names_free(names)
+
+
+def _empty_folder(folder: Path) -> None:
+    """Make ``folder`` an empty folder (whatever an earlier run left there must not leak
+    into this one's actors)."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
 
 
 def _await_names_free(names: list[str], timeout: float = 30.0) -> None:
@@ -170,27 +209,28 @@ def _await_names_free(names: list[str], timeout: float = 30.0) -> None:
 
 def open_federation(cfg: RunConfig, data: Any, part: Any, run_id: str, ckpt_dir: Path,
                     say: Progress | None = None, *, chain: bool = True,
-                    preload: Sequence[str] = ()) -> Federation:
+                    preload: Sequence[str] = (),
+                    prepare: Callable[[Path], None] | None = None,
+                    journal: list[str] | None = None) -> Federation:
     """Connect to Ray, validate resources, create the coordinator (deploying or attaching the
     contract) and the hospital actors. On any error everything started here is stopped.
 
     ``chain=False`` starts no coordinator and touches no chain: for methods that never use it
     (the FedAvg / FedProx / FedMD / Centralized baselines on their own). ``preload``: modules
     the caller needs soon, imported on a side thread from Ray's start on (see
-    :func:`ensure_ray`).
+    :func:`ensure_ray`). ``prepare``: called with ``ckpt_dir`` once every check has passed and
+    before any actor starts, to make the folder ready (default: emptied, since checkpoints
+    only restore an actor that Ray restarts within this federation). ``journal``: an
+    interrupted run's signed transactions, replayed on the fresh chain (resume).
     """
     say = say or (lambda _msg: None)
-    # checkpoints only restore an actor that Ray restarts within this federation: whatever an
-    # earlier run left in the folder (another config, or a finished run) must not leak in
-    if Path(ckpt_dir).exists():
-        shutil.rmtree(ckpt_dir)
-    Path(ckpt_dir).mkdir(parents=True)
     t0 = time.perf_counter()
     started_ray = ensure_ray(cfg.runtime.address, preload=preload)
     fed = Federation(cfg, run_id, data, part, None, [], started_ray)
     fed.timings["ray_seconds"] = time.perf_counter() - t0
     try:
         fed.plan = plan = plan_for(cfg)
+        (prepare or _empty_folder)(Path(ckpt_dir))  # every check has passed
         say(plan.render())
         evals = EvalSplits(
             x_val=data.val.images, y_val=data.val.labels, x_test=data.test.images,
@@ -205,7 +245,7 @@ def open_federation(cfg: RunConfig, data: Any, part: Any, run_id: str, ckpt_dir:
             ).remote(
                 cfg.chain.backend, cfg.chain.rpc_url, cfg.chain.contract, data.test.labels,
                 data.n_classes, cfg.chain.weight_score,
-                trust_config_of(cfg) if cfg.chain.mode == "trust" else None,
+                trust_config_of(cfg) if cfg.chain.mode == "trust" else None, journal,
             )
         gpu_tiers = {t.label for t in cfg.hospital_tiers()
                      if plan.ray_options(t.label)["num_gpus"] > 0}

@@ -292,7 +292,7 @@ def run_scaling(cfg: RunConfig, sizes: Sequence[int], mix: Mapping[str, float],
             with MemorySampler() as memory:
                 # what a round costs: round 1 inside its own wall time, not in registration
                 summary = run_simulation(cfg_n, out / f"n{n:03d}", progress=probe,
-                                         first_round_early=False)
+                                         first_round_early=False, existing="overwrite")
             rows.extend(scaling_rows(n, summary.rounds, probe.groups(), peak_memory=memory.peak,
                                      peak_tree_memory=memory.peak_tree,
                                      timings=summary.timings,

@@ -3,26 +3,38 @@ Parquet results."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from chainlearn_ray.data.partition import alpha_name
+from chainlearn_ray.errors import ConfigError
 from chainlearn_ray.experiment.clock import clock_record, config_record, cost_model_of
 from chainlearn_ray.experiment.config import RunConfig
 from chainlearn_ray.experiment.privacy_config import privacy_record, target_epsilon
+from chainlearn_ray.hospital.checkpoints import rewind_checkpoints
 from chainlearn_ray.methods.names import OURS, OURS_TRUST
 from chainlearn_ray.protocol.rounds import RoundOutcome
-from chainlearn_ray.results.atomic import write_json_atomic, write_rows_atomic
 from chainlearn_ray.results.console import format_round, format_table
-from chainlearn_ray.results.manifest import build_manifest, config_digest
+from chainlearn_ray.results.manifest import config_digest
 from chainlearn_ray.results.privacy import target_rows
 from chainlearn_ray.results.rows import RunKey, round_rows, setup_rows
+from chainlearn_ray.results.run_folder import (
+    check_out,
+    check_resumable,
+    clear_run,
+    read_manifest,
+    remove_if_empty,
+)
+from chainlearn_ray.results.run_record import RunRecord
 from chainlearn_ray.results.schema import rows_to_frame
 from chainlearn_ray.runtime.cluster import ensure_ray, plan_for, stop_ray
 from chainlearn_ray.runtime.federation import Progress, open_federation
+from chainlearn_ray.runtime.progress import Events
 
 if TYPE_CHECKING:  # pandas loads when results are written, not for runs without a table
     import pandas as pd
@@ -75,7 +87,8 @@ def load_partitioned(cfg: RunConfig) -> tuple[Any, Any]:
 
 
 def run_simulation(cfg: RunConfig, out_dir: str | Path, *, progress: Progress | None = None,
-                   method: str = "ours", first_round_early: bool = True) -> RunSummary:
+                   method: str = "ours", first_round_early: bool = True,
+                   existing: str = "refuse", events: Events | None = None) -> RunSummary:
     """Run one federated simulation end to end and write ``out_dir/results.parquet``.
 
     Parameters
@@ -83,8 +96,9 @@ def run_simulation(cfg: RunConfig, out_dir: str | Path, *, progress: Progress | 
     cfg:
         The validated run configuration.
     out_dir:
-        Results folder (created); ``results.parquet``, ``manifest.json`` and ``receipts.json``
-        are rewritten atomically after every round, so an interrupted run keeps what it finished.
+        Results folder (created); ``results.parquet``, ``manifest.json``, ``receipts.json`` and
+        ``journal.json`` are rewritten atomically after every round, so an interrupted run
+        keeps what it finished. A run that fails before producing anything leaves nothing.
     progress:
         Receives human-readable progress lines (default: discard).
     method:
@@ -93,17 +107,34 @@ def run_simulation(cfg: RunConfig, out_dir: str | Path, *, progress: Progress | 
         Start round 1's training while the hospitals are registered on chain (results are the
         same). False keeps all of round 1 inside its own wall time, for studies of what a
         round costs.
+    existing:
+        A folder that already holds a run: ``refuse`` it (:class:`ConfigError`), ``resume``
+        it (same config; the chain is rebuilt from its journal, the hospitals from their
+        checkpoints, and the rounds not written yet are run) or ``overwrite`` it (its files
+        are removed once every check of this run has passed).
+    events:
+        Receives live progress (:class:`~chainlearn_ray.runtime.progress.RunEvent`: a round's
+        start, each hospital's step, drops, chain steps) while the run waits for the chain.
     """
     say = progress or (lambda _msg: None)
     t_start = time.perf_counter()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    check_out(out, existing)
     cost = cost_model_of(cfg)  # the clock's table (calibrate: measured once per machine)
-    conf_dict = config_record(cfg, cost)  # records the table used
     run_id = run_id_for(cfg)
     if cfg.chain.mode == "trust" and method == OURS:
         method = OURS_TRUST
     key = RunKey(run_id, cfg.data.dataset, float(cfg.data.alpha), int(cfg.seed), method)
+    record = RunRecord(out, config_record(cfg, cost))  # records the table used
+    done = 0
+    if existing == "resume":
+        done = check_resumable(read_manifest(out), record.conf, out)
+        if done and cfg.chain.backend == "rpc":
+            raise ConfigError("--resume: a run on an external chain (--rpc-url) cannot be "
+                              "resumed, its chain moved on; start it again with --overwrite")
+        if done:
+            record = RunRecord.resume(out, record.conf, read_manifest(out))
+    made = [p for p in (out, out / "checkpoints") if not p.exists()]  # children last
 
     data, part = load_partitioned(cfg)
     say(f"data: {data.flag} ({len(data.train)} train / {len(data.val)} val / "
@@ -112,61 +143,104 @@ def run_simulation(cfg: RunConfig, out_dir: str | Path, *, progress: Progress | 
         f"{[int(n) for n in part.class_counts.sum(axis=1)]}")
     t_data = time.perf_counter()
 
-    fed = open_federation(cfg, data, part, run_id, out / "checkpoints", say,
-                          preload=("pyarrow.parquet",))
+    def prepare(ckpt: Path) -> None:  # every check has passed: only now is anything removed
+        if done:
+            rewind_checkpoints(ckpt, [h["hospital_id"] for h in record.facts["hospitals"]], done)
+            return
+        if existing != "refuse":
+            clear_run(out)
+        if not ckpt.exists():
+            made.append(ckpt)  # removed again if this run produces nothing
+        ckpt.mkdir(parents=True, exist_ok=True)
+
+    fed: Any = None
     try:
+        fed = open_federation(cfg, data, part, run_id, out / "checkpoints", say,
+                              preload=("pyarrow.parquet",), prepare=prepare,
+                              journal=record.transactions if done else None)
         t_actors = time.perf_counter()
+        if events is not None:
+            fed.watch(events)
         ours = fed.ours()
         plan = fed.plan_rounds(ours)
-        regs = fed.register(plan[1] if plan and first_round_early else None, method=ours)
-        for r in regs:
-            say(f"  {r['hospital_id']} hardware {r['hardware_tier']:<6} PoC "
-                f"{r['throughput']:8.1f} samples/s -> registered {r['tier']}")
-        rows = setup_rows(key, regs, part.class_counts,
-                          {r["hospital_id"]: r["gas_register"] for r in regs})
-        rows += target_rows(key, target_epsilon(cfg))
-        facts: dict[str, Any] = {
-            "run_id": run_id, "status": "running", "chain": fed.chain,
-            "clock": clock_record(cfg, cost),
-            "data": {"flag": data.flag, "path": str(data.path) if data.path else None,
-                     "n_classes": data.n_classes, "split_mode": data.split_mode,
-                     "partition_attempts": int(part.attempts),
-                     "partition_topped_up": bool(part.topped_up)},
-            "hospitals": [dict(r) for r in regs], "privacy": privacy_record(cfg),
-        }
-        _persist(out, conf_dict, facts, rows)
+        if done:
+            regs = fed.resume(record.facts["hospitals"], ours)
+            say(f"resuming after round {done}: chain rebuilt from {len(record.transactions)} "
+                "transactions, hospitals from their checkpoints")
+        else:
+            regs = fed.register(plan[1] if plan and first_round_early else None, method=ours)
+            for r in regs:
+                say(f"  {r['hospital_id']} hardware {r['hardware_tier']:<6} PoC "
+                    f"{r['throughput']:8.1f} samples/s -> registered {r['tier']}")
+            record.rows = setup_rows(key, regs, part.class_counts,
+                                     {r["hospital_id"]: r["gas_register"] for r in regs})
+            record.rows += target_rows(key, target_epsilon(cfg))
+            record.facts = {
+                "run_id": run_id, "status": "running", "chain": fed.chain,
+                "clock": clock_record(cfg, cost),
+                "data": {"flag": data.flag, "path": str(data.path) if data.path else None,
+                         "n_classes": data.n_classes, "split_mode": data.split_mode,
+                         "partition_attempts": int(part.attempts),
+                         "partition_topped_up": bool(part.topped_up)},
+                "hospitals": [dict(r) for r in regs], "rounds_completed": 0,
+                "privacy": privacy_record(cfg),
+            }
+        record.facts["status"] = "running"
+        record.facts.pop("error", None)  # of an earlier attempt of a resumed run
+        record.persist(fed.receipts(), fed.journal())
         t_setup = time.perf_counter()
 
         outcomes: list[RoundOutcome] = []
-        for outcome in fed.run_rounds(plan, say):
+        for outcome in fed.run_rounds({r: a for r, a in plan.items() if r > done}, say):
             outcomes.append(outcome)
-            rows.extend(round_rows(key, outcome))
-            facts["rounds_completed"] = outcome.round
-            _persist(out, conf_dict, facts, rows)
+            record.rows.extend(round_rows(key, outcome))
+            record.facts["rounds_completed"] = outcome.round
+            record.persist(fed.receipts(), fed.journal())
             say(format_round(outcome))
         if cfg.chain.mode == "trust":  # stakes, rewards, slashes and withdrawals
-            rows.extend(fed.summary(key))
-        write_json_atomic(fed.receipts(), out / "receipts.json")
+            record.rows.extend(fed.summary(key))
+            record.persist(fed.receipts(), fed.journal())
         t_end = time.perf_counter()
         timings = {
             "data_seconds": t_data - t_start, **fed.timings,
             "registration_seconds": t_setup - t_actors,
             "rounds_seconds": t_end - t_setup, "total_seconds": t_end - t_start,
         }
-        facts.update(status="complete", timings=timings)
-        _persist(out, conf_dict, facts, rows)
-        summary = RunSummary(out, run_id, rows, outcomes, regs, fed.chain, timings)
+        record.close("complete", timings=timings)
+        summary = RunSummary(out, run_id, record.rows, outcomes, regs, fed.chain, timings)
         say(format_summary(summary))
         return summary
+    except BaseException as exc:
+        _close_unfinished(record, fed, exc, made)
+        raise
     finally:
-        fed.close()
+        if fed is not None:
+            fed.close()
 
 
-def _persist(out: Path, conf: dict[str, Any], facts: dict[str, Any],
-             rows: list[dict[str, Any]]) -> None:
-    """Rewrite the run's results and manifest (pyarrow only: the driver never loads pandas)."""
-    write_rows_atomic(rows, out / "results.parquet")
-    write_json_atomic(build_manifest(conf, **facts), out / "manifest.json")
+#: Seconds an interrupted run waits for the coordinator's receipts of the round under way.
+UNFINISHED_RECEIPTS_WAIT = 3.0
+
+
+def _close_unfinished(record: RunRecord, fed: Any, exc: BaseException,
+                      made: list[Path]) -> None:
+    """A run that stopped early: its manifest says why (interrupted or failed) and its receipts
+    so far are written; a run that produced nothing leaves nothing behind."""
+    if not record.written:
+        for path in made:
+            if path.name == "checkpoints" and path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+        remove_if_empty(*sorted(set(made), key=lambda p: -len(p.parts)))  # children first
+        return
+    receipts = None
+    with contextlib.suppress(Exception):  # the chain may be gone, or busy with the round:
+        # then receipts.json stays as of the last round written
+        receipts = fed.receipts(timeout=UNFINISHED_RECEIPTS_WAIT) if fed is not None else None
+    # Ctrl-C, or SIGTERM (Ray's own handler turns it into SystemExit)
+    interrupted = isinstance(exc, KeyboardInterrupt | SystemExit)
+    with contextlib.suppress(Exception):  # the run's own error matters more
+        record.close("interrupted" if interrupted else "failed", receipts,
+                     error=None if interrupted else f"{type(exc).__name__}: {exc}")
 
 
 def format_summary(summary: RunSummary) -> str:
@@ -226,14 +300,17 @@ def _trust_lines(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def validate_only(cfg: RunConfig) -> str:
-    """Resolve the resource plan without creating actors (for ``--dry-run``)."""
+    """Resolve the resource plan without creating actors (for ``--dry-run``): the plan, its
+    memory estimate and what a process that dies costs a round."""
     from chainlearn_ray.experiment.privacy_config import is_private
+    from chainlearn_ray.runtime.dry_run import dry_run_report
 
     if is_private(cfg):  # the shards decide whether ε and δ can be met
         load_partitioned(cfg)
+
     started = ensure_ray(cfg.runtime.address)
     try:
-        return plan_for(cfg).render()
+        return dry_run_report(cfg, plan_for(cfg), cfg.runtime.address)
     finally:
         if started:
             stop_ray()

@@ -10,11 +10,13 @@ from typing import Any
 from chainlearn_ray.experiment.sweep_plan import SweepPlan
 from chainlearn_ray.results.manifest import build_manifest
 from chainlearn_ray.results.store import SWEEP_RESULTS, finished_cells, write_json_atomic
+from chainlearn_ray.runtime.sweep_cells import CELLS_FOLDER, cell_identity, stored_identity
+
+__all__ = ["CELLS_FOLDER", "SWEEP_MANIFEST", "CellOutcome", "SweepSummary",
+           "write_sweep_manifest"]
 
 #: The sweep's own manifest inside the sweep folder.
 SWEEP_MANIFEST = "sweep_manifest.json"
-#: Per-cell work folders (checkpoints, the cell's own results) and manifests.
-CELLS_FOLDER = "cells"
 
 
 @dataclass
@@ -87,8 +89,8 @@ def previous_cells(out: Path) -> dict[str, Any]:
 
 def write_sweep_manifest(out: Path, plan: SweepPlan, summary: SweepSummary,
                          status: str) -> None:
-    """Rewrite ``sweep_manifest.json``: every cell's status (finished cells on disk win) with
-    the sweep's settings."""
+    """Rewrite ``sweep_manifest.json``: every cell's status (finished cells on disk win) and
+    its own config and config digest, with the sweep's settings."""
     cells = previous_cells(out)
     for c in summary.cells:
         entry = dict(cells.get(c.name, {}))
@@ -99,9 +101,16 @@ def write_sweep_manifest(out: Path, plan: SweepPlan, summary: SweepSummary,
             entry.setdefault("status", "finished")
         cells[c.name] = entry
     on_disk = finished_cells(out)
+    now = {c.name: cell_identity(c, plan.study) for c in plan.cells}
     for name, entry in cells.items():
         if name in on_disk:
             entry["status"] = "finished"
+        # each cell's own config: what it ran with when stored, else what it would run with
+        identity = (stored_identity(out, name) if name in on_disk else None) or now.get(name)
+        if identity is not None:
+            entry.update(config_hash=identity["config_hash"], config=identity["config"])
+    other = sorted(n for n, e in cells.items() if n in now and e.get("status") == "finished"
+                   and e.get("config_hash") != now[n]["config_hash"])
     manifest = build_manifest(
         {k: v for k, v in plan.document.items() if k not in ("sweep", "study")},
         sweep=plan.grid.to_dict(), study=plan.study.to_dict(), source=plan.source,
@@ -109,5 +118,7 @@ def write_sweep_manifest(out: Path, plan: SweepPlan, summary: SweepSummary,
         trial_bundles=summary.trial_bundles, seconds=summary.seconds, cells=cells,
         finished=sorted(n for n, e in cells.items() if e.get("status") == "finished"),
         failed=sorted(n for n, e in cells.items() if e.get("status") == "failed"),
+        # finished cells whose config is not the file's now (not selected by --cells since)
+        cells_with_other_config=other,
     )
     write_json_atomic(manifest, out / SWEEP_MANIFEST)

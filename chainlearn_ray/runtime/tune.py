@@ -31,6 +31,12 @@ from chainlearn_ray.results.store import (
     write_json_atomic,
 )
 from chainlearn_ray.runtime.cluster import ensure_ray, stop_ray
+from chainlearn_ray.runtime.sweep_cells import (
+    cell_identity,
+    forget_identity,
+    split_finished,
+    write_identity,
+)
 from chainlearn_ray.runtime.sweep_summary import (
     CELLS_FOLDER,
     SWEEP_MANIFEST,
@@ -64,10 +70,13 @@ class _ResultSink:
         return self.attempts[name]
 
     def store(self, frame: pd.DataFrame, dataset: str, name: str,
-              manifest: dict[str, Any] | None) -> str:
+              manifest: dict[str, Any] | None, identity: dict[str, Any]) -> str:
+        forget_identity(self.out, name)  # the results below replace any earlier ones
         if manifest is not None:
             write_json_atomic(manifest, self.out / CELLS_FOLDER / f"{name}.json")
-        return str(append_cell(frame, self.out, dataset, name))
+        path = str(append_cell(frame, self.out, dataset, name))
+        write_identity(self.out, name, identity)
+        return path
 
     def attempt_counts(self) -> dict[str, int]:
         return dict(self.attempts)
@@ -81,7 +90,8 @@ def _run_cell(cfg: RunConfig, study: StudyConfig, work: Path, say: Progress) -> 
 
 
 def _trial(config: dict[str, Any], *, cells: Mapping[str, Cell], study: StudyConfig,
-           out_dir: str, sink: Any, faults: tuple[str, ...], echo: bool) -> None:
+           out_dir: str, sink: Any, faults: tuple[str, ...], echo: bool,
+           identities: Mapping[str, dict[str, Any]]) -> None:
     """Tune function trainable: run one cell and hand its rows to the sink.
 
     With ``echo``, the cell's progress lines are printed (Ray forwards them to the driver).
@@ -106,17 +116,31 @@ def _trial(config: dict[str, Any], *, cells: Mapping[str, Cell], study: StudyCon
         import json
 
         manifest = json.loads(manifest_file.read_text())
-    ray.get(sink.store.remote(frame, cell.dataset, name, manifest))
+    ray.get(sink.store.remote(frame, cell.dataset, name, manifest, identities[name]))
     tune.report({"rows": len(frame), "cell_seconds": time.perf_counter() - t0,
                  "attempt": attempt})
 
 
-class _ProgressLines(tune.Callback):
-    """Tune callback printing one line per trial event."""
+#: A sweep's live counts: cells done, cells in all, failed, running.
+Counts = Callable[[int, int, int, int], None]
 
-    def __init__(self, say: Progress, total: int) -> None:
-        self.say, self.total, self.done = say, total, 0
+
+class _ProgressLines(tune.Callback):
+    """Tune callback printing one line per trial event (and, with ``counts``, handing the
+    sweep's counts on after each)."""
+
+    def __init__(self, say: Progress, total: int, counts: Counts | None = None) -> None:
+        self.say, self.total, self.done, self.failed = say, total, 0, 0
         self.started: dict[str, float] = {}
+        self.counts = counts
+
+    def _count(self) -> None:
+        if self.counts is not None:
+            running = max(0, len(self.started) - self.done)
+            self.counts(self.done, self.total, self.failed, running)
+
+    def on_step_begin(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        self._count()  # keeps the elapsed time and ETA moving between trial events
 
     def _name(self, trial: Any) -> str:
         return str(trial.config.get("cell", trial.trial_id))
@@ -124,6 +148,7 @@ class _ProgressLines(tune.Callback):
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self.started[self._name(trial)] = time.perf_counter()
         self.say(f"[{self.done}/{self.total}] started {self._name(trial)}")
+        self._count()
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any,
                           **info: Any) -> None:
@@ -132,6 +157,7 @@ class _ProgressLines(tune.Callback):
         rows = (trial.last_result or {}).get("rows", "?")
         self.say(f"[{self.done}/{self.total}] done {self._name(trial)} in {spent:.1f}s "
                  f"({rows} rows)")
+        self._count()
 
     def on_trial_recover(self, iteration: int, trials: list[Any], trial: Any,
                          **info: Any) -> None:
@@ -140,7 +166,9 @@ class _ProgressLines(tune.Callback):
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self.done += 1
+        self.failed += 1
         self.say(f"[{self.done}/{self.total}] FAILED {self._name(trial)} ({_trial_error(trial)})")
+        self._count()
 
 
 def _trial_error(trial: Any) -> str:
@@ -203,7 +231,7 @@ def run_sweep(path_or_config: str | Path | SweepPlan, out_dir: str | Path, *,
               address: str | None = None, max_concurrent: int | None = None,
               resume: bool = True, retries: int = 1, progress: Progress | None = None,
               data_dir: str | Path | None = None,
-              cells: Sequence[str] | None = None) -> SweepSummary:
+              cells: Sequence[str] | None = None, counts: Counts | None = None) -> SweepSummary:
     """Run every cell of a sweep as a Ray Tune trial; results land in one Parquet dataset.
 
     Parameters
@@ -219,7 +247,9 @@ def run_sweep(path_or_config: str | Path | SweepPlan, out_dir: str | Path, *,
     max_concurrent:
         Trials at once (default: ``sweep.max_concurrent``, else as many as fit the cluster).
     resume:
-        Skip cells whose results are already in ``out_dir`` (``False`` reruns them all).
+        Skip cells whose results are already in ``out_dir`` and ran with the config they have
+        now (a cell whose config changed is re-run, its results replaced); ``False`` reruns
+        them all.
     retries:
         How many times a failed trial is retried (Tune ``FailureConfig.max_failures``).
     progress:
@@ -228,6 +258,9 @@ def run_sweep(path_or_config: str | Path | SweepPlan, out_dir: str | Path, *,
         Folder of real MedMNIST files (overrides ``$CHAINLEARN_DATA`` and the file).
     cells:
         Only the cells whose names match one of these shell patterns (default: every cell).
+    counts:
+        Receives the live counts (cells done, in all, failed, running) as they change, for a
+        progress display.
 
     Returns
     -------
@@ -238,11 +271,17 @@ def run_sweep(path_or_config: str | Path | SweepPlan, out_dir: str | Path, *,
         raise ConfigError(f"--retries must be >= 0, got {retries}")
     t0 = time.perf_counter()
     out = Path(out_dir).resolve()
-    plan = select_cells(prepare_sweep(path_or_config, out, data_dir=data_dir), cells)
+    whole = prepare_sweep(path_or_config, out, data_dir=data_dir)
+    plan = select_cells(whole, cells)
     out.mkdir(parents=True, exist_ok=True)
     write_synthetic_data(plan)
     check_private_cells(plan)
-    done_before = finished_cells(out) if resume else set()
+    done_before, changed = split_finished(out, plan.cells, plan.study)
+    if not resume:
+        done_before = set()
+    elif changed:
+        say(f"{len(changed)} finished cell(s) ran with another config than the file's now: "
+            f"re-running {', '.join(sorted(changed))}")
     todo = [c for c in plan.cells if c.name not in done_before]
     outcomes = {c.name: CellOutcome(c.name, c.dataset, c.alpha, c.seed,
                                     "skipped" if c.name in done_before else "pending")
@@ -260,7 +299,7 @@ def run_sweep(path_or_config: str | Path | SweepPlan, out_dir: str | Path, *,
             summary.max_concurrent, summary.trial_bundles = k, bundles
             say(f"{k} trial(s) at once; per trial: {_describe(bundles[todo[0].name])}")
             interrupted = _tune(plan, todo, configs, bundles, k, retries, out, outcomes, say,
-                                progress is not None)
+                                progress is not None, counts)
         status = "interrupted" if interrupted else "complete"
     except KeyboardInterrupt:
         interrupted, status = True, "interrupted"
@@ -274,7 +313,7 @@ def run_sweep(path_or_config: str | Path | SweepPlan, out_dir: str | Path, *,
         summary.cells = list(outcomes.values())
         summary.seconds = time.perf_counter() - t0
         summary.interrupted = interrupted
-        write_sweep_manifest(out, plan, summary, status)
+        write_sweep_manifest(out, whole, summary, status)
         if started_ray:
             stop_ray()
     return summary
@@ -291,7 +330,8 @@ def _describe(bundles: list[dict[str, float]]) -> str:
 
 def _tune(plan: SweepPlan, todo: list[Cell], configs: dict[str, RunConfig],
           bundles: dict[str, list[dict[str, float]]], k: int, retries: int, out: Path,
-          outcomes: dict[str, CellOutcome], say: Progress, echo: bool) -> bool:
+          outcomes: dict[str, CellOutcome], say: Progress, echo: bool,
+          counts: Counts | None = None) -> bool:
     """Run the trials; fills ``outcomes``; returns True when Tune was interrupted."""
     # the progress lines below replace Tune's own tables and its stack trace per failed
     # attempt (they name the error; the cell's manifest keeps it); either can be set back
@@ -305,7 +345,9 @@ def _tune(plan: SweepPlan, todo: list[Cell], configs: dict[str, RunConfig],
     factories = {n: tune.PlacementGroupFactory(b, strategy="PACK") for n, b in bundles.items()}
     trainable = tune.with_resources(
         tune.with_parameters(_trial, cells=cells, study=plan.study, out_dir=str(out), sink=sink,
-                             faults=plan.grid.faults, echo=echo),
+                             faults=plan.grid.faults, echo=echo,
+                             identities={c.name: cell_identity(c, plan.study)
+                                         for c in plan.cells if c.name in cells}),
         lambda spec: factories[spec["cell"]],
     )
     tuner = tune.Tuner(
@@ -316,9 +358,12 @@ def _tune(plan: SweepPlan, todo: list[Cell], configs: dict[str, RunConfig],
             name=f"{plan.name}-{time.strftime('%Y%m%d-%H%M%S')}",
             storage_path=str(out / "tune"),
             failure_config=tune.FailureConfig(max_failures=retries),
-            verbose=0, callbacks=[_ProgressLines(say, len(todo))],
+            verbose=0, callbacks=[_ProgressLines(say, len(todo), counts)],
         ),
     )
+    quiet = _NoRestoreHint()  # on Ctrl-C the command prints the `chainlearn sweep` to resume
+    tune_logger = logging.getLogger("ray.tune.tune")
+    tune_logger.addFilter(quiet)
     try:
         grid = tuner.fit()
         attempts = ray.get(sink.attempt_counts.remote())
@@ -337,4 +382,14 @@ def _tune(plan: SweepPlan, todo: list[Cell], configs: dict[str, RunConfig],
         on_disk = finished_cells(out)
         return any(n not in on_disk and outcomes[n].error is None for n in cells)
     finally:
+        tune_logger.removeFilter(quiet)
         ray.kill(sink)
+
+
+class _NoRestoreHint(logging.Filter):
+    """Drops Tune's "Resume experiment with: Tuner.restore(...)" and its stop-signal notice:
+    a sweep resumes by running the same ``chainlearn sweep`` command again."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        return "Tuner.restore(" not in text and "Stop signal received" not in text

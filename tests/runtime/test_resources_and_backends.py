@@ -32,6 +32,7 @@ def test_gpu_fraction_without_gpus_is_a_clear_error(ray_local: Any, synth_dir: P
     with pytest.raises(ResourceError, match="--device cpu"):
         run_simulation(cfg, tmp_path / "gpu")
     assert time.perf_counter() - started < 60  # an error, not an endless wait
+    assert not (tmp_path / "gpu").exists()  # a failed run leaves no empty folder behind
     assert _no_actors_left(ray_local)
 
 

@@ -77,7 +77,7 @@ def test_same_seed_same_metrics(ray_local: Any, synth_dir: Path, tmp_path: Path)
                            tmp_path / "c").frame
     assert not _metrics(a).equals(_metrics(other))
     # re-running into a folder that holds another run's checkpoints starts from scratch
-    b = run_simulation(cfg, tmp_path / "c").frame
+    b = run_simulation(cfg, tmp_path / "c", existing="overwrite").frame
     pd.testing.assert_frame_equal(_metrics(a), _metrics(b))
 
 

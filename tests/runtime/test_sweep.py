@@ -18,14 +18,14 @@ from chainlearn_ray.runtime.tune import SWEEP_MANIFEST, run_sweep
 pytestmark = pytest.mark.slow
 
 
-def _write(folder: Path, seeds: list[int], faults: list[str]) -> Path:
+def _write(folder: Path, seeds: list[int], faults: list[str], epochs: int = 1) -> Path:
     doc = {
         # one hospital per cell: each trial then starts two actor processes, which keeps the
         # test fast on two cores; multi-hospital cells are covered by the runtime tests
         "name": "tsweep", "hospitals": {"strong": 1},
         "tiers": {"strong": {"arch": "tiny_cnn:4"}},
         "data": {"min_shard": 16},
-        "train": {"rounds": 1, "epochs": 1, "lr": 0.003},
+        "train": {"rounds": 1, "epochs": epochs, "lr": 0.003},
         "poc": {"steps": 5, "warmup": 1},
         "runtime": {"coordinator_cpus": 0.5},
         "study": {"methods": ["ours"], "attacks": []},
@@ -35,7 +35,7 @@ def _write(folder: Path, seeds: list[int], faults: list[str]) -> Path:
             "alphas": ["mild"], "seeds": seeds, "faults": faults,
         },
     }
-    path = folder / f"sweep_{len(seeds)}.yaml"
+    path = folder / f"sweep_{len(seeds)}_e{epochs}.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path
 
@@ -115,6 +115,31 @@ def test_failed_cell_keeps_finished_results(first: dict[str, Any]) -> None:
     assert manifest["failed"] == ["syn_mild_s2"]
     assert manifest["finished"] == ["syn_mild_s0", "syn_mild_s1"]
     assert set(read_results(out).seed) == {0, 1}
+
+
+def test_changed_config_reruns_changed_cells(first: dict[str, Any]) -> None:
+    out = first["out"]
+    kept = cell_path(out, "syn", "syn_mild_s1")
+    before = _stamp(kept)
+    # the file now says epochs 2; only cell s0 is asked for: it re-runs, s1 keeps epochs 1
+    config = _write(first["folder"], [0, 1], [], epochs=2)
+    lines: list[str] = []
+    counts: list[tuple[int, int, int, int]] = []
+    summary = run_sweep(config, out, cells=["syn_mild_s0"], progress=lines.append,
+                        counts=lambda *c: counts.append(c))
+    assert summary.count("finished") == 1 and summary.count("skipped") == 0
+    assert counts[-1] == (1, 1, 0, 0)  # live counts: cells done, in all, failed, running
+    assert any("re-running syn_mild_s0" in line for line in lines)
+    assert _stamp(kept) == before
+    manifest = json.loads((out / SWEEP_MANIFEST).read_text())
+    cells = manifest["cells"]
+    assert cells["syn_mild_s0"]["config"]["train"]["epochs"] == 2
+    assert cells["syn_mild_s1"]["config"]["train"]["epochs"] == 1
+    assert cells["syn_mild_s0"]["config_hash"] != cells["syn_mild_s1"]["config_hash"]
+    assert manifest["cells_with_other_config"] == ["syn_mild_s1"]
+    # the same file again: nothing to run
+    again = run_sweep(config, out, cells=["syn_mild_s0"])
+    assert again.count("skipped") == 1 and again.count("finished") == 0
 
 
 def test_dry_run_prints_cells_and_trial_resources(

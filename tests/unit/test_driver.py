@@ -167,8 +167,43 @@ def test_a_failed_step_drops_its_client_and_the_rest_goes_on() -> None:
 def test_failures_in_review_or_accept_drop_the_client() -> None:
     method = Echo(refuse=["a"])
     Driver(method, InProcessExecutor(_toys(method, SIZES)), list(SIZES)).run_round(1)
-    assert ("dropped", "a", "failed") in method.log
+    assert ("dropped", "a", "rejected") in method.log  # the server refused its result
     assert method.log[-1] == ("aggregate", "b", "c")
+
+
+class DiesOnce(Scripted):
+    """Client ``c``'s first step dies with its process (Ray restarts the process)."""
+
+    def start(self, client: str, config: RoundConfig) -> Step:
+        step = super().start(client, config)
+        if client == "c" and self.started.count("c:fit") == 1:
+            step.result = None
+        return step
+
+    def result(self, handle: Any) -> ClientResult:
+        if handle.result is None:
+            raise StepFailed("RayActorError", died=True)
+        return handle.result  # type: ignore[no-any-return]
+
+
+def test_a_client_whose_process_died_runs_again_within_the_round() -> None:
+    method = Echo()
+    executor = DiesOnce(_toys(method, SIZES), finish=["c", "b", "a", "c"])
+    driver = Driver(method, executor, list(SIZES))
+    seen: list[tuple[str, int, dict[str, Any]]] = []
+    driver.observer = lambda *e: seen.append(e)
+    outcome = driver.run_round(1)
+    assert outcome.restarted == ("c",)
+    assert ("restarted", 1, {"hospital": "c"}) in seen
+    assert executor.started.count("c:fit") == 2
+    assert not [e for e in method.log if e[0] == "dropped"]
+    assert method.log[-1] == ("aggregate", "a", "b", "c")
+    # past the round's deadline there is no time for it: it misses the round
+    method = Echo()
+    executor = DiesOnce(_toys(method, SIZES), finish=["c", "b", "a"])
+    Driver(method, executor, list(SIZES), round_timeout=1e-9).run_round(1)
+    assert executor.started.count("c:fit") == 1
+    assert ("dropped", "c", "failed") in method.log
 
 
 def test_a_method_that_cannot_lose_a_client_stops_the_run() -> None:
