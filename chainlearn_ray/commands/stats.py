@@ -279,6 +279,7 @@ def build_tables(df: pd.DataFrame, args: argparse.Namespace) -> dict[str, pd.Dat
     import pandas as pd
 
     from chainlearn_ray.results import privacy, stats, tables
+    from chainlearn_ray.results.communication import communication_table
     from chainlearn_ray.results.defences import defence_table
     from chainlearn_ray.results.sensitivity import sensitivity_table
 
@@ -289,7 +290,7 @@ def build_tables(df: pd.DataFrame, args: argparse.Namespace) -> dict[str, pd.Dat
         "ablations": stats.ablation_table(df, args.baseline),
         "adversarial": stats.adversarial_table(df, args.baseline),
         "defences": defence_table(df),
-        "communication": tables.communication_table(df),
+        "communication": communication_table(df),
         "gas": tables.gas_table(df, args.gwei, args.eth_usd),
         "paired_tests": stats.paired_tests(
             df, args.baseline, args.metric, n_boot=args.n_boot, seed=args.seed

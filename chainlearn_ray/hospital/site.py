@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import logging
 import math
-import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 
 from chainlearn_ray.chain.signing import key_address
 from chainlearn_ray.errors import HospitalFailure
+from chainlearn_ray.hospital.faults import inject_fault
 from chainlearn_ray.hospital.spec import (
     Behaviour,
     EvalSplits,
@@ -223,32 +223,6 @@ class Hospital:
                                           self.spec.batch_size, self.spec.dp_epochs)
         return self.privacy
 
-    def _inject_fault(self, round_: int) -> None:
-        """Chaos testing: ``faults`` entries ``"<hospital_id>@<round>:crash|raise|hang"``."""
-        for fault in self.spec.faults:
-            target, _, rest = fault.partition("@")
-            when, _, kind = rest.partition(":")
-            if target != self.spec.hospital_id or int(when) != round_:
-                continue
-            marker = self._fault_marker(fault)
-            if marker is not None and marker.exists():
-                continue  # each fault fires once, even across restarts
-            if marker is not None:
-                marker.touch()
-            logger.warning("%s: injected fault %s in round %d", self.spec.hospital_id, kind,
-                           round_)
-            if kind == "crash":
-                os._exit(17)
-            if kind == "hang":
-                time.sleep(3600)
-            raise HospitalFailure(f"injected fault in {self.spec.hospital_id} round {round_}")
-
-    def _fault_marker(self, fault: str) -> Path | None:
-        if not self.spec.checkpoint_dir:
-            return None
-        safe = fault.replace("@", "_").replace(":", "_")
-        return Path(self.spec.checkpoint_dir) / f".fault_{safe}"
-
     def train_round(self, round_: int, epochs: int) -> RoundReport:
         """Train ``epochs`` local epochs, then measure reliability and test probabilities.
 
@@ -264,7 +238,7 @@ class Hospital:
             to_fixed,
         )
 
-        self._inject_fault(round_)
+        inject_fault(self.spec, round_)
         self._ensure_model()
         started = time.perf_counter()
         budget = self.behaviour.total_epochs

@@ -16,6 +16,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator
 
 from chainlearn_ray.protocol.tiers import TIERS
 from chainlearn_ray.results.atomic import write_atomic
+from chainlearn_ray.results.communication import communication_table
 from chainlearn_ray.results.privacy import privacy_figure
 from chainlearn_ray.results.sensitivity import sensitivity_table
 from chainlearn_ray.results.stats import summary_table
@@ -24,7 +25,6 @@ from chainlearn_ray.results.tables import (
     ABLATION_PREFIX,
     ATTACK_PREFIX,
     alpha_label,
-    communication_table,
     display_name,
     is_main_method,
     order_methods,

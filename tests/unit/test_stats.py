@@ -14,6 +14,7 @@ from scipy import stats as sps
 from chainlearn_ray import cli
 from chainlearn_ray.errors import ConfigError
 from chainlearn_ray.results import significance, stats, tables
+from chainlearn_ray.results.communication import communication_table
 from chainlearn_ray.results.schema import rows_to_frame
 from chainlearn_ray.results.store import append_cell, write_json_atomic, write_parquet_atomic
 
@@ -290,7 +291,7 @@ def test_communication_table_means_per_hospital_round() -> None:
         _row("ours", 42, 3 * (784 + 8), hospital="all", round=1, metric="serve_bytes_per_query"),
         _row("fedavg", 42, 0.0, hospital="all", round=2, metric="serve_bytes_per_query"),
     ]
-    table = tables.communication_table(rows_to_frame(rows)).set_index("method")
+    table = communication_table(rows_to_frame(rows)).set_index("method")
     assert table.loc["ours", "serve_per_query"] == 3 * (784 + 8)
     assert table.loc["fedavg", "serve_per_query"] == 0
     assert table.loc["fedavg", "hospital_rounds"] == 3
