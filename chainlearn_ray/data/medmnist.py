@@ -60,6 +60,9 @@ class MedMNISTData:
     test: Split
     split_mode: str = "official"
     path: Path | None = None
+    #: Validation images held out for an auditor (trust mode): no hospital is given them; the
+    #: ``val`` split is what is left.
+    audit: Split | None = None
 
     @property
     def label_names(self) -> tuple[str, ...]:

@@ -5,22 +5,50 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
+from chainlearn_ray.errors import ConfigError
 from chainlearn_ray.experiment.config import RunConfig
 from chainlearn_ray.experiment.methods import ours_for
-from chainlearn_ray.methods.audit import audit_split
+from chainlearn_ray.methods.audit import AuditSplit, audit_positions
 from chainlearn_ray.methods.ours_trust import OursTrust
+
+
+def hold_out_audit(cfg: RunConfig, data: Any) -> Any:
+    """``data`` with a seeded ``chain.audit_fraction`` of its validation split held out as
+    ``data.audit`` (trust mode with audits; else ``data`` as it is).
+
+    The auditor scores each model on images drawn like the ones the hospital measured its
+    claim on (its validation split), so an honest claim differs from the audit by sampling
+    noise only; the hospitals are given the rest of the validation split.
+    """
+    if cfg.chain.mode != "trust" or not cfg.chain.audit or data.audit is not None:
+        return data
+    import dataclasses
+
+    from chainlearn_ray.data.medmnist import Split
+
+    picked = audit_positions(len(data.val), cfg.chain.audit_fraction, cfg.seed)
+    rest = np.setdiff1d(np.arange(len(data.val)), picked)
+    images, labels = data.val.images, data.val.labels
+    return dataclasses.replace(data, val=Split(images[rest], labels[rest]),
+                               audit=Split(images[picked], labels[picked]))
 
 
 def ours_trust_for(cfg: RunConfig, hardware: Mapping[str, str], data: Any,
                    **inputs: Any) -> OursTrust:
     """Ours in trust mode with ``cfg``'s settings over ``hardware`` (id -> hardware tier);
-    its auditor holds a seeded ``chain.audit_fraction`` of ``data``'s test split, whose labels
-    no hospital is given. ``inputs`` replace the config's (e.g. ``audit=None``,
-    ``verifier_timed=False``, ``behaviours``)."""
+    its auditor holds ``data.audit`` (:func:`hold_out_audit`), images no hospital is given.
+    ``inputs`` replace the config's (e.g. ``audit=None``, ``verifier_timed=False``,
+    ``behaviours``)."""
     split = None
     if cfg.chain.audit:
-        split, _ = audit_split(
-            data.test.images, data.test.labels, cfg.chain.audit_fraction, cfg.seed,
+        held = hold_out_audit(cfg, data).audit
+        if held is None:
+            raise ConfigError("the audit needs chain.mode: trust when the data is loaded (its "
+                              "audit split is held out of the validation split then)")
+        split = AuditSplit(
+            held.images, held.labels.reshape(-1),
             n_classes=int(data.n_classes), in_channels=_channels(data, cfg),
             size=cfg.data.resize or cfg.data.size, rgb=cfg.data.rgb,
             normalize=cfg.data.normalize)

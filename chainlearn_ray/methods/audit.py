@@ -53,16 +53,12 @@ class AuditSplit:
         return self._inputs[0]
 
 
-def audit_split(x: np.ndarray, y: np.ndarray, fraction: float, seed: int, **shape: Any
-                ) -> tuple[AuditSplit, np.ndarray]:
-    """A seeded ``fraction`` of ``(x, y)`` as the audit split, and the positions left over."""
+def audit_positions(n: int, fraction: float, seed: int) -> np.ndarray:
+    """Sorted positions of a seeded ``fraction`` of ``n`` samples: the audit split's."""
     if not 0 < fraction < 1:
-        raise ConfigError(f"trust.audit_fraction must be in (0, 1), got {fraction}")
-    n = len(y)
-    picked = np.sort(np.random.default_rng([int(seed), 0xA0D17]).choice(
+        raise ConfigError(f"chain.audit_fraction must be in (0, 1), got {fraction}")
+    return np.sort(np.random.default_rng([int(seed), 0xA0D17]).choice(
         n, size=max(1, round(n * fraction)), replace=False))
-    rest = np.setdiff1d(np.arange(n), picked)
-    return AuditSplit(np.asarray(x)[picked], np.asarray(y).reshape(-1)[picked], **shape), rest
 
 
 def score_model(split: AuditSplit, handed: dict[str, Any] | None,

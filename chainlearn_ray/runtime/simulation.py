@@ -76,6 +76,7 @@ def load_partitioned(cfg: RunConfig) -> tuple[Any, Any]:
     from chainlearn_ray.data.medmnist import load_dataset
     from chainlearn_ray.data.partition import dirichlet_partition
     from chainlearn_ray.experiment.privacy_config import check_dp_shards
+    from chainlearn_ray.experiment.trust_method import hold_out_audit
 
     data = load_dataset(cfg.data.dataset, cfg.data.data_dir, size=cfg.data.size,
                         split_mode=cfg.data.split, download=cfg.data.download)
@@ -83,7 +84,7 @@ def load_partitioned(cfg: RunConfig) -> tuple[Any, Any]:
                                seed=cfg.seed, min_size=cfg.data.min_shard,
                                strategy=cfg.data.partition_strategy)  # type: ignore[arg-type]
     check_dp_shards(cfg, [int(n) for n in part.class_counts.sum(axis=1)])
-    return data, part
+    return hold_out_audit(cfg, data), part
 
 
 def run_simulation(cfg: RunConfig, out_dir: str | Path, *, progress: Progress | None = None,

@@ -3,6 +3,8 @@ timing -> tier rule, and the audit rule."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -80,3 +82,23 @@ def test_audit_rule_and_undeliverable_models() -> None:
     assert score_model(split, None, bytes(32)) == (*UNDELIVERED, False)
     with pytest.raises(ConfigError, match="audit_fraction"):
         AuditSplit(np.zeros((0, 28, 28), np.uint8), np.zeros(0), 2, 1)
+
+
+def test_the_audit_split_is_held_out_of_the_validation_split(tmp_path: Path) -> None:
+    """Trust mode's auditor scores on validation images no hospital is given, drawn like the
+    ones each hospital measures its claim on (so an honest claim differs by sampling only)."""
+    from chainlearn_ray.data.synthetic import write_synthetic
+    from chainlearn_ray.experiment.loading import load_config
+    from chainlearn_ray.runtime.simulation import load_partitioned
+
+    write_synthetic(tmp_path, "synthetic", n_classes=2, n_channels=1, n_train=200, n_val=100,
+                    n_test=50, seed=0)
+    base = {"data.dataset": "synthetic", "data.data_dir": str(tmp_path), "data.min_shard": 16,
+            "data.download": False}
+    plain, _ = load_partitioned(load_config(None, base))
+    trust, _ = load_partitioned(load_config(None, {**base, "chain.mode": "trust"}))
+    assert plain.audit is None and len(plain.val) == 100
+    assert trust.audit is not None and len(trust.audit) == 50 and len(trust.val) == 50
+    seen = {bytes(img) for img in trust.val.images}
+    assert not any(bytes(img) in seen for img in trust.audit.images)
+    assert len(trust.test) == len(plain.test)  # evaluation stays on the whole test split
