@@ -1,75 +1,91 @@
-"""Write a study's Markdown summary from its results folder: every table of ``chainlearn
+"""Write a study's Markdown summary from its results folders: every table of ``chainlearn
 stats`` (findings included), the figures as PNG beside it, the commands, the machine and the
-wall time. Every number in it is recomputed from the folder's Parquet; prose written by hand
-goes in ``--intro`` (a Markdown file placed under the title).
+wall times. Every number in the tables and figures is recomputed from the folders' Parquet;
+prose written by hand goes in ``--intro`` (a Markdown file placed under the title).
 
 Usage::
 
-    python experiments/study_doc.py runs/cpu-study --out docs/study.md --intro notes.md \\
-        --command "chainlearn sweep experiments/cpu-study.yaml --out runs/cpu-study"
+    python experiments/study_doc.py "Main study=runs/cpu-study" \\
+        "Defences=runs/cpu-study-defences" "Privacy=runs/cpu-study-privacy" \\
+        --out docs/study.md --intro notes.md --command "chainlearn sweep ..."
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import re
 from pathlib import Path
 
 from chainlearn_ray.commands import stats
 from chainlearn_ray.results.figures import make_figures
 from chainlearn_ray.results.store import read_results
 
+#: Sections shown once (they do not depend on the results), in the first part only.
+ONCE = ("sensitivity",)
+
 
 def _machine() -> str:
-    import os
-
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return f"{platform.platform()}, {os.cpu_count()} CPU cores, {memory:.0f} GiB memory, no GPU"
 
 
+def _manifest_line(folder: Path) -> str | None:
+    path = folder / "sweep_manifest.json"
+    if not path.is_file():
+        return None
+    manifest = json.loads(path.read_text())
+    return (f"wall time of the last sitting {manifest.get('seconds', 0):.0f} s, "
+            f"{len(manifest.get('finished', []))} cells finished, "
+            f"{len(manifest.get('failed', []))} failed, git revision "
+            f"`{manifest.get('git_revision', '?')}`")
+
+
+def _part(title: str, folder: Path, out: Path, first: bool) -> list[str]:
+    df = read_results(folder)
+    table_args = argparse.Namespace(metric="accuracy", baseline="ours", gwei=None, eth_usd=None,
+                                    n_boot=10_000, seed=0, results=folder)
+    slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+    figures_dir = out.parent / out.stem / slug
+    written = make_figures(df, figures_dir, "ours", sensitivity=first, dpi=110)
+    lines = [f"## {title}", "", f"Results `{folder}`: {stats.describe(df)}"]
+    made = _manifest_line(folder)
+    if made:
+        lines[-1] += f" Sweep: {made}."
+    lines.append("")
+    for name, heading, _, markdown in stats.sections(df, table_args):
+        if markdown.startswith("_Section skipped") or (name in ONCE and not first):
+            continue
+        lines += [f"### {heading}", "", markdown, ""]
+    pngs = [w for w in written if w.suffix == ".png"]
+    for png in pngs:
+        lines += [f"![{title}: {png.stem}]({png.relative_to(out.parent).as_posix()})", ""]
+    for pdf in (w for w in written if w.suffix == ".pdf"):
+        pdf.unlink()
+    return lines
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("results", type=Path)
+    p.add_argument("parts", nargs="+", metavar="TITLE=FOLDER")
     p.add_argument("--out", type=Path, default=Path("docs/study.md"))
     p.add_argument("--intro", type=Path, help="hand-written Markdown placed under the title")
     p.add_argument("--command", action="append", default=[], help="a command that made it")
     p.add_argument("--title", default="CPU study")
     args = p.parse_args()
 
-    df = read_results(args.results)
-    table_args = argparse.Namespace(metric="accuracy", baseline="ours", gwei=None, eth_usd=None,
-                                    n_boot=10_000, seed=0, results=args.results)
-    figures_dir = args.out.parent / args.out.stem
-    written = make_figures(df, figures_dir, "ours", dpi=110)
-    manifest_path = args.results / "sweep_manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     lines = [f"# {args.title}", ""]
     if args.intro:
         lines += [args.intro.read_text().strip(), ""]
-    lines += ["## How it was made", ""]
-    lines += ["```bash", *args.command, f"python experiments/study_doc.py {args.results} "
-              f"--out {args.out}", "```", ""]
-    lines.append(f"- Machine: {_machine()}.")
-    if manifest:
-        lines.append(f"- Wall time of the sweep's last sitting: {manifest.get('seconds', 0):.0f} s "
-                     f"({len(manifest.get('finished', []))} cells finished, "
-                     f"{len(manifest.get('failed', []))} failed), git revision "
-                     f"`{manifest.get('git_revision', '?')}`.")
-        versions = manifest.get("versions", {})
-        lines.append("- Versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))
-                     + ".")
-    lines += [f"- Results: {stats.describe(df)}", ""]
-    for _, heading, _, markdown in stats.sections(df, table_args):
-        lines += [f"## {heading}", "", markdown, ""]
-    pngs = [w for w in written if w.suffix == ".png"]
-    if pngs:
-        lines += ["## Figures", ""]
-        for png in pngs:
-            rel = png.relative_to(args.out.parent)
-            lines += [f"![{png.stem}]({rel.as_posix()})", ""]
-    for pdf in (w for w in written if w.suffix == ".pdf"):
-        pdf.unlink()
+    lines += ["## How it was made", "", "```bash", *args.command,
+              "python experiments/study_doc.py " + " ".join(f'"{x}"' for x in args.parts)
+              + f" --out {args.out}", "```", "", f"Machine: {_machine()}.", ""]
+    for i, part in enumerate(args.parts):
+        title, _, folder = part.partition("=")
+        lines += _part(title, Path(folder), args.out, first=i == 0)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines).rstrip() + "\n")
     print(args.out)
 

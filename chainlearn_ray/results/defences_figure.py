@@ -10,6 +10,11 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from chainlearn_ray.results.defences import defence_table
+from chainlearn_ray.results.styles import PALETTE
+
+#: Rows that run with the defence their cheat is meant to meet.
+DEFENDED = frozenset({"attack:inflated_audit", "attack:spoof_tier_timed",
+                      "attack:spoof_throughput_timed", "attack:free_rider_cr"})
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -27,10 +32,10 @@ def defence_figure(df: pd.DataFrame) -> Figure | None:
     fig = Figure(figsize=(7.5, 7.0), layout="constrained")
     axes = fig.subplots(3, 1, sharex=True)
     x = np.arange(len(pooled))
-    defended = ["audited" in d or "verifier-timed" in d for d in pooled["display"]]
-    colors = ["#4c72b0" if d else "#dd8452" for d in defended]
-    panels = (("accuracy", "ensemble accuracy"), ("weight", "attacker weight (final round)"),
-              ("stake", "attacker stake after (ETH)"))
+    defended = [m in DEFENDED for m in pooled["method"]]
+    colors = [PALETTE["blue"] if d else PALETTE["vermillion"] for d in defended]
+    panels = (("accuracy", "ensemble\naccuracy"), ("weight", "attacker weight\n(final round)"),
+              ("stake", "attacker stake\nafter (ETH)"))
     for ax, (column, label) in zip(axes, panels, strict=True):
         values = pooled[column].to_numpy(dtype=float)
         if column == "stake":
@@ -38,5 +43,5 @@ def defence_figure(df: pd.DataFrame) -> Figure | None:
         ax.bar(x, values, color=colors, edgecolor="black", linewidth=0.4)
         ax.set_ylabel(label)
     axes[-1].set_xticks(x, list(pooled["display"]), rotation=30, ha="right")
-    fig.suptitle("Cheats without (orange) and with (blue) their trust-mode defence")
+    fig.suptitle("Cheats without (vermillion) and with (blue) their trust-mode defence")
     return fig

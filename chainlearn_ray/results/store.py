@@ -122,10 +122,17 @@ def _visible(path: Path) -> bool:
     return not path.name.startswith((".", "_"))
 
 
+#: Folders ``chainlearn stats`` / ``figures`` write their own tables into beside the results
+#: they read (never results themselves).
+DERIVED_FOLDERS = ("stats", "figures")
+
+
 def _parquet_files(folder: Path) -> list[Path]:
-    """Results files of a dataset directory: its dataset folders' files, then its own files."""
+    """Results files of a dataset directory: its dataset folders' files, then its own files
+    (the derived ``stats`` and ``figures`` folders left out)."""
     files: list[Path] = []
-    for part in sorted(p for p in folder.iterdir() if p.is_dir() and _visible(p)):
+    for part in sorted(p for p in folder.iterdir()
+                       if p.is_dir() and _visible(p) and p.name not in DERIVED_FOLDERS):
         files.extend(_walk_parquet(part))
     own = (p for p in folder.iterdir() if p.is_file() and p.suffix == ".parquet" and _visible(p))
     files.extend(sorted(own))

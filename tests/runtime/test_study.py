@@ -69,9 +69,11 @@ def _deterministic(df: pd.DataFrame) -> pd.DataFrame:
 
 def test_every_method_learns_and_files_are_written(cell: tuple[pd.DataFrame, Path]) -> None:
     df, out = cell
-    expected = set(STUDY.methods) | set(STUDY.attack_methods())
+    expected = set(STUDY.methods) | set(STUDY.attack_methods()) | {names.MAJORITY}
     assert set(df.method) == expected
-    for method in expected:
+    majority = df[(df.method == names.MAJORITY) & (df.metric == "balanced_accuracy")]
+    assert majority.value.tolist() == [0.5]  # one class for everything: 1/k with k = 2
+    for method in expected - {names.MAJORITY}:
         acc = df[(df.method == method) & (df.hospital == "ensemble") & (df.metric == "accuracy")]
         assert float(acc.sort_values("round").value.iloc[-1]) > 0.6, method  # chance: 0.5
         budget = df[(df.method == method) & (df.metric == "budget_total_epochs")]
@@ -81,7 +83,8 @@ def test_every_method_learns_and_files_are_written(cell: tuple[pd.DataFrame, Pat
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "complete" and "posthoc" in manifest["methods_done"]
     contracts = {d["contract"] for d in manifest["deployments"].values()}
-    assert len(contracts) == len(manifest["deployments"]) == 6  # a fresh one per retraining
+    # a fresh one per retraining: Ours-Dropout, Ours-BalAcc, No PoC and four attack variants
+    assert len(contracts) == len(manifest["deployments"]) == 7
 
 
 def test_posthoc_methods_reuse_ours_models(cell: tuple[pd.DataFrame, Path]) -> None:
@@ -166,7 +169,7 @@ def test_same_seed_same_frame(cell: tuple[pd.DataFrame, Path], synth_dir: Path,
     df, _ = cell
     again = run_cell(_config(synth_dir), StudyConfig(methods=(names.OURS,), attacks=()),
                      tmp_path)
-    assert set(again.method) == {names.OURS}
+    assert set(again.method) == {names.OURS, names.MAJORITY}  # Majority: every cell's floor
     first = _deterministic(df[df.method == names.OURS])
-    second = _deterministic(again)
+    second = _deterministic(again[again.method == names.OURS])
     pd.testing.assert_frame_equal(first.drop(columns="run_id"), second.drop(columns="run_id"))

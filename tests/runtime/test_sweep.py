@@ -64,7 +64,7 @@ def test_two_cells_end_to_end_into_parquet(first: dict[str, Any], ray_local: Any
     assert list(frame.columns) == ["run_id", "dataset", "alpha", "seed", "method", "round",
                                    "hospital", "tier", "metric", "value"]
     assert set(frame.seed) == {0, 1} and set(frame.dataset) == {"syn"}
-    assert set(frame.method) == {"ours"}
+    assert set(frame.method) == {"ours", "majority"}
     ens = frame[(frame.hospital == "ensemble") & (frame.metric == "accuracy")]
     assert len(ens.groupby("seed")) == 2 and ens.value.between(0, 1).all()
     # both trials' placement groups held every CPU of the cluster, so the coordinator and

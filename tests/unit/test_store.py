@@ -337,3 +337,17 @@ def test_results_files_follow_the_umask(tmp_path: Path) -> None:
     finally:
         os.umask(old)
 
+
+
+def test_a_folder_of_run_folders_reads_past_its_stats_tables(tmp_path: Path) -> None:
+    """``chainlearn stats`` on a folder of runs writes its tables into ``stats/`` there; the
+    next read of the folder takes the runs only."""
+    for seed in (1, 2):
+        run = tmp_path / f"s{seed}"
+        run.mkdir()
+        store.write_parquet_atomic(_frame(seed=seed), run / "results.parquet")
+    (tmp_path / "stats").mkdir()
+    tables = pd.DataFrame({"method": ["ours"], "mean": [0.8]})
+    tables.to_parquet(tmp_path / "stats" / "main.parquet")
+    frame = store.read_results(tmp_path)
+    assert sorted(frame["seed"].unique()) == [1, 2] and len(frame) == 6
