@@ -73,11 +73,13 @@ def privacy_utility_table(df: pd.DataFrame, metric: str = "accuracy") -> pd.Data
 
 
 def privacy_spent_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Each hospital's spent ε after every round (mean over seeds), and its δ.
+    """Each hospital's spent ε after every round (mean over seeds), and its δ, per target ε
+    (runs of different targets are never pooled; a run without a target row has NaN).
 
-    Columns ``dataset, alpha, method, display, hospital, tier, round, epsilon, delta, n``.
+    Columns ``dataset, alpha, method, display, target, hospital, tier, round, epsilon, delta,
+    n``.
     """
-    columns = ["dataset", "alpha", "method", "display", "hospital", "tier", "round",
+    columns = ["dataset", "alpha", "method", "display", "target", "hospital", "tier", "round",
                "epsilon", "delta", "n"]
     eps = df[df["metric"] == DP_EPSILON]
     if eps.empty:
@@ -85,11 +87,13 @@ def privacy_spent_table(df: pd.DataFrame) -> pd.DataFrame:
     keys = ["run_id", "dataset", "alpha", "seed", "method", "hospital", "tier", "round"]
     delta = df[df["metric"] == DP_DELTA][[*keys, "value"]].rename(columns={"value": "delta"})
     both = eps[[*keys, "value"]].merge(delta, on=keys, how="left")
-    out = both.groupby(["dataset", "alpha", "method", "hospital", "tier", "round"],
-                       as_index=False).agg(epsilon=("value", "mean"), delta=("delta", "max"),
-                                           n=("value", "size"))
+    both["target"] = both["run_id"].map(_targets(df)).astype(float)
+    out = both.groupby(["dataset", "alpha", "method", "target", "hospital", "tier", "round"],
+                       as_index=False, dropna=False).agg(
+        epsilon=("value", "mean"), delta=("delta", "max"), n=("value", "size"))
     out["display"] = out["method"].map(display_name)
-    return out[columns].sort_values(["dataset", "alpha", "method", "hospital", "round"]
+    return out[columns].sort_values(["dataset", "alpha", "method", "target", "hospital",
+                                     "round"], ascending=[True, True, True, False, True, True]
                                     ).reset_index(drop=True)
 
 
@@ -155,13 +159,17 @@ def present_privacy(name: str, table: pd.DataFrame, metric: str = "accuracy") ->
                                        for v in table["spent_epsilon"]],
         })
         return to_markdown(view)
-    wide = table.pivot_table(index=["dataset", "alpha", "display", "hospital", "tier", "delta"],
-                             columns="round", values="epsilon", aggfunc="mean")
+    shown = table.assign(target=table["target"].map(
+        lambda v: DASH if v != v else epsilon_label(float(v))))
+    wide = shown.pivot_table(index=["dataset", "alpha", "display", "target", "hospital", "tier",
+                                    "delta"], columns="round", values="epsilon",
+                             aggfunc="mean", sort=False)
     wide.columns = [f"ε after round {r}" for r in wide.columns]
     wide = wide.reset_index()
     wide["alpha"] = wide["alpha"].map(alpha_label)
     wide = wide.rename(columns={"dataset": "Dataset", "alpha": "Non-IID", "display": "Method",
-                                "hospital": "Hospital", "tier": "Tier", "delta": "δ"})
+                                "target": "Target ε", "hospital": "Hospital", "tier": "Tier",
+                                "delta": "δ"})
     formats: dict[str, Any] = {c: (lambda v: DASH if v != v else f"{v:.2f}")
                                for c in wide.columns if str(c).startswith("ε")}
     formats["δ"] = lambda v: f"{v:g}"

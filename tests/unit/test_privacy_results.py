@@ -148,3 +148,16 @@ def test_a_sweep_checks_private_cells_on_their_shards(tmp_path: Path) -> None:
                                           r"epsilon 1e-09 cannot be reached"):
         check_private_cells(plan)
     check_private_cells(expand_sweep(_doc(dp_epsilons=["inf", 8]), tmp_path / "synth"))
+
+
+def test_privacy_spent_keeps_each_target_apart(tmp_path: Path) -> None:
+    rows: list[dict[str, Any]] = []
+    for eps in (8.0, 1.0):
+        key = RunKey(f"run-{eps}", "synth", 1.0, 0, "ours")
+        rows += target_rows(key, eps)
+        rows.append(result_row(key, 1, "h00", "weak", "dp_epsilon", eps))
+        rows.append(result_row(key, 1, "h00", "weak", "dp_delta", 1e-5))
+    path = tmp_path / "results.parquet"
+    write_rows_atomic(rows, path)
+    spent = privacy_spent_table(read_results(path))
+    assert list(spent["target"]) == [8.0, 1.0] and list(spent["epsilon"]) == [8.0, 1.0]
