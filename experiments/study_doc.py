@@ -55,11 +55,15 @@ def _part(title: str, folder: Path, out: Path, first: bool) -> list[str]:
     if made:
         lines[-1] += f" Sweep: {made}."
     lines.append("")
+    targets = df.loc[df["metric"] == "dp_target_epsilon", "value"].nunique()
     for name, heading, _, markdown in stats.sections(df, table_args):
         if markdown.startswith("_Section skipped") or (name in ONCE and not first):
             continue
+        if targets > 1 and not name.startswith("privacy"):
+            continue  # the other tables would pool the cells of every ε by seed
         lines += [f"### {heading}", "", markdown, ""]
-    pngs = [w for w in written if w.suffix == ".png"]
+    pngs = [w for w in written if w.suffix == ".png"
+            and (targets <= 1 or w.stem.startswith("privacy"))]
     for png in pngs:
         lines += [f"![{title}: {png.stem}]({png.relative_to(out.parent).as_posix()})", ""]
     for pdf in (w for w in written if w.suffix == ".pdf"):
