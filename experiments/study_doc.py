@@ -66,8 +66,8 @@ def _part(title: str, folder: Path, out: Path, first: bool) -> list[str]:
             and (targets <= 1 or w.stem.startswith("privacy"))]
     for png in pngs:
         lines += [f"![{title}: {png.stem}]({png.relative_to(out.parent).as_posix()})", ""]
-    for pdf in (w for w in written if w.suffix == ".pdf"):
-        pdf.unlink()
+    for unused in (w for w in written if w not in pngs):  # PDFs, figures not shown
+        unused.unlink()
     return lines
 
 
