@@ -115,7 +115,7 @@ def privacy_figure(df: pd.DataFrame, metric: str = "accuracy") -> Figure | None:
     if table.empty:
         return None
     panels = list(table.groupby(["dataset", "alpha"], sort=True))
-    fig = Figure(figsize=(4.2 * len(panels), 3.6), layout="constrained")
+    fig = Figure(figsize=(4.2 * len(panels) + 1.6, 3.6), layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     finite = sorted(e for e in table["epsilon"].unique() if math.isfinite(e))
     no_dp_x = finite[-1] * 3 if finite else 1.0
@@ -137,7 +137,8 @@ def privacy_figure(df: pd.DataFrame, metric: str = "accuracy") -> Figure | None:
         ax.set_ylabel(metric.replace("_", " "))
         ax.set_title(f"{dataset}, {alpha_label(alpha)}", fontsize=9)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right upper", fontsize=7, frameon=False)
     title = f"Privacy–utility: {metric} of each method's final predictor against ε"
     fig.suptitle(textwrap.fill(title, 45 * len(panels)), fontsize=10)
     return fig
