@@ -31,6 +31,7 @@ from chainlearn_ray.chain.tx import (
     encode_withdraw,
     sign_transaction,
 )
+from chainlearn_ray.errors import ContractRevertError
 from chainlearn_ray.protocol.poc import benchmark_hash
 from chainlearn_ray.protocol.tiers import Tier
 
@@ -84,6 +85,15 @@ def submit(
         expected_to=client.address,
     )
     return client.send_raw(raw)
+
+
+def reverts(error: str, action: object) -> ContractRevertError:
+    """Run ``action`` and check that the contract reverts with the custom error ``error``."""
+    assert callable(action)
+    with pytest.raises(ContractRevertError) as info:
+        action()
+    assert info.value.error_name == error, info.value
+    return info.value
 
 
 def as_sender(client: FLCoordinatorClient, account: LocalAccount) -> FLCoordinatorClient:

@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import pytest
 from eth_account import Account
 
 from chainlearn_ray.chain.backends import ChainConnection
 from chainlearn_ray.chain.client import FLCoordinatorClient
 from chainlearn_ray.chain.statements import sign_poc
-from chainlearn_ray.errors import ContractRevertError
 from chainlearn_ray.protocol.tiers import ModelType, Tier
-from tests.chain.conftest import Hospital, as_sender, make_hospital, register
+from tests.chain.conftest import Hospital, as_sender, make_hospital, register, reverts
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 ZERO_ADDRESS = "0x" + "00" * 20
-
-
-def _expect(error: str, action: object) -> ContractRevertError:
-    assert callable(action)
-    with pytest.raises(ContractRevertError) as info:
-        action()
-    assert info.value.error_name == error, info.value
-    return info.value
 
 
 def test_register_stores_everything(fresh: FLCoordinatorClient, trio: list[Hospital]) -> None:
@@ -54,19 +44,19 @@ def test_registered_event(fresh: FLCoordinatorClient, trio: list[Hospital]) -> N
 
 def test_duplicate_registration(fresh: FLCoordinatorClient, trio: list[Hospital]) -> None:
     register(fresh, trio[0])
-    err = _expect("FLCoordinator__AlreadyRegistered", lambda: register(fresh, trio[0]))
+    err = reverts("FLCoordinator__AlreadyRegistered", lambda: register(fresh, trio[0]))
     assert err.args_decoded == (trio[0].address,)
 
 
 def test_non_owner_cannot_register(fresh: FLCoordinatorClient, trio: list[Hospital]) -> None:
     outsider = as_sender(fresh, trio[1].account)
-    _expect("OwnableUnauthorizedAccount", lambda: register(outsider, trio[0]))
+    reverts("OwnableUnauthorizedAccount", lambda: register(outsider, trio[0]))
     assert fresh.hospital_count() == 0
 
 
 def test_garbage_signature(fresh: FLCoordinatorClient, trio: list[Hospital]) -> None:
     h = trio[0]
-    err = _expect(
+    err = reverts(
         "FLCoordinator__InvalidSignature",
         lambda: fresh.register_hospital(h.address, "x", h.tier, h.bench_hash, b"\x07" * 65),
     )
@@ -76,7 +66,7 @@ def test_garbage_signature(fresh: FLCoordinatorClient, trio: list[Hospital]) -> 
 def test_signature_of_another_account(fresh: FLCoordinatorClient, trio: list[Hospital]) -> None:
     h, other = trio[0], trio[1]
     sig = sign_poc(other.account.key, h.tier, h.bench_hash, fresh.chain_id, fresh.address, name="x")
-    err = _expect(
+    err = reverts(
         "FLCoordinator__InvalidSignature",
         lambda: fresh.register_hospital(h.address, "x", h.tier, h.bench_hash, sig),
     )
@@ -91,7 +81,7 @@ def test_signature_for_another_tier_is_rejected(
     weak = trio[2]
     sig = sign_poc(weak.account.key, Tier.WEAK, weak.bench_hash,
                    fresh.chain_id, fresh.address, name="x")
-    _expect(
+    reverts(
         "FLCoordinator__InvalidSignature",
         lambda: fresh.register_hospital(weak.address, "x", Tier.STRONG, weak.bench_hash, sig),
     )
@@ -103,7 +93,7 @@ def test_owner_cannot_register_under_another_name(
     h = trio[0]
     sig = sign_poc(h.account.key, h.tier, h.bench_hash, fresh.chain_id, fresh.address,
                    name="General Hospital")
-    err = _expect(
+    err = reverts(
         "FLCoordinator__InvalidSignature",
         lambda: fresh.register_hospital(h.address, "Quack Clinic", h.tier, h.bench_hash, sig),
     )
@@ -117,13 +107,13 @@ def test_ownership_moves_in_two_steps(fresh: FLCoordinatorClient, trio: list[Hos
     fresh.transfer_ownership(successor.address)
     assert fresh.owner() == owner  # nothing moves until the new owner accepts
     assert fresh.pending_owner() == successor.address
-    _expect("OwnableUnauthorizedAccount", as_sender(fresh, trio[1].account).accept_ownership)
-    _expect("OwnableUnauthorizedAccount", lambda: as_sender(fresh, successor).register_hospital(
+    reverts("OwnableUnauthorizedAccount", as_sender(fresh, trio[1].account).accept_ownership)
+    reverts("OwnableUnauthorizedAccount", lambda: as_sender(fresh, successor).register_hospital(
         trio[1].address, "x", Tier.WEAK, b"\x01" * 32, b"\x00" * 65))
     as_sender(fresh, successor).accept_ownership()
     assert fresh.owner() == successor.address
     assert fresh.pending_owner() == ZERO_ADDRESS
-    _expect("OwnableUnauthorizedAccount", fresh.start_round)  # the old owner lost its rights
+    reverts("OwnableUnauthorizedAccount", fresh.start_round)  # the old owner lost its rights
 
 
 def test_signature_for_another_benchmark_is_rejected(
@@ -131,7 +121,7 @@ def test_signature_for_another_benchmark_is_rejected(
 ) -> None:
     h = trio[1]
     sig = sign_poc(h.account.key, h.tier, b"\x01" * 32, fresh.chain_id, fresh.address, name="x")
-    _expect(
+    reverts(
         "FLCoordinator__InvalidSignature",
         lambda: fresh.register_hospital(h.address, "x", h.tier, h.bench_hash, sig),
     )
@@ -142,7 +132,7 @@ def test_signature_for_another_chain_is_rejected(
 ) -> None:
     h = trio[1]
     sig = sign_poc(h.account.key, h.tier, h.bench_hash, fresh.chain_id + 1, fresh.address, name="x")
-    _expect(
+    reverts(
         "FLCoordinator__InvalidSignature",
         lambda: fresh.register_hospital(h.address, "x", h.tier, h.bench_hash, sig),
     )
@@ -156,7 +146,7 @@ def test_signature_replayed_on_another_deployment(
     h = trio[0]
     sig = sign_poc(h.account.key, h.tier, h.bench_hash, first.chain_id, first.address, name="x")
     first.register_hospital(h.address, "x", h.tier, h.bench_hash, sig)
-    _expect(
+    reverts(
         "FLCoordinator__InvalidSignature",
         lambda: second.register_hospital(h.address, "x", h.tier, h.bench_hash, sig),
     )
@@ -174,7 +164,7 @@ def test_high_s_signature_is_rejected(fresh: FLCoordinatorClient, trio: list[Hos
         )
         == h.address
     )
-    err = _expect(
+    err = reverts(
         "FLCoordinator__InvalidSignature",
         lambda: fresh.register_hospital(h.address, "x", h.tier, h.bench_hash, malleable),
     )
@@ -195,7 +185,7 @@ def _eth_signed(h: Hospital, client: FLCoordinatorClient) -> bytes:
 def test_short_signature_is_rejected(fresh: FLCoordinatorClient, trio: list[Hospital]) -> None:
     h = trio[0]
     sig = sign_poc(h.account.key, h.tier, h.bench_hash, fresh.chain_id, fresh.address, name="x")
-    _expect(
+    reverts(
         "FLCoordinator__InvalidSignature",
         lambda: fresh.register_hospital(h.address, "x", h.tier, h.bench_hash, sig[:64]),
     )
@@ -203,7 +193,7 @@ def test_short_signature_is_rejected(fresh: FLCoordinatorClient, trio: list[Hosp
 
 def test_zero_address_cannot_register(fresh: FLCoordinatorClient) -> None:
     garbage = b"\x00" * 65
-    _expect(
+    reverts(
         "FLCoordinator__ZeroAddress",
         lambda: fresh.register_hospital(ZERO_ADDRESS, "x", Tier.STRONG, b"\x02" * 32, garbage),
     )

@@ -13,25 +13,17 @@ from chainlearn_ray.chain.tx import encode_submit_update, sign_transaction
 from chainlearn_ray.errors import ChainError, ContractRevertError
 from chainlearn_ray.protocol.tiers import ModelType, Tier
 from chainlearn_ray.protocol.weights import compute_weight
-from tests.chain.conftest import Hospital, as_sender, make_hospital, register, submit
-
-
-def _expect(error: str, action: object) -> ContractRevertError:
-    assert callable(action)
-    with pytest.raises(ContractRevertError) as info:
-        action()
-    assert info.value.error_name == error, info.value
-    return info.value
+from tests.chain.conftest import Hospital, as_sender, make_hospital, register, reverts, submit
 
 
 # ---------------------------------------------------------------- startNewRound
 def test_start_round_needs_hospitals(fresh: FLCoordinatorClient) -> None:
-    _expect("FLCoordinator__NoHospitals", fresh.start_round)
+    reverts("FLCoordinator__NoHospitals", fresh.start_round)
     assert fresh.current_round() == 0
 
 
 def test_start_round_owner_only(registered: FLCoordinatorClient, trio: list[Hospital]) -> None:
-    err = _expect("OwnableUnauthorizedAccount", as_sender(registered, trio[0].account).start_round)
+    err = reverts("OwnableUnauthorizedAccount", as_sender(registered, trio[0].account).start_round)
     assert err.args_decoded == (trio[0].address,)
 
 
@@ -74,18 +66,18 @@ def test_submit_unregistered(registered: FLCoordinatorClient, chain: ChainConnec
     registered.start_round()
     stranger = make_hospital(77, Tier.MEDIUM)
     chain.fund(stranger.address, 10**17)
-    err = _expect("FLCoordinator__NotRegistered", lambda: submit(registered, stranger))
+    err = reverts("FLCoordinator__NotRegistered", lambda: submit(registered, stranger))
     assert err.args_decoded == (stranger.address,)
 
 
 def test_submit_without_round(registered: FLCoordinatorClient, trio: list[Hospital]) -> None:
-    _expect("FLCoordinator__NoActiveRound", lambda: submit(registered, trio[0]))
+    reverts("FLCoordinator__NoActiveRound", lambda: submit(registered, trio[0]))
 
 
 def test_second_submission_in_round(registered: FLCoordinatorClient, trio: list[Hospital]) -> None:
     registered.start_round()
     submit(registered, trio[1])
-    err = _expect("FLCoordinator__AlreadySubmitted", lambda: submit(registered, trio[1], 8000))
+    err = reverts("FLCoordinator__AlreadySubmitted", lambda: submit(registered, trio[1], 8000))
     assert err.args_decoded == (1, trio[1].address)
     assert registered.round_submitter_count(1) == 1
 
@@ -120,7 +112,7 @@ def test_boundary_metrics_accepted(registered: FLCoordinatorClient, trio: list[H
 def test_wrong_model_type(registered: FLCoordinatorClient, trio: list[Hospital]) -> None:
     registered.start_round()
     weak = trio[2]
-    err = _expect(
+    err = reverts(
         "FLCoordinator__WrongModelType",
         lambda: submit(registered, weak, model_type=int(ModelType.HEAVY)),
     )
@@ -133,7 +125,7 @@ def test_submit_after_ensemble_closes_round(
     registered.start_round()
     submit(registered, trio[0])
     registered.record_ensemble(b"\x09" * 32, 1)
-    err = _expect("FLCoordinator__RoundClosed", lambda: submit(registered, trio[1]))
+    err = reverts("FLCoordinator__RoundClosed", lambda: submit(registered, trio[1]))
     assert err.args_decoded == (1,)
     registered.start_round()
     submit(registered, trio[1])  # the next round is open again
@@ -158,12 +150,12 @@ def test_record_ensemble(registered: FLCoordinatorClient, trio: list[Hospital]) 
 
 
 def test_ensemble_without_round(registered: FLCoordinatorClient) -> None:
-    _expect("FLCoordinator__NoActiveRound", lambda: registered.record_ensemble(b"\x01" * 32, 1))
+    reverts("FLCoordinator__NoActiveRound", lambda: registered.record_ensemble(b"\x01" * 32, 1))
 
 
 def test_ensemble_zero_participants(registered: FLCoordinatorClient) -> None:
     registered.start_round()
-    _expect("FLCoordinator__ZeroParticipants", lambda: registered.record_ensemble(b"\x01" * 32, 0))
+    reverts("FLCoordinator__ZeroParticipants", lambda: registered.record_ensemble(b"\x01" * 32, 0))
 
 
 @pytest.mark.parametrize("claimed", [1, 3, 50])
@@ -173,7 +165,7 @@ def test_ensemble_participant_mismatch(
     registered.start_round()
     submit(registered, trio[0])
     submit(registered, trio[2])
-    err = _expect(
+    err = reverts(
         "FLCoordinator__ParticipantCountMismatch",
         lambda: registered.record_ensemble(b"\x01" * 32, claimed),
     )
@@ -185,7 +177,7 @@ def test_second_ensemble_record(registered: FLCoordinatorClient, trio: list[Hosp
     registered.start_round()
     submit(registered, trio[0])
     registered.record_ensemble(b"\x01" * 32, 1)
-    err = _expect(
+    err = reverts(
         "FLCoordinator__EnsembleAlreadyRecorded",
         lambda: registered.record_ensemble(b"\x02" * 32, 1),
     )
@@ -197,15 +189,15 @@ def test_ensemble_owner_only(registered: FLCoordinatorClient, trio: list[Hospita
     registered.start_round()
     submit(registered, trio[0])
     outsider = as_sender(registered, trio[0].account)
-    _expect("OwnableUnauthorizedAccount", lambda: outsider.record_ensemble(b"\x01" * 32, 1))
+    reverts("OwnableUnauthorizedAccount", lambda: outsider.record_ensemble(b"\x01" * 32, 1))
 
 
 # ---------------------------------------------------------------- weights and snapshots
 def test_calculate_weight_unregistered(registered: FLCoordinatorClient) -> None:
     stranger = Account.create().address
-    err = _expect("FLCoordinator__NotRegistered", lambda: registered.weight(stranger))
+    err = reverts("FLCoordinator__NotRegistered", lambda: registered.weight(stranger))
     assert err.args_decoded == (stranger,)
-    _expect("FLCoordinator__NotRegistered", lambda: registered.round_weight(1, stranger))
+    reverts("FLCoordinator__NotRegistered", lambda: registered.round_weight(1, stranger))
 
 
 def test_round_weight_snapshots(registered: FLCoordinatorClient, trio: list[Hospital]) -> None:
@@ -234,7 +226,7 @@ def test_round_weight_snapshots(registered: FLCoordinatorClient, trio: list[Hosp
             h.tier, conf, ece, rounds_done[h.address]
         )
     assert registered.hospital_info(medium.address).rounds_participated == 2
-    err = _expect("FLCoordinator__NoSubmission", lambda: registered.round_weight(2, medium.address))
+    err = reverts("FLCoordinator__NoSubmission", lambda: registered.round_weight(2, medium.address))
     assert err.args_decoded == (2, medium.address)
     empty = registered.round_submission(2, medium.address)
     assert (empty.model_hash, empty.timestamp) == (b"\x00" * 32, 0)

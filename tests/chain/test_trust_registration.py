@@ -10,7 +10,7 @@ from chainlearn_ray.chain.backends import ChainConnection
 from chainlearn_ray.chain.client import FLCoordinatorClient, _send_signed
 from chainlearn_ray.chain.statements import milli_samples, sign_attestation, sign_poc
 from chainlearn_ray.chain.trust import ZERO_ADDRESS, Phase, TrustConfig
-from chainlearn_ray.errors import ConfigError, ContractRevertError
+from chainlearn_ray.errors import ConfigError
 from chainlearn_ray.protocol.tiers import Tier
 from tests.chain.conftest import (
     TRUST,
@@ -24,15 +24,8 @@ from tests.chain.conftest import (
     make_update,
     register,
     register_attested,
+    reverts,
 )
-
-
-def _expect(error: str, action: object) -> ContractRevertError:
-    assert callable(action)
-    with pytest.raises(ContractRevertError) as info:
-        action()
-    assert info.value.error_name == error, info.value
-    return info.value
 
 
 def _deploy_raw(chain: ChainConnection, config: tuple) -> FLCoordinatorClient:
@@ -91,7 +84,7 @@ def test_deployment_rejects_bad_trust_parameters(
     config = list(TRUST.to_abi())
     for index, value in change.items():
         config[index] = value
-    err = _expect(error, lambda: _deploy_raw(chain, tuple(config)))
+    err = reverts(error, lambda: _deploy_raw(chain, tuple(config)))
     assert err.args_decoded == args
 
 
@@ -110,20 +103,20 @@ def test_the_modes_keep_to_their_functions(
     fresh: FLCoordinatorClient, trust_client: FLCoordinatorClient, trio: list[Hospital]
 ) -> None:
     h = trio[0]
-    _expect("FLCoordinator__SeedModeOnly", lambda: register(trust_client, h))
-    _expect("FLCoordinator__TrustModeOnly", lambda: fresh.issue_challenge(h.address))
-    _expect("FLCoordinator__TrustModeOnly", fresh.start_reveal_phase)
-    _expect("FLCoordinator__TrustModeOnly", lambda: fresh.fund_reward_pool(1))
-    _expect("FLCoordinator__TrustModeOnly",
+    reverts("FLCoordinator__SeedModeOnly", lambda: register(trust_client, h))
+    reverts("FLCoordinator__TrustModeOnly", lambda: fresh.issue_challenge(h.address))
+    reverts("FLCoordinator__TrustModeOnly", fresh.start_reveal_phase)
+    reverts("FLCoordinator__TrustModeOnly", lambda: fresh.fund_reward_pool(1))
+    reverts("FLCoordinator__TrustModeOnly",
             lambda: fresh.report_audit(1, h.address, b"\x01" * 32, 1, 1))
     register(fresh, h)
-    _expect("FLCoordinator__TrustModeOnly", lambda: commit(fresh, h, make_update(h, 1)))
-    _expect("FLCoordinator__TrustModeOnly", lambda: hospital_tx(fresh, h, "withdraw"))
+    reverts("FLCoordinator__TrustModeOnly", lambda: commit(fresh, h, make_update(h, 1)))
+    reverts("FLCoordinator__TrustModeOnly", lambda: hospital_tx(fresh, h, "withdraw"))
     register_attested(trust_client, h)
     trust_client.start_round()
     from tests.chain.conftest import submit
 
-    _expect("FLCoordinator__SeedModeOnly", lambda: submit(trust_client, h))
+    reverts("FLCoordinator__SeedModeOnly", lambda: submit(trust_client, h))
 
 
 # ---------------------------------------------------------------- challenges
@@ -137,10 +130,10 @@ def test_challenge_is_fresh_and_verifier_only(
     assert event["challenge"] == first and event["nonce"] == 1
     trust_client.issue_challenge(h.address)
     assert trust_client.challenge(h.address) not in (first, b"\x00" * 32)  # replaced
-    err = _expect("FLCoordinator__NotVerifier",
+    err = reverts("FLCoordinator__NotVerifier",
                   lambda: trust_client.issue_challenge(h.address, trio[1].account))
     assert err.args_decoded == (trio[1].address,)
-    _expect("FLCoordinator__ZeroAddress", lambda: trust_client.issue_challenge(ZERO_ADDRESS))
+    reverts("FLCoordinator__ZeroAddress", lambda: trust_client.issue_challenge(ZERO_ADDRESS))
 
 
 def test_a_separate_verifier(chain: ChainConnection, trio: list[Hospital]) -> None:
@@ -150,7 +143,7 @@ def test_a_separate_verifier(chain: ChainConnection, trio: list[Hospital]) -> No
                          300_000, verifier=verifier.address)
     client = FLCoordinatorClient.deploy(chain, trust=config)
     h = trio[1]
-    _expect("FLCoordinator__NotVerifier", lambda: client.issue_challenge(h.address))
+    reverts("FLCoordinator__NotVerifier", lambda: client.issue_challenge(h.address))
     signature, attestation, milli = attest(client, h, "General", verifier=verifier)
     client.register_hospital_attested(h.address, "General", h.tier, h.bench_hash, milli,
                                       signature, attestation)
@@ -162,7 +155,7 @@ def test_a_separate_verifier(chain: ChainConnection, trio: list[Hospital]) -> No
                    client.address, name="x", challenge=challenge)
     forged = sign_attestation(chain.owner.key, other.address, challenge, 60_000, client.chain_id,
                               client.address)
-    err = _expect("FLCoordinator__InvalidAttestation", lambda: client.register_hospital_attested(
+    err = reverts("FLCoordinator__InvalidAttestation", lambda: client.register_hospital_attested(
         other.address, "x", other.tier, other.bench_hash, 60_000, sig, forged))
     assert err.args_decoded == (other.address, chain.owner.address)
 
@@ -193,7 +186,7 @@ def test_registration_needs_a_challenge(
                    trust_client.address, name="x", challenge=b"\x01" * 32)
     att = sign_attestation(trust_client.conn.owner.key, h.address, b"\x01" * 32, 450_000,
                            trust_client.chain_id, trust_client.address)
-    err = _expect("FLCoordinator__NoChallenge", lambda: trust_client.register_hospital_attested(
+    err = reverts("FLCoordinator__NoChallenge", lambda: trust_client.register_hospital_attested(
         h.address, "x", h.tier, h.bench_hash, 450_000, sig, att))
     assert err.args_decoded == (h.address,)
 
@@ -206,11 +199,11 @@ def test_the_signature_binds_the_challenge_and_name(
     seed_style = sign_poc(h.account.key, h.tier, h.bench_hash, trust_client.chain_id,
                           trust_client.address, name="General")  # no challenge
     for sig, name in ((seed_style, "General"), (signature, "Other")):
-        _expect("FLCoordinator__InvalidSignature", lambda sig=sig, name=name:
+        reverts("FLCoordinator__InvalidSignature", lambda sig=sig, name=name:
                 trust_client.register_hospital_attested(h.address, name, h.tier, h.bench_hash,
                                                         milli, sig, attestation))
     # the attestation binds the throughput the verifier measured
-    _expect("FLCoordinator__InvalidAttestation", lambda: trust_client.register_hospital_attested(
+    reverts("FLCoordinator__InvalidAttestation", lambda: trust_client.register_hospital_attested(
         h.address, "General", h.tier, h.bench_hash, milli + 1, signature, attestation))
     trust_client.register_hospital_attested(h.address, "General", h.tier, h.bench_hash, milli,
                                             signature, attestation)
@@ -221,7 +214,7 @@ def test_a_tier_above_the_measured_throughput_is_refused(
 ) -> None:
     spoofer = make_hospital(60, Tier.STRONG)  # a weak machine claiming Strong
     signature, attestation, milli = attest(trust_client, spoofer, "x", throughput=60.0)
-    err = _expect("FLCoordinator__CapacityAboveMeasured",
+    err = reverts("FLCoordinator__CapacityAboveMeasured",
                   lambda: trust_client.register_hospital_attested(
                       spoofer.address, "x", Tier.STRONG, spoofer.bench_hash, milli, signature,
                       attestation))
@@ -238,7 +231,7 @@ def test_attested_registration_is_owner_only(
     h = trio[2]
     signature, attestation, milli = attest(trust_client, h, "x")
     outsider = as_sender(trust_client, h.account)
-    _expect("OwnableUnauthorizedAccount", lambda: outsider.register_hospital_attested(
+    reverts("OwnableUnauthorizedAccount", lambda: outsider.register_hospital_attested(
         h.address, "x", h.tier, h.bench_hash, milli, signature, attestation))
 
 
@@ -249,15 +242,15 @@ def test_hospital_stakes_itself(
     h = trio[2]
     stranger = make_hospital(62, Tier.WEAK)
     chain.fund(stranger.address, 10**18)
-    _expect("FLCoordinator__NotRegistered",
+    reverts("FLCoordinator__NotRegistered",
             lambda: hospital_tx(trust_client, stranger, "depositStake", value=10**17))
     register_attested(trust_client, h)
     trust_client.start_round()
     update = make_update(h, 1)
-    err = _expect("FLCoordinator__StakeBelowMinimum", lambda: commit(trust_client, h, update))
+    err = reverts("FLCoordinator__StakeBelowMinimum", lambda: commit(trust_client, h, update))
     assert err.args_decoded == (h.address, 0, TRUST.min_stake_wei)
     hospital_tx(trust_client, h, "depositStake", value=TRUST.min_stake_wei // 2)
-    _expect("FLCoordinator__StakeBelowMinimum", lambda: commit(trust_client, h, update))
+    reverts("FLCoordinator__StakeBelowMinimum", lambda: commit(trust_client, h, update))
     result = hospital_tx(trust_client, h, "depositStake", value=TRUST.min_stake_wei // 2)
     (event,) = events(trust_client, result, "StakeDeposited")
     assert event["stake"] == TRUST.min_stake_wei

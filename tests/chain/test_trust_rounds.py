@@ -9,7 +9,6 @@ from eth_account import Account
 from chainlearn_ray.chain.backends import ChainConnection
 from chainlearn_ray.chain.client import FLCoordinatorClient
 from chainlearn_ray.chain.trust import AuditStatus, Phase, TrustConfig
-from chainlearn_ray.errors import ContractRevertError
 from chainlearn_ray.protocol.weights import compute_weight
 from tests.chain.conftest import (
     TRUST,
@@ -24,19 +23,12 @@ from tests.chain.conftest import (
     reference_split,
     register_attested,
     reveal,
+    reverts,
     run_trust_round,
 )
 
 POOL = TRUST.reward_per_round_wei
 STAKE = TRUST.min_stake_wei
-
-
-def _expect(error: str, action: object) -> ContractRevertError:
-    assert callable(action)
-    with pytest.raises(ContractRevertError) as info:
-        action()
-    assert info.value.error_name == error, info.value
-    return info.value
 
 
 def _updates(trio: list[Hospital], rnd: int) -> list[Update]:
@@ -116,12 +108,12 @@ def test_exit_is_final(trusted: FLCoordinatorClient, trio: list[Hospital]) -> No
     result = hospital_tx(trusted, h, "withdraw")  # never took part: its stake back
     (event,) = events(trusted, result, "HospitalWithdrew")
     assert (event["stake"], event["rewards"]) == (STAKE, 0)
-    err = _expect("FLCoordinator__HospitalExited", lambda: hospital_tx(trusted, h, "withdraw"))
+    err = reverts("FLCoordinator__HospitalExited", lambda: hospital_tx(trusted, h, "withdraw"))
     assert err.args_decoded == (h.address,)
-    _expect("FLCoordinator__HospitalExited",
+    reverts("FLCoordinator__HospitalExited",
             lambda: hospital_tx(trusted, h, "depositStake", value=1))
     trusted.start_round()
-    _expect("FLCoordinator__HospitalExited", lambda: commit(trusted, h, make_update(h, 1)))
+    reverts("FLCoordinator__HospitalExited", lambda: commit(trusted, h, make_update(h, 1)))
     assert trusted.hospital_account(h.address).withdrawable_wei == 0
 
 
@@ -183,7 +175,7 @@ def test_the_next_round_closes_an_unrecorded_round(
     assert not trusted.round_rewards(1).finalized
     trusted.start_round()  # round 1's audit window closes, its rewards are final
     assert trusted.round_rewards(1).finalized
-    err = _expect("FLCoordinator__AuditWindowClosed", lambda: trusted.report_audit(
+    err = reverts("FLCoordinator__AuditWindowClosed", lambda: trusted.report_audit(
         1, trio[0].address, updates[0].model_hash, 1, 1))
     assert err.args_decoded == (1,)
     paid = [trusted.round_settlement(1, h.address).reward_wei for h in trio[:2]]
@@ -219,7 +211,7 @@ def test_committee_median_decides(chain: ChainConnection, trio: list[Hospital]) 
     updates = [make_update(h, 1, 9000, 1000) for h in trio[:2]]
     run_trust_round(client, trio[:2], updates, [None, None], record=False)
     honest, cheat = trio[0].address, trio[1].address
-    _expect("FLCoordinator__NotAuditor", lambda: client.report_audit(
+    reverts("FLCoordinator__NotAuditor", lambda: client.report_audit(
         1, honest, updates[0].model_hash, 9000, 1000))  # the owner is not on the committee
     # one auditor lies about the honest hospital; the median of the three still passes it
     for auditor, metrics in zip(auditors, [(9000, 1000), (2000, 9000), (8950, 1100)],
@@ -229,7 +221,7 @@ def test_committee_median_decides(chain: ChainConnection, trio: list[Hospital]) 
         assert event["auditor"] == auditor.address
         if auditor is auditors[0]:
             assert client.audit(1, honest).reports == 1
-            _expect("FLCoordinator__AlreadyAudited", lambda: client.report_audit(
+            reverts("FLCoordinator__AlreadyAudited", lambda: client.report_audit(
                 1, honest, updates[0].model_hash, 9000, 1000, auditor=auditors[0]))
     audit = client.audit(1, honest)
     assert (audit.status, audit.audited_confidence, audit.audited_ece, audit.reports) == (
@@ -258,14 +250,14 @@ def committed(trusted: FLCoordinatorClient, trio: list[Hospital]) -> list[Update
 def test_commit_outside_its_phase(trusted: FLCoordinatorClient, trio: list[Hospital],
                                   committed: list[Update]) -> None:
     trusted.start_reveal_phase()
-    err = _expect("FLCoordinator__WrongPhase", lambda: commit(trusted, trio[2], committed[2]))
+    err = reverts("FLCoordinator__WrongPhase", lambda: commit(trusted, trio[2], committed[2]))
     assert err.args_decoded == (1, int(Phase.COMMIT), int(Phase.REVEAL))
-    _expect("FLCoordinator__WrongPhase", trusted.start_reveal_phase)
+    reverts("FLCoordinator__WrongPhase", trusted.start_reveal_phase)
 
 
 def test_reveal_outside_its_phase(trusted: FLCoordinatorClient, trio: list[Hospital],
                                   committed: list[Update]) -> None:
-    err = _expect("FLCoordinator__WrongPhase", lambda: reveal(trusted, trio[0], committed[0]))
+    err = reverts("FLCoordinator__WrongPhase", lambda: reveal(trusted, trio[0], committed[0]))
     assert err.args_decoded == (1, int(Phase.REVEAL), int(Phase.COMMIT))
 
 
@@ -276,7 +268,7 @@ def test_reveal_must_match_the_commitment(trusted: FLCoordinatorClient, trio: li
     for lie in (Update(u.model_hash, u.confidence + 500, u.ece, u.model_type, u.salt),
                 Update(u.model_hash, u.confidence, u.ece, u.model_type, b"\x00" * 32),
                 Update(b"\x01" * 32, u.confidence, u.ece, u.model_type, u.salt)):
-        err = _expect("FLCoordinator__RevealMismatch", lambda lie=lie: reveal(trusted, trio[0],
+        err = reverts("FLCoordinator__RevealMismatch", lambda lie=lie: reveal(trusted, trio[0],
                                                                               lie))
         assert err.args_decoded == (1, trio[0].address)
     reveal(trusted, trio[0], u)
@@ -286,20 +278,20 @@ def test_double_reveal(trusted: FLCoordinatorClient, trio: list[Hospital],
                        committed: list[Update]) -> None:
     trusted.start_reveal_phase()
     reveal(trusted, trio[0], committed[0])
-    err = _expect("FLCoordinator__AlreadyRevealed",
+    err = reverts("FLCoordinator__AlreadyRevealed",
                   lambda: reveal(trusted, trio[0], committed[0]))
     assert err.args_decoded == (1, trio[0].address)
 
 
 def test_commit_rules(trusted: FLCoordinatorClient, trio: list[Hospital],
                       committed: list[Update]) -> None:
-    err = _expect("FLCoordinator__AlreadyCommitted", lambda: commit(trusted, trio[0],
+    err = reverts("FLCoordinator__AlreadyCommitted", lambda: commit(trusted, trio[0],
                                                                      committed[0]))
     assert err.args_decoded == (1, trio[0].address)
-    _expect("FLCoordinator__EmptyCommitment",
+    reverts("FLCoordinator__EmptyCommitment",
             lambda: hospital_tx(trusted, trio[2], "commitUpdate", b"\x00" * 32))
     trusted.start_reveal_phase()
-    err = _expect("FLCoordinator__NotCommitted", lambda: reveal(trusted, trio[2], committed[2]))
+    err = reverts("FLCoordinator__NotCommitted", lambda: reveal(trusted, trio[2], committed[2]))
     assert err.args_decoded == (1, trio[2].address)
 
 
@@ -309,7 +301,7 @@ def test_reveal_keeps_the_seed_checks(trusted: FLCoordinatorClient, trio: list[H
     wrong_type = Update(b"\x05" * 32, 9000, 1000, 2, b"\x06" * 32)  # Heavy for a Weak tier
     commit(trusted, weak, wrong_type)
     trusted.start_reveal_phase()
-    _expect("FLCoordinator__WrongModelType", lambda: reveal(trusted, weak, wrong_type))
+    reverts("FLCoordinator__WrongModelType", lambda: reveal(trusted, weak, wrong_type))
 
 
 def test_audit_rules(trusted: FLCoordinatorClient, trio: list[Hospital],
@@ -317,50 +309,50 @@ def test_audit_rules(trusted: FLCoordinatorClient, trio: list[Hospital],
     trusted.start_reveal_phase()
     reveal(trusted, trio[0], committed[0])
     u = committed[0]
-    err = _expect("FLCoordinator__NotAuditor", lambda: as_sender(trusted, trio[1].account)
+    err = reverts("FLCoordinator__NotAuditor", lambda: as_sender(trusted, trio[1].account)
                   .report_audit(1, trio[0].address, u.model_hash, 9000, 1000))
     assert err.args_decoded == (trio[1].address,)
     for silent in (trio[1], trio[2]):  # committed but not revealed; never committed
-        err = _expect("FLCoordinator__NoSubmission", lambda silent=silent: trusted.report_audit(
+        err = reverts("FLCoordinator__NoSubmission", lambda silent=silent: trusted.report_audit(
             1, silent.address, u.model_hash, 9000, 1000))
         assert err.args_decoded == (1, silent.address)
-    err = _expect("FLCoordinator__AuditModelMismatch", lambda: trusted.report_audit(
+    err = reverts("FLCoordinator__AuditModelMismatch", lambda: trusted.report_audit(
         1, trio[0].address, b"\x07" * 32, 9000, 1000))
     assert err.args_decoded == (1, trio[0].address, u.model_hash, b"\x07" * 32)
-    _expect("FLCoordinator__ConfidenceOutOfRange", lambda: trusted.report_audit(
+    reverts("FLCoordinator__ConfidenceOutOfRange", lambda: trusted.report_audit(
         1, trio[0].address, u.model_hash, 10_001, 1000))
     trusted.report_audit(1, trio[0].address, u.model_hash, u.confidence, u.ece)
-    err = _expect("FLCoordinator__AlreadyAudited", lambda: trusted.report_audit(
+    err = reverts("FLCoordinator__AlreadyAudited", lambda: trusted.report_audit(
         1, trio[0].address, u.model_hash, u.confidence, u.ece))
     assert err.args_decoded == (1, trio[0].address, trusted.conn.owner.address)
-    err = _expect("FLCoordinator__ParticipantCountMismatch",
+    err = reverts("FLCoordinator__ParticipantCountMismatch",
                   lambda: trusted.record_ensemble(b"\x01" * 32, 2))  # two committed, one revealed
     assert err.args_decoded == (1, 2, 1)
     trusted.record_ensemble(b"\x01" * 32, 1)
-    err = _expect("FLCoordinator__AuditWindowClosed", lambda: trusted.report_audit(
+    err = reverts("FLCoordinator__AuditWindowClosed", lambda: trusted.report_audit(
         1, trio[0].address, u.model_hash, u.confidence, u.ece))
     assert err.args_decoded == (1,)
-    _expect("FLCoordinator__RoundClosed", lambda: reveal(trusted, trio[1], committed[1]))
+    reverts("FLCoordinator__RoundClosed", lambda: reveal(trusted, trio[1], committed[1]))
 
 
 def test_reward_pool_not_funded(chain: ChainConnection, trio: list[Hospital]) -> None:
     client = FLCoordinatorClient.deploy(chain, trust=TRUST)
     register_attested(client, trio[0], stake=STAKE)
-    err = _expect("FLCoordinator__RewardPoolNotFunded", client.start_round)
+    err = reverts("FLCoordinator__RewardPoolNotFunded", client.start_round)
     assert err.args_decoded == (1, 0, POOL)
     client.fund_reward_pool(POOL - 1)
-    _expect("FLCoordinator__RewardPoolNotFunded", client.start_round)
+    reverts("FLCoordinator__RewardPoolNotFunded", client.start_round)
     (event,) = events(client, client.fund_reward_pool(1), "RewardPoolFunded")
     assert event == {"amount": 1, "reserve": POOL}
     client.start_round()
     assert client.reward_reserve() == 0
-    _expect("OwnableUnauthorizedAccount",
+    reverts("OwnableUnauthorizedAccount",
             lambda: as_sender(client, trio[0].account).fund_reward_pool(1))
 
 
 def test_withdrawal_during_an_open_round(trusted: FLCoordinatorClient, trio: list[Hospital],
                                          committed: list[Update]) -> None:
-    err = _expect("FLCoordinator__WithdrawalDuringOpenRound",
+    err = reverts("FLCoordinator__WithdrawalDuringOpenRound",
                   lambda: hospital_tx(trusted, trio[0], "withdraw"))
     assert err.args_decoded == (1, trio[0].address)
     assert _withdraw_delta(trusted, trio[2]) == STAKE  # not in the open round: it may leave
@@ -370,21 +362,21 @@ def test_withdrawal_during_an_open_round(trusted: FLCoordinatorClient, trio: lis
     assert _withdraw_delta(trusted, trio[0]) == STAKE + POOL  # alone in the round
     stranger = make_hospital(70, trio[0].tier)
     trusted.conn.fund(stranger.address, 10**17)
-    _expect("FLCoordinator__NotRegistered", lambda: hospital_tx(trusted, stranger, "withdraw"))
+    reverts("FLCoordinator__NotRegistered", lambda: hospital_tx(trusted, stranger, "withdraw"))
 
 
 def test_reserve_withdrawal(trusted: FLCoordinatorClient, trio: list[Hospital]) -> None:
     reserve = trusted.reward_reserve()
-    err = _expect("FLCoordinator__InsufficientReserve",
+    err = reverts("FLCoordinator__InsufficientReserve",
                   lambda: trusted.withdraw_reserve(trio[0].address, reserve + 1))
     assert err.args_decoded == (reserve + 1, reserve)
-    _expect("OwnableUnauthorizedAccount",
+    reverts("OwnableUnauthorizedAccount",
             lambda: as_sender(trusted, trio[0].account).withdraw_reserve(trio[0].address, 1))
     before = trusted.conn.w3.eth.get_balance(trio[0].address)
     trusted.withdraw_reserve(trio[0].address, reserve)
     assert trusted.conn.w3.eth.get_balance(trio[0].address) - before == reserve
     assert trusted.reward_reserve() == 0
-    _expect("FLCoordinator__RewardPoolNotFunded", trusted.start_round)
+    reverts("FLCoordinator__RewardPoolNotFunded", trusted.start_round)
 
 
 def test_owner_cannot_take_stakes(trusted: FLCoordinatorClient, trio: list[Hospital]) -> None:
@@ -392,7 +384,7 @@ def test_owner_cannot_take_stakes(trusted: FLCoordinatorClient, trio: list[Hospi
     balance = trusted.conn.w3.eth.get_balance(trusted.address)
     reserve = trusted.reward_reserve()
     assert balance == reserve + 3 * STAKE
-    _expect("FLCoordinator__InsufficientReserve",
+    reverts("FLCoordinator__InsufficientReserve",
             lambda: trusted.withdraw_reserve(trusted.conn.owner.address, reserve + STAKE))
 
 
@@ -403,20 +395,20 @@ def test_close_a_round_nobody_revealed_in(trusted: FLCoordinatorClient,
     update = make_update(trio[0], 1)
     commit(trusted, trio[0], update)  # commits, never reveals
     trusted.start_reveal_phase()
-    _expect("FLCoordinator__ZeroParticipants", lambda: trusted.record_ensemble(b"\x01" * 32, 0))
-    _expect("FLCoordinator__WithdrawalDuringOpenRound",
+    reverts("FLCoordinator__ZeroParticipants", lambda: trusted.record_ensemble(b"\x01" * 32, 0))
+    reverts("FLCoordinator__WithdrawalDuringOpenRound",
             lambda: hospital_tx(trusted, trio[0], "withdraw"))
-    _expect("OwnableUnauthorizedAccount", as_sender(trusted, trio[0].account).close_round)
+    reverts("OwnableUnauthorizedAccount", as_sender(trusted, trio[0].account).close_round)
     result = trusted.close_round()
     assert events(trusted, result, "RoundClosed") == [{"round": 1}]
     assert events(trusted, result, "RoundPoolReturned") == [{"round": 1, "amount": POOL}]
     assert trusted.reward_reserve() == reserve  # the pool came back
     assert trusted.round_rewards(1).finalized and trusted.round_phase().closed
     assert trusted.ensemble_record(1).timestamp == 0
-    err = _expect("FLCoordinator__RoundClosed", lambda: trusted.record_ensemble(b"\x01" * 32, 1))
+    err = reverts("FLCoordinator__RoundClosed", lambda: trusted.record_ensemble(b"\x01" * 32, 1))
     assert err.args_decoded == (1,)
-    _expect("FLCoordinator__RoundClosed", trusted.close_round)
-    _expect("FLCoordinator__RoundClosed", lambda: reveal(trusted, trio[0], update))
+    reverts("FLCoordinator__RoundClosed", trusted.close_round)
+    reverts("FLCoordinator__RoundClosed", lambda: reveal(trusted, trio[0], update))
     assert _withdraw_delta(trusted, trio[0]) == STAKE
 
 
@@ -427,5 +419,5 @@ def test_close_keeps_the_rewards_of_a_round_without_ensemble(
     trusted.close_round()
     paid = [trusted.round_settlement(1, h.address).reward_wei for h in trio[:2]]
     assert sum(paid) == POOL and not trusted.round_rewards(1).returned_to_reserve
-    _expect("FLCoordinator__TrustModeOnly",
+    reverts("FLCoordinator__TrustModeOnly",
             FLCoordinatorClient.deploy(trusted.conn).close_round)
