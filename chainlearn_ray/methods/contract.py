@@ -9,6 +9,7 @@ from chainlearn_ray.chain.artifact import artifact_sha256
 from chainlearn_ray.chain.backends import ChainConnection, connect
 from chainlearn_ray.chain.client import FLCoordinatorClient
 from chainlearn_ray.chain.records import HospitalInfo
+from chainlearn_ray.chain.trust import TrustConfig
 from chainlearn_ray.errors import ChainError, ConfigError
 from chainlearn_ray.methods.chain_port import RoundOpening, Update
 from chainlearn_ray.protocol.tiers import Tier
@@ -41,6 +42,9 @@ class ContractPort:
         so a resumed run continues on the chain state it left.
     """
 
+    #: Trust-mode parameters of the deployments this port makes (``None``: the seed protocol).
+    trust: TrustConfig | None = None
+
     def __init__(self, conn: ChainConnection, contract: str | None = None,
                  backend: str = "", score: WeightScore | str = WeightScore.CONFIDENCE,
                  journal: list[str] | None = None) -> None:
@@ -52,8 +56,13 @@ class ContractPort:
             if contract is None:
                 raise ChainError("the run's chain journal deploys no contract")
         self.client = (FLCoordinatorClient.attach(conn, contract) if contract
-                       else FLCoordinatorClient.deploy(conn, score=score))
+                       else self._deploy(WeightScore.parse(score)))
         self._score = self.client.weight_score()
+
+    def _deploy(self, score: WeightScore) -> FLCoordinatorClient:
+        """A new deployment on this connection, in this port's mode (``trust``), holding
+        ``score``."""
+        return FLCoordinatorClient.deploy(self.conn, trust=self.trust, score=score)
 
     @classmethod
     def open(cls, backend: str, rpc_url: str | None = None, contract: str | None = None,
@@ -137,7 +146,7 @@ class ContractPort:
             raise ConfigError("this run attached to an existing deployment (--contract): it "
                               "cannot deploy another; run without --contract")
         self._score = WeightScore.parse(self._score if score is None else score)
-        self.client = FLCoordinatorClient.deploy(self.conn, score=self._score)
+        self.client = self._deploy(self._score)
         return self.info()
 
     def receipts(self) -> list[dict[str, Any]]:

@@ -12,10 +12,8 @@ import logging
 from typing import Any
 
 from chainlearn_ray.chain.backends import ChainConnection, connect
-from chainlearn_ray.chain.client import FLCoordinatorClient
 from chainlearn_ray.chain.statements import sign_attestation
 from chainlearn_ray.chain.trust import HospitalAccount, RoundSettlement, TrustConfig
-from chainlearn_ray.errors import ConfigError
 from chainlearn_ray.methods.chain_port import RoundOpening
 from chainlearn_ray.methods.contract import HOSPITAL_FUNDING_WEI, ContractPort
 from chainlearn_ray.protocol.tiers import Tier
@@ -29,10 +27,8 @@ class TrustContractPort(ContractPort):
 
     def __init__(self, conn: ChainConnection, trust: TrustConfig, contract: str | None = None,
                  backend: str = "", score: WeightScore | str = WeightScore.CONFIDENCE) -> None:
-        self.conn, self.backend, self.trust, self.attached = conn, backend, trust, bool(contract)
-        self.client = (FLCoordinatorClient.attach(conn, contract) if contract
-                       else FLCoordinatorClient.deploy(conn, trust=trust, score=score))
-        self._score = self.client.weight_score()
+        self.trust: TrustConfig = trust
+        super().__init__(conn, contract, backend, score)
 
     @classmethod
     def open_trust(cls, backend: str, trust: TrustConfig, rpc_url: str | None = None,
@@ -40,16 +36,6 @@ class TrustContractPort(ContractPort):
                    score: WeightScore | str = WeightScore.CONFIDENCE) -> TrustContractPort:
         """Connect to ``backend`` and deploy (or attach to) a trust-mode contract."""
         return cls(connect(backend, rpc_url=rpc_url), trust, contract, backend, score)
-
-    def redeploy(self, score: WeightScore | str | None = None) -> dict[str, Any]:
-        """A fresh trust-mode deployment on the same chain (holding ``score``, default the
-        current deployment's)."""
-        if self.attached:
-            raise ConfigError("this run attached to an existing deployment (--contract): it "
-                              "cannot deploy another; run without --contract")
-        self._score = WeightScore.parse(self._score if score is None else score)
-        self.client = FLCoordinatorClient.deploy(self.conn, trust=self.trust, score=self._score)
-        return self.info()
 
     # ------------------------------------------------------------------ registration
     def issue_challenge(self, hospital: str) -> bytes:
