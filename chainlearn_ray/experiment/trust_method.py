@@ -43,10 +43,11 @@ def ours_trust_for(cfg: RunConfig, hardware: Mapping[str, str], data: Any,
     ``behaviours``)."""
     split = None
     if cfg.chain.audit:
-        held = hold_out_audit(cfg, data).audit
+        held = data.audit
         if held is None:
             raise ConfigError("the audit needs chain.mode: trust when the data is loaded (its "
-                              "audit split is held out of the validation split then)")
+                              "audit split is held out of the validation split then, by "
+                              "hold_out_audit)")
         split = AuditSplit(
             held.images, held.labels.reshape(-1),
             n_classes=int(data.n_classes), in_channels=_channels(data, cfg),
